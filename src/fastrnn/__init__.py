@@ -1,0 +1,35 @@
+"""fastrnn: recurrent networks (RNN, LSTM, GRU) with C++/Eigen kernels and a NumPy API.
+
+- ``fastrnn.ops``: the functional API over the C++ kernels (``rnn_forward``, ``rnn_backward``).
+- ``fastrnn.reference``: the same two functions in plain NumPy, the ground truth.
+- ``fastrnn.layers``, ``fastrnn.Sequential``: a Keras-style model API on top of ``ops``.
+- ``fastrnn.modes``: the equations, gate orders and weight layouts.
+"""
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# Heavier parts load on first use, so `import fastrnn` stays quick.
+_LAZY = {
+    "Sequential": "fastrnn.models",
+    "Model": "fastrnn.models",
+    "load_model": "fastrnn.models",
+    "set_num_threads": "fastrnn.ops",
+    "get_num_threads": "fastrnn.ops",
+}
+_SUBMODULES = {
+    "ops", "reference", "modes", "layers", "models", "optimizers", "losses", "metrics",
+    "callbacks", "utils", "text", "timeseries", "sequence", "plot",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return import_module(f"fastrnn.{name}")
+    raise AttributeError(f"module 'fastrnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

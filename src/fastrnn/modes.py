@@ -1,0 +1,97 @@
+"""Cell kinds, their equations, and the weight layouts: written down once, here.
+
+The kernels (``src/cpp/cells.h``), ``fastrnn.ops`` and ``fastrnn.reference`` all use
+PyTorch's layout and gate order, so a ``torch.nn.LSTM``'s ``weight_ih_l0``,
+``weight_hh_l0``, ``bias_ih_l0`` and ``bias_hh_l0`` can be passed as they are.
+The Keras-style layers (``fastrnn.layers``) speak Keras's layout in
+``get_weights``/``set_weights`` and convert with the functions at the bottom.
+
+Shapes: ``x: (T, B, I)`` time-major input, ``h: (B, H)`` state, ``G`` gates.
+
+Kernel layout (PyTorch's), ``G*H`` rows stacked gate by gate::
+
+    w_ih: (G*H, I)    w_hh: (G*H, H)    b_ih, b_hh: (G*H,) or None (zero)
+
+``rnn_tanh`` / ``rnn_relu``, G = 1::
+
+    h' = act(W_ih x + b_ih + W_hh h + b_hh)
+
+``lstm``, G = 4, gates in the order i, f, g, o::
+
+    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)
+    f = sigmoid(W_if x + b_if + W_hf h + b_hf)
+    g =    tanh(W_ig x + b_ig + W_hg h + b_hg)
+    o = sigmoid(W_io x + b_io + W_ho h + b_ho)
+    c' = f * c + i * g
+    h' = o * tanh(c')
+
+``gru``, G = 3, gates in the order r, z, n, reset applied after the recurrent
+product (PyTorch's GRU, Keras's ``reset_after=True``)::
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n =    tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+
+Keras layout (``get_weights``), the transpose of the above with Keras's gate order::
+
+    SimpleRNN: [kernel (F, H),  recurrent_kernel (H, H),  bias (H,)]
+    LSTM:      [kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H,)]      gates i, f, c, o
+    GRU:       [kernel (F, 3H), recurrent_kernel (H, 3H), bias (2, 3H)]    gates z, r, h
+               bias row 0 is added to the input product, row 1 to the recurrent one.
+
+Keras's LSTM order i, f, c, o is PyTorch's i, f, g, o; GRU's z, r, h becomes r, z, n.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Number of gates G for each mode.
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+#: Where each kernel gate block comes from in Keras's order (GRU swaps z and r).
+_KERAS_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 1, 2, 3], "gru": [1, 0, 2]}
+
+
+def _permute_blocks(a: np.ndarray, mode: str, axis: int) -> np.ndarray:
+    """Reorder the G blocks of ``a`` along ``axis``; the permutation is its own inverse."""
+    blocks = np.split(a, GATES[mode], axis=axis)
+    return np.concatenate([blocks[k] for k in _KERAS_BLOCKS[mode]], axis=axis)
+
+
+def keras_to_kernel(mode, kernel, recurrent_kernel, bias=None):
+    """Keras weights -> ``(w_ih, w_hh, b_ih, b_hh)`` in the kernel layout.
+
+    kernel: (F, G*H), recurrent_kernel: (H, G*H), bias: (G*H,) or for GRU (2, G*H).
+    Returns contiguous arrays; ``b_hh`` is None except for GRU.
+    """
+    w_ih = np.ascontiguousarray(_permute_blocks(kernel, mode, axis=1).T)
+    w_hh = np.ascontiguousarray(_permute_blocks(recurrent_kernel, mode, axis=1).T)
+    if bias is None:
+        return w_ih, w_hh, None, None
+    bias = np.asarray(bias)
+    if mode == "gru":
+        b_ih = np.ascontiguousarray(_permute_blocks(bias[0], mode, axis=0))
+        b_hh = np.ascontiguousarray(_permute_blocks(bias[1], mode, axis=0))
+        return w_ih, w_hh, b_ih, b_hh
+    return w_ih, w_hh, np.ascontiguousarray(bias), None
+
+
+def kernel_to_keras(mode, w_ih, w_hh, b_ih=None, b_hh=None):
+    """Kernel layout -> Keras's ``[kernel, recurrent_kernel, bias]`` (bias omitted if both are None).
+
+    For non-GRU modes Keras has one bias, so ``b_ih + b_hh`` is returned.
+    """
+    kernel = _permute_blocks(np.asarray(w_ih).T, mode, axis=1).copy()
+    recurrent = _permute_blocks(np.asarray(w_hh).T, mode, axis=1).copy()
+    if b_ih is None and b_hh is None:
+        return [kernel, recurrent]
+    rows = np.asarray(w_hh).shape[0]
+    zero = np.zeros(rows, dtype=kernel.dtype)
+    b_ih = zero if b_ih is None else np.asarray(b_ih)
+    b_hh = zero if b_hh is None else np.asarray(b_hh)
+    if mode == "gru":
+        bias = np.stack([_permute_blocks(b_ih, mode, 0), _permute_blocks(b_hh, mode, 0)])
+    else:
+        bias = b_ih + b_hh
+    return [kernel, recurrent, bias]

@@ -1,10 +1,89 @@
-# Placeholder until the C++ kernels land: same API as fastrnn.reference.
-from fastrnn.reference import rnn_backward, rnn_forward  # noqa: F401
+"""The functional NumPy API over the C++ kernels.
+
+``rnn_forward`` and ``rnn_backward`` have exactly the signatures, semantics and argument
+checks of ``fastrnn.reference`` (whose docstrings are the full description); only the
+implementation differs. Equations and weight layouts are in ``fastrnn.modes``.
+
+Arrays are handed to the kernels in place when they are C-contiguous and copied once when
+they are not. The GIL is released while the kernels run, so other Python threads go on.
+
+Unlike the reference, the cache is used up by ``rnn_backward``: BPTT overwrites the saved gate
+activations with the gate gradients instead of allocating a second (T, B, G*H) buffer.
+Calling ``rnn_backward`` twice on one cache raises RuntimeError.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastrnn import _core
+from fastrnn._args import check_backward, check_cache, check_forward
+
+__all__ = ["rnn_forward", "rnn_backward", "set_num_threads", "get_num_threads", "build_info"]
 
 
-def set_num_threads(n):
-    pass
+class KernelCache:
+    """What ``rnn_backward`` needs from the forward pass: its inputs and the kernels' workspace."""
+
+    def __init__(self, args, arrays, workspace):
+        self.args = args                # fastrnn._args.ForwardArgs
+        self.arrays = arrays            # C-contiguous x, w_ih, w_hh, b_ih, b_hh as the kernels saw them
+        self.workspace = workspace      # dict of (T, B, ...) arrays, see src/cpp/sequence.h
+        self.used = False
 
 
-def get_num_threads():
-    return 1
+def _contiguous(a):
+    return None if a is None else np.ascontiguousarray(a)
+
+
+def rnn_forward(mode, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *,
+                c0=None, lengths=None, reverse=False, training=True):
+    """Run a recurrent layer over a time-major batch with the C++ kernels.
+
+    x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None,
+    c0: (B, H) or None (LSTM), lengths: (B,) or None. Returns ``(y, h_n, c_n, cache)`` with
+    y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
+    """
+    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training)
+    arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
+    y, h_n, c_n, workspace = _core.forward(
+        mode, arrays["x"], _contiguous(args.h0), _contiguous(args.c0), arrays["w_ih"],
+        arrays["w_hh"], arrays["b_ih"], arrays["b_hh"], args.lengths, args.reverse, args.training)
+    cache = KernelCache(args, arrays, workspace) if args.training else None
+    return y, h_n, c_n, cache
+
+
+def rnn_backward(cache, dy, dh_n=None, dc_n=None):
+    """Backpropagate through time with the C++ kernels; uses up ``cache``.
+
+    dy: (T, B, H) or None, dh_n, dc_n: (B, H) or None (None = zero). Returns a dict with the
+    gradients 'x', 'h0', 'c0' (LSTM), 'w_ih', 'w_hh', 'b_ih', 'b_hh' (None without that bias).
+    See ``fastrnn.reference.rnn_backward`` for the details.
+    """
+    check_cache(cache, KernelCache)
+    if cache.used:
+        raise RuntimeError("this cache was already used by rnn_backward (BPTT overwrites it); "
+                           "run rnn_forward again to backpropagate a second time")
+    args = cache.args
+    dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
+    a = cache.arrays
+    cache.used = True
+    return _core.backward(args.mode, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"],
+                          args.lengths, args.reverse, cache.workspace, _contiguous(dy),
+                          _contiguous(dh_n), _contiguous(dc_n))
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (n >= 1) for the kernels' GEMMs and element-wise work."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads the kernels use."""
+    return _core.get_num_threads()
+
+
+def build_info() -> dict:
+    """Facts about the compiled kernels: Eigen version, SIMD sets, OpenMP, threads, ISA level."""
+    return dict(_core.build_info())

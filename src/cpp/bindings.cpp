@@ -1,0 +1,264 @@
+// fastrnn._core: the pybind11 module. Checks every array it is handed, allocates the outputs,
+// releases the GIL and calls the sequence driver. The friendly argument handling (None for
+// zeros, any memory layout, messages in the user's terms) lives in src/fastrnn/ops.py; the
+// checks here make sure that nothing reaching the kernels can read or write out of bounds.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "sequence.h"
+
+namespace py = pybind11;
+using fastrnn::Dims;
+using fastrnn::Mode;
+
+namespace {
+
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
+  std::string s = "(";
+  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+// The data pointer of `obj` after checking it is a C-contiguous T array of the given shape,
+// or nullptr when `obj` is None and that is allowed.
+template <typename T>
+T* checked(const py::object& obj, const char* name, const std::vector<py::ssize_t>& shape,
+           bool allow_none = false, bool writeable = false) {
+  if (obj.is_none()) {
+    if (allow_none) return nullptr;
+    throw py::type_error(std::string(name) + " must be an array, got None");
+  }
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray");
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + " must have dtype " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(arr.dtype())));
+  std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
+  if (got != shape)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
+                          shape_str(got));
+  if (!(arr.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  if (writeable && !arr.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+  return static_cast<T*>(const_cast<void*>(arr.data()));
+}
+
+const int64_t* checked_lengths(const py::object& obj, py::ssize_t T, py::ssize_t B) {
+  if (obj.is_none()) return nullptr;
+  const int64_t* p = checked<int64_t>(obj, "lengths", {B});
+  for (py::ssize_t b = 0; b < B; ++b)
+    if (p[b] < 0 || p[b] > T)
+      throw py::value_error("lengths must lie in [0, T] = [0, " + std::to_string(T) + "], got " +
+                            std::to_string(p[b]) + " at index " + std::to_string(b));
+  return p;
+}
+
+struct Shape {
+  Mode mode;
+  py::ssize_t G, T, B, I, H;
+};
+
+// Dimensions from x: (T, B, I) and w_hh: (G*H, H).
+Shape read_shape(const std::string& mode_name, const py::array& x, const py::array& w_hh) {
+  Shape s;
+  try {
+    s.mode = fastrnn::parse_mode(mode_name);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+  s.G = fastrnn::gate_count(s.mode);
+  if (x.ndim() != 3) throw py::value_error("x must have shape (T, B, I)");
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh must have shape (G*H, H)");
+  s.T = x.shape(0);
+  s.B = x.shape(1);
+  s.I = x.shape(2);
+  s.H = w_hh.shape(1);
+  return s;
+}
+
+template <typename T>
+py::array_t<T> empty(std::vector<py::ssize_t> shape) { return py::array_t<T>(shape); }
+
+template <typename T>
+py::tuple forward_impl(const Shape& s, const py::array& x, const py::object& h0, const py::object& c0,
+                       const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
+                       const py::object& b_hh, const py::object& lengths, bool reverse,
+                       bool training) {
+  const bool lstm = s.mode == Mode::kLstm, gru = s.mode == Mode::kGru;
+  const py::ssize_t GH = s.G * s.H;
+  fastrnn::ForwardArgs<T> a{};
+  a.mode = s.mode;
+  a.d = Dims{s.T, s.B, s.I, s.H};
+  a.x = checked<T>(x, "x", {s.T, s.B, s.I});
+  a.h0 = checked<T>(h0, "h0", {s.B, s.H}, true);
+  if (!lstm && !c0.is_none()) throw py::value_error("c0 is only for mode 'lstm'");
+  a.c0 = lstm ? checked<T>(c0, "c0", {s.B, s.H}, true) : nullptr;
+  a.w = {checked<T>(w_ih, "w_ih", {GH, s.I}), checked<T>(w_hh, "w_hh", {GH, s.H}),
+         checked<T>(b_ih, "b_ih", {GH}, true), checked<T>(b_hh, "b_hh", {GH}, true)};
+  a.lengths = checked_lengths(lengths, s.T, s.B);
+  a.reverse = reverse;
+  a.training = training;
+
+  auto y = empty<T>({s.T, s.B, s.H}), h_n = empty<T>({s.B, s.H});
+  py::object c_n = py::none(), workspace = py::none();
+  a.y = y.mutable_data();
+  a.h_n = h_n.mutable_data();
+  if (lstm) {
+    auto c = empty<T>({s.B, s.H});
+    a.c_n = c.mutable_data();
+    c_n = c;
+  }
+  if (training) {
+    py::dict ws;
+    auto gates = empty<T>({s.T, s.B, GH}), h_prev = empty<T>({s.T, s.B, s.H});
+    a.ws.gates = gates.mutable_data();
+    a.ws.h_prev = h_prev.mutable_data();
+    ws["gates"] = gates;
+    ws["h_prev"] = h_prev;
+    if (lstm) {
+      auto c_prev = empty<T>({s.T, s.B, s.H});
+      a.ws.c_prev = c_prev.mutable_data();
+      ws["c_prev"] = c_prev;
+    }
+    if (gru) {
+      auto hn = empty<T>({s.T, s.B, s.H});
+      a.ws.hn = hn.mutable_data();
+      ws["hn"] = hn;
+    }
+    workspace = ws;
+  }
+  {
+    py::gil_scoped_release release;
+    fastrnn::rnn_forward<T>(a);
+  }
+  return py::make_tuple(y, h_n, c_n, workspace);
+}
+
+template <typename T>
+py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih,
+                       const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                       const py::object& lengths, bool reverse, const py::dict& ws,
+                       const py::object& dy, const py::object& dh_n, const py::object& dc_n) {
+  const bool lstm = s.mode == Mode::kLstm, gru = s.mode == Mode::kGru;
+  const py::ssize_t GH = s.G * s.H;
+  fastrnn::BackwardArgs<T> a{};
+  a.mode = s.mode;
+  a.d = Dims{s.T, s.B, s.I, s.H};
+  a.x = checked<T>(x, "x", {s.T, s.B, s.I});
+  a.w = {checked<T>(w_ih, "w_ih", {GH, s.I}), checked<T>(w_hh, "w_hh", {GH, s.H}),
+         checked<T>(b_ih, "b_ih", {GH}, true), checked<T>(b_hh, "b_hh", {GH}, true)};
+  a.lengths = checked_lengths(lengths, s.T, s.B);
+  a.reverse = reverse;
+  auto item = [&](const char* key) -> py::object {
+    if (!ws.contains(key)) throw py::value_error(std::string("workspace has no '") + key + "'");
+    return ws[key];
+  };
+  a.ws.gates = checked<T>(item("gates"), "workspace['gates']", {s.T, s.B, GH}, false, true);
+  a.ws.h_prev = checked<T>(item("h_prev"), "workspace['h_prev']", {s.T, s.B, s.H});
+  if (lstm) a.ws.c_prev = checked<T>(item("c_prev"), "workspace['c_prev']", {s.T, s.B, s.H});
+  if (gru) a.ws.hn = checked<T>(item("hn"), "workspace['hn']", {s.T, s.B, s.H});
+  a.dy = checked<T>(dy, "dy", {s.T, s.B, s.H}, true);
+  a.dh_n = checked<T>(dh_n, "dh_n", {s.B, s.H}, true);
+  if (!lstm && !dc_n.is_none()) throw py::value_error("dc_n is only for mode 'lstm'");
+  a.dc_n = lstm ? checked<T>(dc_n, "dc_n", {s.B, s.H}, true) : nullptr;
+
+  py::dict grads;
+  auto dx = empty<T>({s.T, s.B, s.I}), dh0 = empty<T>({s.B, s.H});
+  auto dw_ih = empty<T>({GH, s.I}), dw_hh = empty<T>({GH, s.H});
+  a.dx = dx.mutable_data();
+  a.dh0 = dh0.mutable_data();
+  a.dw_ih = dw_ih.mutable_data();
+  a.dw_hh = dw_hh.mutable_data();
+  grads["x"] = dx;
+  grads["h0"] = dh0;
+  grads["w_ih"] = dw_ih;
+  grads["w_hh"] = dw_hh;
+  if (lstm) {
+    auto dc0 = empty<T>({s.B, s.H});
+    a.dc0 = dc0.mutable_data();
+    grads["c0"] = dc0;
+  }
+  grads["b_ih"] = py::none();
+  grads["b_hh"] = py::none();
+  if (a.w.b_ih) {
+    auto db = empty<T>({GH});
+    a.db_ih = db.mutable_data();
+    grads["b_ih"] = db;
+  }
+  if (a.w.b_hh) {
+    auto db = empty<T>({GH});
+    a.db_hh = db.mutable_data();
+    grads["b_hh"] = db;
+  }
+  {
+    py::gil_scoped_release release;
+    fastrnn::rnn_backward<T>(a);
+  }
+  return grads;
+}
+
+bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().is(dt); }
+
+py::tuple forward(const std::string& mode, const py::array& x, const py::object& h0,
+                  const py::object& c0, const py::array& w_ih, const py::array& w_hh,
+                  const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
+                  bool reverse, bool training) {
+  Shape s = read_shape(mode, x, w_hh);
+  if (is_dtype(x, py::dtype::of<float>()))
+    return forward_impl<float>(s, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
+  if (is_dtype(x, py::dtype::of<double>()))
+    return forward_impl<double>(s, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
+  throw py::type_error("x must have dtype float32 or float64");
+}
+
+py::dict backward(const std::string& mode, const py::array& x, const py::array& w_ih,
+                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                  const py::object& lengths, bool reverse, const py::dict& workspace,
+                  const py::object& dy, const py::object& dh_n, const py::object& dc_n) {
+  Shape s = read_shape(mode, x, w_hh);
+  if (is_dtype(x, py::dtype::of<float>()))
+    return backward_impl<float>(s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy,
+                                dh_n, dc_n);
+  if (is_dtype(x, py::dtype::of<double>()))
+    return backward_impl<double>(s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy,
+                                 dh_n, dc_n);
+  throw py::type_error("x must have dtype float32 or float64");
+}
+
+py::dict build_info() {
+  py::dict info;
+  info["eigen"] = fastrnn::eigen_version();
+  info["simd"] = fastrnn::simd_instruction_sets();
+  info["openmp"] = fastrnn::has_openmp();
+  info["threads"] = fastrnn::get_num_threads();
+#ifdef FASTRNN_ISA
+  info["isa"] = FASTRNN_ISA;
+#else
+  info["isa"] = "native";
+#endif
+  info["compiler"] = std::string(__VERSION__);
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastrnn C++ kernels. Use fastrnn.ops, which documents the arguments.";
+  m.def("forward", &forward, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"),
+        py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"),
+        py::arg("reverse"), py::arg("training"),
+        "Forward unroll -> (y, h_n, c_n, workspace). Arrays must be C-contiguous, of x's dtype.");
+  m.def("backward", &backward, py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"),
+        py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
+        py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
+        "BPTT -> dict of gradients. Overwrites workspace['gates'].");
+  m.def("set_num_threads", &fastrnn::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &fastrnn::get_num_threads);
+  m.def("build_info", &build_info);
+}

@@ -1,0 +1,174 @@
+// Cells: the element-wise math of one time step, for the whole batch at once.
+//
+// A cell knows nothing about time, direction, padding or matrix products: the sequence
+// driver (sequence.h) does the GEMMs and hands each cell the pre-activations of one step.
+// Equations, gate orders and weight layouts are written down once, in src/fastrnn/modes.py.
+//
+// Every buffer here is row-major with the batch as rows:
+//   gates: (B, G*H) with row stride G*H, the gate blocks side by side in the order of modes.py
+//   h, c:  (B, H)
+//
+// Traits each cell declares, read by the driver:
+//   kGates               G, the number of gate blocks
+//   kHasCellState        LSTM's c
+//   kSeparateRecurrent   the recurrent product W_hh h + b_hh is needed on its own (GRU's reset
+//                        gate multiplies it), so it cannot be summed into the input projection
+#pragma once
+
+#include <Eigen/Core>
+
+namespace fastrnn {
+
+using Eigen::Index;
+
+// A (rows, cols) view with a row stride, as an Eigen array so that operators are element-wise.
+template <typename T>
+using ArrayView = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                             Eigen::OuterStride<>>;
+template <typename T>
+using ConstArrayView = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                                  0, Eigen::OuterStride<>>;
+
+// Gate block k of a (B, G*H) buffer: (B, H) with row stride G*H.
+template <typename T>
+ArrayView<T> gate(T* gates, Index B, Index H, Index G, Index k) {
+  return ArrayView<T>(gates + k * H, B, H, Eigen::OuterStride<>(G * H));
+}
+template <typename T>
+ConstArrayView<T> gate(const T* gates, Index B, Index H, Index G, Index k) {
+  return ConstArrayView<T>(gates + k * H, B, H, Eigen::OuterStride<>(G * H));
+}
+template <typename T>
+ArrayView<T> state(T* p, Index B, Index H) { return ArrayView<T>(p, B, H, Eigen::OuterStride<>(H)); }
+template <typename T>
+ConstArrayView<T> state(const T* p, Index B, Index H) {
+  return ConstArrayView<T>(p, B, H, Eigen::OuterStride<>(H));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations. The derivative is written in terms of the activation's output y, which is what
+// BPTT keeps.
+struct Tanh {
+  template <typename X> static auto f(const X& x) { return x.tanh(); }
+  template <typename Y> static auto df(const Y& y) { return 1 - y.square(); }
+};
+struct Relu {
+  template <typename X> static auto f(const X& x) { return x.max(typename X::Scalar(0)); }
+  template <typename Y> static auto df(const Y& y) {
+    return (y > typename Y::Scalar(0)).template cast<typename Y::Scalar>();
+  }
+};
+struct Sigmoid {
+  template <typename X> static auto f(const X& x) { return x.logistic(); }
+  template <typename Y> static auto df(const Y& y) { return y * (1 - y); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Vanilla RNN: h' = act(pre), pre = W_ih x + b_ih + W_hh h + b_hh.
+template <typename Act>
+struct RnnCell {
+  static constexpr Index kGates = 1;
+  static constexpr bool kHasCellState = false;
+  static constexpr bool kSeparateRecurrent = false;
+
+  // gates: (B, H) in: pre-activation; out: h' (kept for BPTT). h: (B, H) out.
+  template <typename T>
+  static void forward(Index B, Index H, T* gates, T* h) {
+    auto a = gate(gates, B, H, 1, 0);
+    a = Act::f(a);
+    state(h, B, H) = a;
+  }
+
+  // gates: (B, H) in: h' from forward; out: d pre. dh: (B, H) gradient w.r.t. h'.
+  template <typename T>
+  static void backward(Index B, Index H, T* gates, const T* dh) {
+    auto a = gate(gates, B, H, 1, 0);
+    a = state(dh, B, H) * Act::df(a);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// LSTM, gates i, f, g, o:  c' = f * c + i * g,  h' = o * tanh(c').
+struct LstmCell {
+  static constexpr Index kGates = 4;
+  static constexpr bool kHasCellState = true;
+  static constexpr bool kSeparateRecurrent = false;
+
+  // gates: (B, 4H) in: pre-activations; out: i, f, g, o. c_prev: (B, H). h, c: (B, H) out.
+  template <typename T>
+  static void forward(Index B, Index H, T* gates, const T* c_prev, T* h, T* c) {
+    auto i = gate(gates, B, H, 4, 0), f = gate(gates, B, H, 4, 1);
+    auto g = gate(gates, B, H, 4, 2), o = gate(gates, B, H, 4, 3);
+    i = Sigmoid::f(i);
+    f = Sigmoid::f(f);
+    g = Tanh::f(g);
+    o = Sigmoid::f(o);
+    auto c_new = state(c, B, H);
+    c_new = f * state(c_prev, B, H) + i * g;
+    state(h, B, H) = o * c_new.tanh();
+  }
+
+  // gates: (B, 4H) in: i, f, g, o; out: d pre-activations. dh, dc: (B, H) gradients w.r.t. h', c'.
+  // dc_prev: (B, H) out, gradient w.r.t. c. scratch: (B, H). c' is recomputed, not kept: it is cheap.
+  // Whole-block passes in an order that overwrites nothing still needed, so nothing is allocated.
+  template <typename T>
+  static void backward(Index B, Index H, T* gates, const T* c_prev, const T* dh, const T* dc,
+                       T* dc_prev, T* scratch) {
+    auto i = gate(gates, B, H, 4, 0), f = gate(gates, B, H, 4, 1);
+    auto g = gate(gates, B, H, 4, 2), o = gate(gates, B, H, 4, 3);
+    auto cp = state(c_prev, B, H), dh_ = state(dh, B, H);
+    auto out = state(dc_prev, B, H), dct = state(scratch, B, H);
+    out = (f * cp + i * g).tanh();                         // tanh(c')
+    dct = state(dc, B, H) + dh_ * o * Tanh::df(out);       // total d c'
+    o = dh_ * out * Sigmoid::df(o);                        // d o
+    out = dct * i * Tanh::df(g);                           // d g, parked
+    i = dct * g * Sigmoid::df(i);                          // d i
+    g = out;
+    out = dct * f;                                         // d c
+    f = dct * cp * Sigmoid::df(f);                         // d f
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// GRU, gates r, z, n, reset after the recurrent product:
+//   n = tanh(xn + r * hn),  hn = W_hn h + b_hn,  h' = (1 - z) * n + z * h.
+struct GruCell {
+  static constexpr Index kGates = 3;
+  static constexpr bool kHasCellState = false;
+  static constexpr bool kSeparateRecurrent = true;
+
+  // gates: (B, 3H) in: input projections (+ b_ih); out: r, z, n.
+  // gh: (B, 3H) recurrent projections W_hh h + b_hh. h_prev, h: (B, H).
+  // hn: (B, H) out: W_hn h + b_hn, kept for BPTT.
+  template <typename T>
+  static void forward(Index B, Index H, T* gates, const T* gh, const T* h_prev, T* h, T* hn) {
+    auto r = gate(gates, B, H, 3, 0), z = gate(gates, B, H, 3, 1), n = gate(gates, B, H, 3, 2);
+    r = Sigmoid::f(r + gate(gh, B, H, 3, 0));
+    z = Sigmoid::f(z + gate(gh, B, H, 3, 1));
+    auto hn_ = state(hn, B, H);
+    hn_ = gate(gh, B, H, 3, 2);
+    n = Tanh::f(n + r * hn_);
+    state(h, B, H) = (1 - z) * n + z * state(h_prev, B, H);
+  }
+
+  // gates: (B, 3H) in: r, z, n; out: d input pre-activations. hn: (B, H) from forward.
+  // dh: (B, H) gradient w.r.t. h'. dgh: (B, 3H) out: d recurrent projections (differs from the
+  // input side only in the n block, scaled by r). dh_prev: (B, H) out: the direct path z * dh.
+  template <typename T>
+  static void backward(Index B, Index H, T* gates, const T* hn, const T* h_prev, const T* dh,
+                       T* dgh, T* dh_prev) {
+    auto r = gate(gates, B, H, 3, 0), z = gate(gates, B, H, 3, 1), n = gate(gates, B, H, 3, 2);
+    auto dh_ = state(dh, B, H);
+    auto dr = gate(dgh, B, H, 3, 0), dz = gate(dgh, B, H, 3, 1), dn = gate(dgh, B, H, 3, 2);
+    dn = dh_ * (1 - z) * Tanh::df(n);
+    dz = dh_ * (state(h_prev, B, H) - n) * Sigmoid::df(z);
+    state(dh_prev, B, H) = dh_ * z;
+    dr = dn * state(hn, B, H) * Sigmoid::df(r);
+    n = dn;                                                // input side: d (W_in x + b_in)
+    dn = dn * r;                                           // recurrent side: d (W_hn h + b_hn)
+    r = dr;
+    z = dz;
+  }
+};
+
+}  // namespace fastrnn

@@ -1,0 +1,190 @@
+"""The C++ kernels (fastrnn.ops) against the NumPy reference (fastrnn.reference).
+
+Every output and every gradient is compared. float64 kernels must agree with the float64
+reference to 1e-10 relative to the array's scale; float32 kernels are compared with the float64
+reference on the same inputs and must agree to 2e-5 relative to the scale (a few float32
+rounding steps per time step).
+"""
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import make_case
+from fastrnn import ops, reference
+
+MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+TOLERANCE = {np.float64: 1e-10, np.float32: 2e-5}
+
+# (T, B, I, H): the basic case; one step of one sequence; H not a multiple of any SIMD width
+# with I != H; more inputs than hidden units; a long thin one.
+SIZES = [(5, 3, 4, 6), (1, 1, 3, 5), (7, 4, 9, 17), (6, 2, 16, 3), (30, 2, 2, 4)]
+
+
+def run(module, mode, case, *, lengths=None, reverse=False, dy=True, dh_n=True, dc_n=True, seed=1):
+    """Forward and backward with random output gradients; returns (y, h_n, c_n, grads)."""
+    y, h_n, c_n, cache = module.rnn_forward(mode, **case, lengths=lengths, reverse=reverse)
+    rng = np.random.default_rng(seed)
+    dtype = case["x"].dtype
+    g_y = rng.standard_normal(y.shape).astype(dtype) if dy else None
+    g_h = rng.standard_normal(h_n.shape).astype(dtype) if dh_n else None
+    g_c = rng.standard_normal(h_n.shape).astype(dtype) if (dc_n and mode == "lstm") else None
+    return y, h_n, c_n, module.rnn_backward(cache, g_y, g_h, g_c)
+
+
+def as_float64(case):
+    return {k: None if v is None else v.astype(np.float64) for k, v in case.items()}
+
+
+def assert_close(got, want, dtype, what):
+    if want is None:
+        assert got is None, what
+        return
+    assert got.dtype == dtype, what
+    assert got.shape == want.shape, what
+    scale = max(1.0, float(np.abs(want).max(initial=0)))
+    err = float(np.abs(got.astype(np.float64) - want).max(initial=0))
+    assert err <= TOLERANCE[dtype] * scale, f"{what}: max error {err:.3g} (scale {scale:.3g})"
+
+
+def assert_matches_reference(mode, case, **kw):
+    dtype = case["x"].dtype.type
+    got = run(ops, mode, case, **kw)
+    want = run(reference, mode, as_float64(case), **kw)
+    for name, g, w in zip(["y", "h_n", "c_n"], got[:3], want[:3]):
+        assert_close(g, w, dtype, name)
+    assert got[3].keys() == want[3].keys()
+    for key in want[3]:
+        assert_close(got[3][key], want[3][key], dtype, f"d{key}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "T{}B{}I{}H{}".format(*s))
+@pytest.mark.parametrize("mode", MODES)
+def test_outputs_and_gradients_match_reference(mode, size, dtype):
+    assert_matches_reference(mode, make_case(mode, *size, dtype))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", MODES)
+def test_padded_batches_match_reference(mode, dtype, reverse):
+    case = make_case(mode, 6, 5, 3, 7, dtype, seed=2)
+    lengths = np.array([6, 0, 3, 1, 6])  # full, empty, and in between
+    assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reverse_without_lengths_matches_reference(mode):
+    assert_matches_reference(mode, make_case(mode, 5, 3, 4, 6, np.float64, seed=3), reverse=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_bias_and_zero_initial_state_match_reference(mode):
+    case = make_case(mode, 4, 3, 5, 4, np.float64, bias=False, seed=4)
+    case["h0"] = None
+    case["c0"] = None
+    assert_matches_reference(mode, case)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_bias_only_matches_reference(mode):
+    case = make_case(mode, 4, 3, 5, 4, np.float64, seed=5)
+    case["b_hh"] = None
+    assert_matches_reference(mode, case)
+
+
+@pytest.mark.parametrize("which", ["dy", "dh_n", "dc_n"])
+@pytest.mark.parametrize("mode", MODES)
+def test_missing_output_gradients_count_as_zero(mode, which):
+    case = make_case(mode, 4, 2, 3, 5, np.float64, seed=6)
+    assert_matches_reference(mode, case, **{which: False})
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("T, B", [(0, 3), (4, 0), (0, 0)])
+def test_empty_sequences_and_batches(mode, T, B):
+    case = make_case(mode, T, B, 3, 4, np.float64)
+    y, h_n, c_n, grads = run(ops, mode, case)
+    assert y.shape == (T, B, 4)
+    if T == 0:  # no steps: the state is the initial state and its gradient passes straight back
+        np.testing.assert_array_equal(h_n, case["h0"])
+    assert_matches_reference(mode, case)
+    assert np.all(grads["w_ih"] == 0) or B > 0 and T > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inference_mode_gives_the_training_outputs(mode):
+    case = make_case(mode, 8, 4, 5, 6, np.float32, seed=7)
+    lengths = np.array([8, 2, 0, 5])
+    want = ops.rnn_forward(mode, **case, lengths=lengths, training=True)
+    got = ops.rnn_forward(mode, **case, lengths=lengths, training=False)
+    assert got[3] is None
+    for g, w in zip(got[:3], want[:3]):
+        if w is not None:
+            np.testing.assert_array_equal(g, w)
+
+
+def test_a_cache_is_used_up_by_backward():
+    case = make_case("lstm", 3, 2, 3, 4, np.float64)
+    y, _, _, cache = ops.rnn_forward("lstm", **case)
+    ops.rnn_backward(cache, np.ones_like(y))
+    with pytest.raises(RuntimeError, match="already used"):
+        ops.rnn_backward(cache, np.ones_like(y))
+
+
+def test_a_reference_cache_is_refused():
+    case = make_case("gru", 3, 2, 3, 4, np.float64)
+    y, _, _, cache = reference.rnn_forward("gru", **case)
+    with pytest.raises(TypeError, match="cache"):
+        ops.rnn_backward(cache, np.ones_like(y))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_results_repeat_bit_for_bit(mode):
+    case = make_case(mode, 20, 16, 24, 40, np.float32, seed=8)
+    first = run(ops, mode, case)
+    second = run(ops, mode, case)
+    for a, b in zip(first[:3], second[:3]):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    for key, a in first[3].items():
+        if a is not None:
+            np.testing.assert_array_equal(a, second[3][key])
+
+
+def test_calls_from_several_python_threads_give_the_single_thread_results():
+    cases = [make_case(m, 30, 8, 16, 32, np.float32, seed=i) for i, m in enumerate(MODES)]
+    want = [run(ops, m, c) for m, c in zip(MODES, cases)]
+    got = [None] * len(MODES)
+
+    def work(k):
+        got[k] = run(ops, MODES[k], cases[k])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(MODES))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g[0], w[0])
+        np.testing.assert_array_equal(g[3]["w_hh"], w[3]["w_hh"])
+
+
+def test_thread_count_can_be_set_and_read():
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(1)
+        assert ops.get_num_threads() == 1
+    finally:
+        ops.set_num_threads(before)
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="n must be an integer"):
+            ops.set_num_threads(bad)
+
+
+def test_build_info_names_eigen_and_simd():
+    info = ops.build_info()
+    assert info["eigen"].startswith("3.4")
+    assert "SSE" in info["simd"] or "AVX" in info["simd"]
+    assert info["threads"] >= 1

@@ -251,18 +251,35 @@ py::dict build_info() {
   info["simd"] = fastrnn::simd_instruction_sets();
   info["openmp"] = fastrnn::has_openmp();
   info["threads"] = fastrnn::get_num_threads();
-#ifdef FASTRNN_ISA
   info["isa"] = FASTRNN_ISA;
-#else
-  info["isa"] = "native";
-#endif
   info["compiler"] = std::string(__VERSION__);
   return info;
 }
 
+// Which ISA levels this CPU (and its operating system) can run; asked of the baseline module.
+py::dict cpu_supports() {
+  py::dict levels;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("avx");
+  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vl");
+  levels["x86-64"] = true;
+  levels["x86-64-v3"] = v3;
+  levels["x86-64-v4"] = v4;
+#endif
+  return levels;
+}
+
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+#ifndef FASTRNN_MODULE
+#define FASTRNN_MODULE _kernels_native
+#endif
+
+PYBIND11_MODULE(FASTRNN_MODULE, m) {
   m.doc() = "fastrnn C++ kernels. Use fastrnn.ops, which documents the arguments.";
   m.def("forward", &forward, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"),
@@ -275,4 +292,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &fastrnn::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastrnn::get_num_threads);
   m.def("build_info", &build_info);
+  m.def("cpu_supports", &cpu_supports);
 }

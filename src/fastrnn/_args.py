@@ -1,0 +1,170 @@
+"""Argument checking shared by ``fastrnn.reference`` and ``fastrnn.ops``.
+
+Both implementations of ``rnn_forward`` / ``rnn_backward`` call these checks first, so
+they accept exactly the same inputs and fail with exactly the same messages:
+
+- TypeError for the wrong kind of object or dtype (arrays must be ``numpy.ndarray`` of
+  float32 or float64, all of ``x``'s dtype; ``lengths`` must hold integers),
+- ValueError for wrong shapes or values; the message names the argument and the shape
+  it should have.
+
+Shape letters are those of ``fastrnn.modes``: ``T`` steps, ``B`` batch, ``I`` inputs,
+``H`` hidden units, ``G`` gates. NaN and inf are not looked for; they propagate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastrnn.modes import GATES
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: fields are arrays
+class ForwardArgs:
+    """The checked arguments of ``rnn_forward`` and the sizes read from them."""
+
+    mode: str
+    G: int
+    dtype: np.dtype
+    T: int
+    B: int
+    I: int  # noqa: E741 (the shape letter used everywhere)
+    H: int
+    x: np.ndarray  # (T, B, I) as given (no copy)
+    h0: np.ndarray | None  # (B, H)
+    c0: np.ndarray | None  # (B, H), LSTM only
+    w_ih: np.ndarray  # (G*H, I)
+    w_hh: np.ndarray  # (G*H, H)
+    b_ih: np.ndarray | None  # (G*H,)
+    b_hh: np.ndarray | None  # (G*H,)
+    lengths: np.ndarray | None  # (B,) int64, a private copy
+    reverse: bool
+    training: bool
+
+
+def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training) -> ForwardArgs:
+    """Check the arguments of ``rnn_forward`` and return them with their sizes.
+
+    x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H),
+    b_ih, b_hh: (G*H,) or None, c0: (B, H) or None (LSTM only), lengths: (B,) or None.
+    H is read from ``w_hh.shape[1]``. Raises TypeError / ValueError naming the argument.
+    """
+    G = check_mode(mode)
+    x = _check_array("x", x)
+    dtype = x.dtype
+    _check_ndim("x", x, "(T, B, I)", 3)
+    T, B, I = x.shape
+
+    w_hh = _check_array("w_hh", w_hh, dtype)
+    _check_ndim("w_hh", w_hh, "(G*H, H)", 2)
+    H = w_hh.shape[1]
+    for_mode = f" for mode {mode!r}"
+    _check_shape("w_hh", w_hh, "(G*H, H)", (G * H, H), for_mode)
+    w_ih = _check_array("w_ih", w_ih, dtype)
+    _check_shape("w_ih", w_ih, "(G*H, I)", (G * H, I), for_mode)
+    b_ih = _check_optional("b_ih", b_ih, dtype, "(G*H,)", (G * H,), for_mode)
+    b_hh = _check_optional("b_hh", b_hh, dtype, "(G*H,)", (G * H,), for_mode)
+
+    h0 = _check_optional("h0", h0, dtype, "(B, H)", (B, H))
+    if c0 is not None and mode != "lstm":
+        raise ValueError(f"c0 is only for mode 'lstm', got c0 with mode {mode!r}")
+    c0 = _check_optional("c0", c0, dtype, "(B, H)", (B, H))
+
+    lengths = check_lengths(lengths, T, B)
+    _check_bool("reverse", reverse)
+    _check_bool("training", training)
+    return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
+                       w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths,
+                       reverse=bool(reverse), training=bool(training))
+
+
+def check_backward(args: ForwardArgs, dy, dh_n, dc_n) -> tuple:
+    """Check the incoming gradients of ``rnn_backward`` against the forward's ``args``.
+
+    dy: (T, B, H) or None, dh_n: (B, H) or None, dc_n: (B, H) or None (LSTM only);
+    None means zero. All must have the forward's dtype. Returns ``(dy, dh_n, dc_n)``.
+    """
+    T, B, H = args.T, args.B, args.H
+    dy = _check_optional("dy", dy, args.dtype, "(T, B, H)", (T, B, H))
+    dh_n = _check_optional("dh_n", dh_n, args.dtype, "(B, H)", (B, H))
+    if dc_n is not None and args.mode != "lstm":
+        raise ValueError(f"dc_n is only for mode 'lstm', got dc_n with mode {args.mode!r}")
+    dc_n = _check_optional("dc_n", dc_n, args.dtype, "(B, H)", (B, H))
+    return dy, dh_n, dc_n
+
+
+def check_cache(cache, cache_class: type) -> None:
+    """Check that ``cache`` is a workspace made by the matching ``rnn_forward``."""
+    if cache is None:
+        raise ValueError("cache is None: rnn_forward was called with training=False")
+    if not isinstance(cache, cache_class):
+        raise TypeError(f"cache must be the cache returned by this module's rnn_forward "
+                        f"({cache_class.__name__}), got {type(cache).__name__}")
+
+
+def check_mode(mode) -> int:
+    """Check ``mode`` and return its number of gates G."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, got {type(mode).__name__}")
+    if mode not in GATES:
+        valid = ", ".join(repr(m) for m in GATES)
+        raise ValueError(f"mode must be one of {valid}, got {mode!r}")
+    return GATES[mode]
+
+
+def check_lengths(lengths, T: int, B: int) -> np.ndarray | None:
+    """Check ``lengths`` (any array_like of integers in [0, T], shape (B,)); return an int64 copy."""
+    if lengths is None:
+        return None
+    given = np.asarray(lengths)
+    if given.size == 0 and not isinstance(lengths, np.ndarray):
+        given = given.astype(np.int64)  # an empty list comes out as float64
+    if given.dtype.kind not in "iu":  # bool is kind 'b', so it is refused too
+        raise TypeError(f"lengths must hold integers, got dtype {given.dtype}")
+    if given.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), got {given.shape}")
+    outside = np.flatnonzero((given < 0) | (given > T))
+    if outside.size:
+        b = outside[0]
+        raise ValueError(f"lengths must lie in [0, T] = [0, {T}], got lengths[{b}] = {given[b]}")
+    return np.array(given, dtype=np.int64)
+
+
+def _check_array(name, a, dtype=None) -> np.ndarray:
+    """A numpy.ndarray of float32/float64, and of ``dtype`` (x's) when given."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but x has {dtype}")
+    return a
+
+
+def _check_ndim(name, a, letters, ndim, sizes=""):
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D with shape {letters}{sizes}, got shape {a.shape}")
+
+
+def _check_shape(name, a, letters, expected, context=""):
+    """ndim first (the clearer message), then the sizes."""
+    _check_ndim(name, a, letters, len(expected), f" = {expected}{context}")
+    if a.shape != expected:
+        raise ValueError(f"{name} must have shape {letters} = {expected}{context}, got {a.shape}")
+
+
+def _check_optional(name, a, dtype, letters, expected, context=""):
+    """None stays None; anything else must be a float array of ``dtype`` and shape ``expected``."""
+    if a is None:
+        return None
+    a = _check_array(name, a, dtype)
+    _check_shape(name, a, letters, expected, context)
+    return a
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")

@@ -1,0 +1,64 @@
+"""Load the compiled kernels built for the best instruction-set level this CPU runs.
+
+The package ships one extension module per x86-64 level (``_kernels_x86_64``,
+``_kernels_x86_64_v3`` with AVX2/FMA, ``_kernels_x86_64_v4`` with AVX-512), each a complete
+build of the same kernels. The baseline module tells which levels the CPU and operating
+system support; the best of those is imported and its functions become this module's.
+
+``FASTRNN_ISA`` (an environment variable, read at import) forces a level: ``x86-64``,
+``x86-64-v3`` or ``x86-64-v4``. A build made for one machine only (``FASTRNN_ISA_LEVELS=native``)
+or for a CPU other than x86-64 has a single module, which is used as it is.
+"""
+from __future__ import annotations
+
+import os
+from importlib import import_module
+
+#: Levels from best to baseline, with the module that holds each.
+LEVELS = {"x86-64-v4": "_kernels_x86_64_v4", "x86-64-v3": "_kernels_x86_64_v3", "x86-64": "_kernels_x86_64"}
+_SINGLE = ["_kernels_native", "_kernels_generic"]
+
+
+def _load(module_name):
+    try:
+        return import_module(f"fastrnn.{module_name}")
+    except ImportError:
+        return None
+
+
+def available_levels() -> dict:
+    """{level: supported by this CPU} for every level this build has a module for."""
+    base = _load(LEVELS["x86-64"])
+    if base is None:
+        return {}
+    supported = dict(base.cpu_supports())
+    return {level: bool(supported.get(level)) for level, name in LEVELS.items() if _load(name)}
+
+
+def _choose():
+    forced = os.environ.get("FASTRNN_ISA", "").strip()
+    levels = available_levels()
+    if not levels:
+        for name in _SINGLE:
+            module = _load(name)
+            if module is not None:
+                return module
+        raise ImportError("fastrnn: no compiled kernels found; reinstall with `pip install .`")
+    if forced:
+        if forced not in levels:
+            raise ImportError(f"FASTRNN_ISA={forced!r}: this build has levels {sorted(levels)}")
+        if not levels[forced]:
+            raise ImportError(f"FASTRNN_ISA={forced!r}: this CPU does not support that level")
+        return _load(LEVELS[forced])
+    for level, ok in levels.items():  # best first
+        if ok:
+            return _load(LEVELS[level])
+    raise ImportError("fastrnn: this CPU supports none of the built levels")
+
+
+kernels = _choose()
+forward = kernels.forward
+backward = kernels.backward
+set_num_threads = kernels.set_num_threads
+get_num_threads = kernels.get_num_threads
+build_info = kernels.build_info

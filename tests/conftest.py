@@ -1,0 +1,47 @@
+"""Shared test helpers.
+
+``make_case(mode, T, B, I, H, dtype, bias=True, seed=0)`` returns random inputs and weights
+in the kernel layout (``fastrnn.modes``) as a dict whose keys are ``rnn_forward``'s argument
+names, so a case runs as ``rnn_forward(mode, **case)``. Use it from a test either through
+the fixture of the same name or with ``from conftest import make_case``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastrnn.modes import GATES
+
+
+def make_case(mode, T, B, I, H, dtype, bias=True, seed=0):  # noqa: E741
+    """Random x (T, B, I), h0 (B, H), c0 (B, H) or None (LSTM only), w_ih (G*H, I),
+    w_hh (G*H, H), b_ih, b_hh (G*H,) or None (when ``bias`` is False), all of ``dtype``.
+
+    Weights are uniform in [-1/sqrt(H), 1/sqrt(H)] (PyTorch's initialisation), inputs and
+    states standard normal halved, so the gates stay away from saturation.
+    """
+    rng = np.random.default_rng(seed)
+    G = GATES[mode]
+    k = 1 / np.sqrt(H) if H else 1.0
+
+    def uniform(*shape):
+        return rng.uniform(-k, k, size=shape).astype(dtype)
+
+    def normal(*shape):
+        return (0.5 * rng.standard_normal(shape)).astype(dtype)
+
+    return {
+        "x": normal(T, B, I),
+        "h0": normal(B, H),
+        "c0": normal(B, H) if mode == "lstm" else None,
+        "w_ih": uniform(G * H, I),
+        "w_hh": uniform(G * H, H),
+        "b_ih": uniform(G * H) if bias else None,
+        "b_hh": uniform(G * H) if bias else None,
+    }
+
+
+@pytest.fixture(name="make_case", scope="session")
+def _make_case_fixture():
+    """The ``make_case`` function, as a fixture."""
+    return make_case

@@ -1,0 +1,70 @@
+"""Every instruction-set level built into the package computes the same thing.
+
+Each level is a separate extension module (see fastrnn/_core.py). Levels are compared with the
+float64 reference (1e-10 relative to scale) and, in float32, with each other (2e-5 relative to
+scale: different SIMD widths round the element-wise math differently).
+"""
+import os
+import subprocess
+import sys
+from importlib import import_module
+
+import numpy as np
+import pytest
+
+from conftest import make_case
+from fastrnn import _core, reference
+
+LEVELS = [level for level, ok in _core.available_levels().items() if ok]
+needs_levels = pytest.mark.skipif(not LEVELS, reason="a single-level build (native or non-x86)")
+
+
+def kernels(level):
+    return import_module(f"fastrnn.{_core.LEVELS[level]}")
+
+
+def run_level(module, mode, case, lengths):
+    y, h_n, c_n, ws = module.forward(mode, case["x"], case["h0"], case["c0"], case["w_ih"], case["w_hh"],
+                                     case["b_ih"], case["b_hh"], lengths, False, True)
+    dy = np.ones_like(y)
+    grads = module.backward(mode, case["x"], case["w_ih"], case["w_hh"], case["b_ih"], case["b_hh"],
+                            lengths, False, ws, dy, None, None)
+    return y, h_n, grads
+
+
+@needs_levels
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+@pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
+def test_every_supported_level_agrees_with_the_reference(mode, dtype, tol):
+    case = make_case(mode, 9, 5, 7, 19, dtype, seed=11)
+    lengths = np.array([9, 3, 0, 9, 1], dtype=np.int64)
+    y_ref, h_ref, _, cache = reference.rnn_forward(
+        mode, **{k: None if v is None else v.astype(np.float64) for k, v in case.items()}, lengths=lengths)
+    g_ref = reference.rnn_backward(cache, np.ones_like(y_ref))
+    for level in LEVELS:
+        y, h_n, grads = run_level(kernels(level), mode, case, lengths)
+        for got, want in [(y, y_ref), (h_n, h_ref)] + [(grads[k], g_ref[k]) for k in ("x", "w_ih", "w_hh")]:
+            scale = max(1.0, np.abs(want).max())
+            assert np.abs(got - want).max() <= tol * scale, level
+
+
+@needs_levels
+def test_the_best_supported_level_is_chosen_by_default():
+    assert _core.build_info()["isa"] == LEVELS[0]
+
+
+@needs_levels
+@pytest.mark.parametrize("level", LEVELS)
+def test_fastrnn_isa_forces_a_level(level):
+    code = "import fastrnn.ops as o; print(o.build_info()['isa'])"
+    env = dict(os.environ, FASTRNN_ISA=level)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == level
+
+
+def test_an_unknown_fastrnn_isa_is_a_clear_import_error():
+    code = "import fastrnn.ops"
+    env = dict(os.environ, FASTRNN_ISA="x86-64-v9")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "FASTRNN_ISA='x86-64-v9'" in out.stderr

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ using fastrnn::Dims;
 using fastrnn::Mode;
 
 namespace {
+
+// One kernel call at a time: each already uses every thread it is given, so calls from several
+// Python threads take turns instead of oversubscribing the cores.
+std::mutex kernel_mutex;
 
 std::string shape_str(const std::vector<py::ssize_t>& shape) {
   std::string s = "(";
@@ -149,6 +154,7 @@ py::tuple forward_impl(const Shape& s, const py::array& x, const py::object& h0,
   }
   {
     py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(kernel_mutex);
     fastrnn::rnn_forward<T>(a);
   }
   return py::make_tuple(y, h_n, c_n, workspace);
@@ -212,6 +218,7 @@ py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih
   }
   {
     py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(kernel_mutex);
     fastrnn::rnn_backward<T>(a);
   }
   return grads;

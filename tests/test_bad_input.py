@@ -391,3 +391,10 @@ def test_nan_in_x_propagates_to_later_outputs_of_its_sequence_only(impl, mode):
     assert np.all(np.isnan(h_n[0]))
     assert np.all(np.isfinite(y[0]))
     assert np.all(np.isfinite(y[:, 1:]))
+
+
+def test_a_cache_serves_one_backward(impl):
+    y, _, _, cache = impl.rnn_forward("lstm", **lstm_case())
+    impl.rnn_backward(cache, np.ones_like(y))
+    with pytest.raises(RuntimeError, match="already used by rnn_backward"):
+        impl.rnn_backward(cache, np.ones_like(y))

@@ -127,9 +127,8 @@ def test_gradients_without_dy_or_final_state_gradients_match_finite_differences(
     case = make_case(mode, T, B, I, H, np.float64, seed=4)
     R, S, _ = loss_weights(mode, T, B, H)
     zero_R, zero_S = np.zeros_like(R), np.zeros_like(S)
-    _, _, _, cache = rnn_forward(mode, **case)
-    only_y = rnn_backward(cache, R)
-    only_h = rnn_backward(cache, None, S)
+    only_y = rnn_backward(rnn_forward(mode, **case)[3], R)
+    only_h = rnn_backward(rnn_forward(mode, **case)[3], None, S)
     numeric_y = finite_difference(lambda: loss(mode, case, R, zero_S, None), case["w_hh"])
     numeric_h = finite_difference(lambda: loss(mode, case, zero_R, S, None), case["w_hh"])
     np.testing.assert_allclose(only_y["w_hh"], numeric_y, rtol=FD_RTOL, atol=FD_ATOL)
@@ -348,11 +347,11 @@ def test_full_lengths_equal_no_lengths(mode, reverse):
 def test_dy_at_padded_steps_has_no_effect(mode, reverse):
     case = make_case(mode, 5, 4, 3, 2, np.float64)
     R, S, U = loss_weights(mode, 5, 4, 2)
-    _, _, _, cache = rnn_forward(mode, **case, lengths=LENGTHS, reverse=reverse)
     noisy = R.copy()
     for b, length in enumerate(LENGTHS):
         noisy[length:, b] = 1e3
-    clean, changed = rnn_backward(cache, R, S, U), rnn_backward(cache, noisy, S, U)
+    clean = rnn_backward(rnn_forward(mode, **case, lengths=LENGTHS, reverse=reverse)[3], R, S, U)
+    changed = rnn_backward(rnn_forward(mode, **case, lengths=LENGTHS, reverse=reverse)[3], noisy, S, U)
     for name in clean:
         assert_same(clean[name], changed[name], name)
 

@@ -97,12 +97,19 @@ def check_backward(args: ForwardArgs, dy, dh_n, dc_n) -> tuple:
 
 
 def check_cache(cache, cache_class: type) -> None:
-    """Check that ``cache`` is a workspace made by the matching ``rnn_forward``."""
+    """Check that ``cache`` is a workspace made by the matching ``rnn_forward``, not yet used.
+
+    A cache serves one ``rnn_backward``: the kernels overwrite it with the gate gradients
+    rather than allocate a second (T, B, G*H) buffer, and the reference follows the same rule.
+    """
     if cache is None:
         raise ValueError("cache is None: rnn_forward was called with training=False")
     if not isinstance(cache, cache_class):
         raise TypeError(f"cache must be the cache returned by this module's rnn_forward "
                         f"({cache_class.__name__}), got {type(cache).__name__}")
+    if cache.used:
+        raise RuntimeError("this cache was already used by rnn_backward (a cache serves one "
+                           "backward); run rnn_forward again to backpropagate a second time")
 
 
 def check_mode(mode) -> int:

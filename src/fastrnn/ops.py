@@ -7,9 +7,8 @@ implementation differs. Equations and weight layouts are in ``fastrnn.modes``.
 Arrays are handed to the kernels in place when they are C-contiguous and copied once when
 they are not. The GIL is released while the kernels run, so other Python threads go on.
 
-Unlike the reference, the cache is used up by ``rnn_backward``: BPTT overwrites the saved gate
-activations with the gate gradients instead of allocating a second (T, B, G*H) buffer.
-Calling ``rnn_backward`` twice on one cache raises RuntimeError.
+A cache serves one ``rnn_backward``: BPTT overwrites the saved gate activations with the gate
+gradients instead of allocating a second (T, B, G*H) buffer. A second call raises RuntimeError.
 """
 from __future__ import annotations
 
@@ -60,9 +59,6 @@ def rnn_backward(cache, dy, dh_n=None, dc_n=None):
     See ``fastrnn.reference.rnn_backward`` for the details.
     """
     check_cache(cache, KernelCache)
-    if cache.used:
-        raise RuntimeError("this cache was already used by rnn_backward (BPTT overwrites it); "
-                           "run rnn_forward again to backpropagate a second time")
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
     a = cache.arrays

@@ -88,6 +88,7 @@ def rnn_backward(cache, dy, dh_n=None, dc_n=None):
     check_cache(cache, _ReferenceCache)
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
+    cache.used = True
     _, cell_backward = _CELLS[args.mode]
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     lstm = args.mode == "lstm"
@@ -134,6 +135,7 @@ class _ReferenceCache:
         self.args = args
         self.valid = valid  # (T, B, 1) bool, step t is part of sequence b
         self.saved = saved  # per step t: (h, c, cell_saved), the state before step t
+        self.used = False  # a cache serves one rnn_backward, as the kernels' does
 
 
 # ----------------------------------------------------------------------------------------

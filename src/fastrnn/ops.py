@@ -12,6 +12,8 @@ gradients instead of allocating a second (T, B, G*H) buffer. A second call raise
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from fastrnn import _core
@@ -68,8 +70,28 @@ def rnn_backward(cache, dy, dh_n=None, dc_n=None):
                           _contiguous(dh_n), _contiguous(dc_n))
 
 
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads share a core's FMA units)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in cpus:
+        topology = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{topology}/physical_package_id") as f1, open(f"{topology}/core_id") as f2:
+                cores.add((f1.read().strip(), f2.read().strip()))
+        except OSError:
+            return len(cpus)
+    return max(1, len(cores))
+
+
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads (n >= 1) for the kernels' GEMMs and element-wise work."""
+    """Use ``n`` threads (n >= 1) for the kernels' GEMMs and element-wise work.
+
+    The default is the number of physical cores, or ``OMP_NUM_THREADS`` when that is set.
+    """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     _core.set_num_threads(int(n))
@@ -83,3 +105,7 @@ def get_num_threads() -> int:
 def build_info() -> dict:
     """Facts about the compiled kernels: Eigen version, SIMD sets, OpenMP, threads, ISA level."""
     return dict(_core.build_info())
+
+
+if not os.environ.get("OMP_NUM_THREADS"):
+    set_num_threads(physical_cores())

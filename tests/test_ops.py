@@ -180,3 +180,17 @@ def test_build_info_names_eigen_and_simd():
     assert info["eigen"].startswith("3.4")
     assert "SSE" in info["simd"] or "AVX" in info["simd"]
     assert info["threads"] >= 1
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("mode", MODES)
+def test_batches_large_enough_to_split_across_threads_match_reference(mode, threads):
+    """Big enough that the kernels give each thread a slice of the batch (uneven with 3)."""
+    case = make_case(mode, 30, 33, 16, 64, np.float64, seed=9)
+    lengths = np.random.default_rng(0).integers(0, 31, size=33)
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(threads)
+        assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
+    finally:
+        ops.set_num_threads(before)

@@ -52,12 +52,16 @@ void init_state(Matrix<T>& s, const T* s0) {
 
 // Runs body(b0, b1) on slices of the batch, one thread each, in one parallel region for the
 // whole sequence: rows are independent through time, so the threads never wait for each other.
-// Small batches use fewer threads, as a GEMM of a handful of rows is not worth splitting.
+// `work` is the sequence's multiply-adds in the recurrent products; a thread is only worth
+// starting for a few million of them, and for at least a few rows of its own.
 template <typename Body>
-void for_batch_slices(Index B, Body body) {
+void for_batch_slices(Index B, double work, Body body) {
   constexpr Index kMinRowsPerThread = 4;
-  const int threads = static_cast<int>(std::max<Index>(
-      1, std::min<Index>(Eigen::nbThreads(), B / kMinRowsPerThread)));
+  constexpr double kMinWorkPerThread = 4e6;
+  const Index by_rows = B / kMinRowsPerThread;
+  const Index by_work = static_cast<Index>(work / kMinWorkPerThread);
+  const int threads = static_cast<int>(
+      std::max<Index>(1, std::min<Index>({Index(Eigen::nbThreads()), by_rows, by_work})));
   if (threads == 1) return body(Index(0), B);
   std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
@@ -157,7 +161,8 @@ void forward(const ForwardArgs<T>& a) {
   if (a.w.b_ih) all_gates.rowwise() += ConstRowMap<T>(a.w.b_ih, GH);
   if (!Cell::kSeparateRecurrent && a.w.b_hh) all_gates.rowwise() += ConstRowMap<T>(a.w.b_hh, GH);
 
-  for_batch_slices(B, [&](Index b0, Index b1) { forward_rows<T, Cell>(a, gates, b0, b1); });
+  const double work = double(steps) * B * GH * H;
+  for_batch_slices(B, work, [&](Index b0, Index b1) { forward_rows<T, Cell>(a, gates, b0, b1); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,7 +229,8 @@ void backward(const BackwardArgs<T>& a) {
   if constexpr (Cell::kSeparateRecurrent) d_rec_local.resize(steps * B, GH);
   T* d_rec = Cell::kSeparateRecurrent ? d_rec_local.data() : a.ws.gates;
 
-  for_batch_slices(B, [&](Index b0, Index b1) { backward_rows<T, Cell>(a, d_rec, b0, b1); });
+  const double work = double(steps) * B * GH * H;
+  for_batch_slices(B, work, [&](Index b0, Index b1) { backward_rows<T, Cell>(a, d_rec, b0, b1); });
 
   // Input and weight gradients: GEMMs over all steps at once (threaded by Eigen).
   ConstMatrixMap<T> d_rec_all(d_rec, steps * B, GH);

@@ -1,0 +1,17 @@
+"""Keras-style layers on the fastrnn kernels; batch-major input ``(B, T, F)``.
+
+Recurrent: ``SimpleRNN``, ``LSTM``, ``GRU`` (``recurrent.py``). Wrappers: ``Bidirectional``,
+``TimeDistributed`` (``wrappers.py``). Others: ``Dense``, ``Activation``, ``Dropout``,
+``Embedding``, ``Masking``, ``Input``/``InputLayer`` (``core.py``). The protocol every layer
+follows (call, backward, params, grads, masks, configs) is described in ``base.py``.
+"""
+from fastrnn.layers.base import Layer, deserialize, serialize
+from fastrnn.layers.core import Activation, Dense, Dropout, Embedding, Input, InputLayer, Masking
+from fastrnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
+from fastrnn.layers.wrappers import Bidirectional, TimeDistributed
+
+__all__ = [
+    "Layer", "Recurrent", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+    "Dense", "Activation", "Dropout", "Embedding", "Masking", "Input", "InputLayer",
+    "serialize", "deserialize",
+]

@@ -1,0 +1,265 @@
+"""The ``Layer`` base class: calling, building, parameters, gradients, masks, configs.
+
+Layers take batch-major arrays (``x: (B, T, F)`` for sequences) as Keras layers do.
+
+- ``layer(x, training=False, mask=None)`` converts ``x`` to the layer's dtype, checks its
+  rank and feature size, builds the layer on first use, and runs ``call``.
+- ``call`` with ``training=True`` keeps what ``backward`` needs (and applies dropout).
+- ``backward(dy)`` returns the gradient w.r.t. the input and leaves the gradients of the
+  parameters in ``layer.grads``, one per array of ``layer.params``, same order and shape.
+- ``layer.params`` are the arrays the optimizer updates in place. Recurrent layers keep
+  them in the kernel layout of ``fastrnn.modes``; ``get_weights``/``set_weights`` speak
+  Keras's layout and convert, so the conversion happens once, not per batch.
+- ``compute_mask(x, mask)`` says which time steps of the output are real (``(B, T)`` bool)
+  for the next layer, as Keras's masks do.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from fastrnn.utils import get_rng
+
+_FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+_NAMES_USED: dict[str, int] = {}
+_LAYER_CLASSES: dict[str, type] = {}  # class name -> class, filled as Layer subclasses are defined
+
+
+def unique_name(prefix: str) -> str:
+    """'dense', 'dense_1', 'dense_2', ... as Keras numbers its default names."""
+    count = _NAMES_USED.get(prefix, 0)
+    _NAMES_USED[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def snake_case(name: str) -> str:
+    """'SimpleRNN' -> 'simple_rnn', 'LSTM' -> 'lstm'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def float_dtype(dtype) -> np.dtype:
+    """'float32' / 'float64' (or the numpy equivalents) -> np.dtype; anything else TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in _FLOAT_DTYPES.values():
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def mask_to_lengths(mask, batch: int, steps: int, who: str):
+    """mask: (B, T) bool, True at real steps, or None -> lengths (B,) int64 or None.
+
+    The kernels take per-sequence lengths, so the mask must be a prefix of each row
+    (post-padded batches). Any other mask raises ValueError instead of being computed
+    as something else. Returns None when no step is masked.
+    """
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (batch, steps):
+        raise ValueError(f"{who}: mask must have shape (batch, timesteps) = {(batch, steps)}, "
+                         f"got {mask.shape}")
+    mask = mask.astype(bool)
+    lengths = mask.sum(axis=1).astype(np.int64)  # (B,)
+    prefix = np.arange(steps)[None, :] < lengths[:, None]  # (B, T)
+    if not np.array_equal(mask, prefix):
+        row = int(np.flatnonzero((mask != prefix).any(axis=1))[0])
+        raise ValueError(
+            f"{who}: the mask of sequence {row} is not a prefix (a masked step comes before a "
+            "real one). Recurrent layers need post-padded batches, e.g. "
+            "pad_sequences(..., padding='post').")
+    if (lengths == steps).all():
+        return None
+    return lengths
+
+
+class Layer:
+    """Base class of all layers; see the module docstring for the protocol.
+
+    Subclasses set ``input_ndim`` (the required input rank, or None for any rank of at
+    least ``min_ndim``) and implement ``build``, ``call``, ``backward`` and, if their
+    output shape differs from their input's, ``compute_output_shape``.
+    """
+
+    input_ndim: int | None = None
+    min_ndim: int = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _LAYER_CLASSES[cls.__name__] = cls  # so that saved models can name their layers
+
+    def __init__(self, *, name=None, dtype="float32", trainable=True, input_shape=None,
+                 batch_size=None, batch_input_shape=None, seed=None):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.dtype = float_dtype(dtype)
+        self.trainable = bool(trainable)
+        if input_shape is not None:
+            batch_input_shape = (batch_size, *tuple(input_shape))
+        self.batch_input_shape = None if batch_input_shape is None else tuple(batch_input_shape)
+        self.seed = seed
+        self._own_rng = None if seed is None else np.random.default_rng(seed)
+        self.built = False
+        self.input_shape = None  # (None, ..., F) once built
+        self.grads: list[np.ndarray] = []
+        self._cache = None  # what backward needs from the last training call
+
+    # -- identity and messages -------------------------------------------------------
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+    @property
+    def who(self) -> str:
+        """How messages name this layer: "layer 'lstm' (LSTM)"."""
+        return f"layer {self.name!r} ({type(self).__name__})"
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator for dropout: the layer's own when it was given a seed, else the library's."""
+        return self._own_rng if self._own_rng is not None else get_rng()
+
+    # -- calling ---------------------------------------------------------------------
+
+    def __call__(self, inputs, training=False, mask=None, **kwargs):
+        x = self.convert_input(inputs)
+        self.check_input_shape(x.shape)
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        return self.call(x, training=bool(training), mask=mask, **kwargs)
+
+    def convert_input(self, inputs) -> np.ndarray:
+        """inputs -> ndarray of the layer's dtype (numbers only; TypeError otherwise)."""
+        x = np.asarray(inputs)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{self.who}: input must hold numbers, got dtype {x.dtype}")
+        return x.astype(self.dtype, copy=False)
+
+    def check_input_shape(self, shape) -> None:
+        """ValueError when the rank or the feature size (last axis) does not fit the layer."""
+        shape = tuple(shape)
+        if self.input_ndim is not None and len(shape) != self.input_ndim:
+            raise ValueError(f"{self.who} expects input of rank {self.input_ndim} "
+                             f"{self.input_description()}, got shape {shape}")
+        if len(shape) < self.min_ndim:
+            raise ValueError(f"{self.who} expects input of rank >= {self.min_ndim}, got shape {shape}")
+        expected = self.expected_input_shape()
+        if expected is not None and expected[-1] is not None and shape[-1] != expected[-1]:
+            raise ValueError(f"{self.who} expects {expected[-1]} features on the last axis "
+                             f"(input shape {expected}), got shape {shape}")
+
+    def expected_input_shape(self):
+        """The input shape the layer is built for, else the one it was given, else None."""
+        return self.input_shape if self.built else self.batch_input_shape
+
+    def input_description(self) -> str:
+        return "(batch, timesteps, features)" if self.input_ndim == 3 else ""
+
+    # -- to be provided by subclasses --------------------------------------------------
+
+    def build(self, input_shape) -> None:
+        """Create the parameters for inputs of ``input_shape`` (batch axis first, may be None)."""
+        self.input_shape = (None, *tuple(input_shape)[1:])
+        self.built = True
+
+    def call(self, x, training=False, mask=None):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        """dy: gradient of the output -> gradient of the input; sets ``self.grads``."""
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        """The output's mask; by default the input's mask passes through."""
+        return mask
+
+    def reset_states(self) -> None:
+        """Forget carried states (stateful recurrent layers); nothing for other layers."""
+
+    def _backward_cache(self):
+        if self._cache is None:
+            raise RuntimeError(f"{self.who}: backward needs a call with training=True first")
+        return self._cache
+
+    # -- parameters and weights ----------------------------------------------------------
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        """The parameter arrays (updated in place by optimizers); empty before build."""
+        return []
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f"{self.who} is not built yet, so it has no parameters to count; "
+                             "call it on data or give it an input_shape")
+        return int(sum(p.size for p in self.params))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights in Keras's layout and order."""
+        return [p.copy() for p in self.params]
+
+    def weight_shapes(self) -> list[tuple]:
+        """The shapes ``set_weights`` expects, Keras's layout."""
+        return [p.shape for p in self.params]
+
+    def set_weights(self, weights) -> None:
+        """Set the weights from arrays in Keras's layout (as ``get_weights`` returns them).
+
+        Wrong count or shapes raise ValueError naming the expected shapes.
+        """
+        if not self.built:
+            raise ValueError(f"{self.who} is not built yet: call it on data or give it an "
+                             "input_shape before set_weights")
+        expected = self.weight_shapes()
+        weights = [np.asarray(w) for w in weights]
+        if len(weights) != len(expected):
+            raise ValueError(f"{self.who}: set_weights expects {len(expected)} arrays with shapes "
+                             f"{expected}, got {len(weights)}")
+        for k, (w, shape) in enumerate(zip(weights, expected)):
+            if w.shape != tuple(shape):
+                raise ValueError(f"{self.who}: weight {k} must have shape {tuple(shape)} "
+                                 f"(expected shapes {expected}), got {w.shape}")
+        self.assign_weights(weights)
+
+    def assign_weights(self, weights) -> None:
+        """Copy checked Keras-layout weights into the parameters, in place."""
+        for p, w in zip(self.params, weights):
+            p[...] = w
+
+    # -- configuration -------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        """The constructor arguments, JSON-serialisable, so ``from_config`` makes a twin."""
+        config = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = list(self.batch_input_shape)
+        if self.seed is not None:
+            config["seed"] = self.seed
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+
+def serialize(layer: Layer) -> dict:
+    """A layer -> {'class_name': ..., 'config': ...}, JSON-serialisable."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(spec: dict) -> Layer:
+    """{'class_name': ..., 'config': ...} -> a new (unbuilt) layer; ValueError if unknown."""
+    if not isinstance(spec, dict) or "class_name" not in spec or "config" not in spec:
+        raise ValueError(f"a layer spec must be a dict with 'class_name' and 'config', got {spec!r}")
+    cls = _LAYER_CLASSES.get(spec["class_name"])
+    if cls is None:
+        raise ValueError(f"unknown layer class {spec['class_name']!r}; known: {sorted(_LAYER_CLASSES)}")
+    return cls.from_config(dict(spec["config"]))

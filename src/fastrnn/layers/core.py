@@ -1,0 +1,279 @@
+"""The non-recurrent layers: ``Dense``, ``Activation``, ``Dropout``, ``Embedding``, ``Masking``,
+``InputLayer``.
+
+All follow Keras 3: ``Dense`` acts on the last axis (so on 3-D input it is applied at
+every time step), ``Embedding(mask_zero=True)`` and ``Masking`` produce a ``(B, T)`` mask
+for the recurrent layers after them, ``Dropout`` is active only with ``training=True``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastrnn.layers import activations, initializers
+from fastrnn.layers.base import Layer
+
+
+class Dense(Layer):
+    """``y = activation(x @ kernel + bias)`` on the last axis: x (..., F) -> y (..., units).
+
+    Weights: kernel (F, units), bias (units,).
+    """
+
+    min_ndim = 2
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", input_dim=None, **kwargs):
+        if input_dim is not None and kwargs.get("input_shape") is None:
+            kwargs["input_shape"] = (input_dim,)
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)):
+            raise TypeError(f"{self.who}: units must be an int, got {units!r}")
+        if units <= 0:
+            raise ValueError(f"{self.who}: units must be positive, got {units}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer)
+        initializers.get(bias_initializer)
+        self.kernel = self.bias = None
+
+    @property
+    def params(self):
+        return [p for p in (self.kernel, self.bias) if p is not None]
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(f"{self.who}: the size of the last input axis must be known to build")
+        self.kernel = initializers.get(self.kernel_initializer)((features, self.units), self.dtype)
+        if self.use_bias:
+            self.bias = initializers.get(self.bias_initializer)((self.units,), self.dtype)
+        super().build(input_shape)
+
+    def call(self, x, training=False, mask=None):
+        a = x @ self.kernel  # (..., U)
+        if self.bias is not None:
+            a = a + self.bias  # (..., U)
+        y = self.activation.forward(a)  # (..., U)
+        self._cache = (x, y) if training else None
+        return y
+
+    def backward(self, dy):
+        x, y = self._backward_cache()
+        da = self.activation.backward(dy, y)  # (..., U)
+        da2 = da.reshape(-1, self.units)  # (N, U), all leading axes flattened
+        x2 = x.reshape(-1, x.shape[-1])  # (N, F)
+        self.grads = [x2.T @ da2]  # (F, U)
+        if self.bias is not None:
+            self.grads.append(da2.sum(axis=0))  # (U,)
+        return da @ self.kernel.T  # (..., F)
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, activation=self.activation.name, use_bias=self.use_bias,
+                      kernel_initializer=initializers.serialize(self.kernel_initializer, "glorot_uniform"),
+                      bias_initializer=initializers.serialize(self.bias_initializer, "zeros"))
+        return config
+
+
+class Activation(Layer):
+    """Applies an activation ('relu', 'tanh', 'sigmoid', 'softmax', 'linear') element-wise
+    (softmax over the last axis)."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, x, training=False, mask=None):
+        y = self.activation.forward(x)
+        self._cache = y if training else None
+        return y
+
+    def backward(self, dy):
+        y = self._backward_cache()
+        self.grads = []
+        return self.activation.backward(dy, y)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation.name}
+
+
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of the inputs during training and scales the rest by 1/(1-rate).
+
+    ``noise_shape`` (Keras's) lets the mask be shared along axes of size 1, e.g.
+    ``(None, 1, F)`` drops the same features at every time step. No-op in inference.
+    """
+
+    def __init__(self, rate, noise_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{self.who}: rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+
+    def call(self, x, training=False, mask=None):
+        if not training or self.rate == 0:
+            self._cache = 1 if training else None  # backward is then the identity
+            return x
+        shape = x.shape
+        if self.noise_shape is not None:
+            if len(self.noise_shape) != x.ndim:
+                raise ValueError(f"{self.who}: noise_shape {self.noise_shape} must have the input's "
+                                 f"rank, got input shape {x.shape}")
+            shape = tuple(d if n is None else n for n, d in zip(self.noise_shape, x.shape))
+        keep = self.rng.random(shape) >= self.rate  # broadcastable to x
+        scale = keep.astype(self.dtype) / self.dtype.type(1 - self.rate)
+        self._cache = scale
+        return x * scale
+
+    def backward(self, dy):
+        scale = self._backward_cache()
+        self.grads = []
+        return dy * scale
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate,
+                      noise_shape=None if self.noise_shape is None else list(self.noise_shape))
+        return config
+
+
+class Embedding(Layer):
+    """Integer ids (B, T) -> vectors (B, T, output_dim) by table look-up.
+
+    Weights: embeddings (input_dim, output_dim). With ``mask_zero=True`` id 0 is padding:
+    the layer outputs a mask (B, T) that is False there, for the recurrent layers after it.
+    """
+
+    min_ndim = 1
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
+                 input_length=None, **kwargs):
+        if input_length is not None and kwargs.get("input_shape") is None:
+            kwargs["input_shape"] = (input_length,)  # Keras 2's argument
+        super().__init__(**kwargs)
+        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{self.who}: {arg} must be a positive int, got {value!r}")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.embeddings_initializer = embeddings_initializer
+        initializers.get(embeddings_initializer)
+        self.mask_zero = bool(mask_zero)
+        self.embeddings = None
+
+    @property
+    def params(self):
+        return [] if self.embeddings is None else [self.embeddings]
+
+    def build(self, input_shape):
+        init = initializers.get(self.embeddings_initializer)
+        self.embeddings = init((self.input_dim, self.output_dim), self.dtype)
+        super().build(input_shape)
+
+    def convert_input(self, inputs):
+        """ids -> int64 array; floats must hold whole numbers, and all ids must be in range."""
+        ids = np.asarray(inputs)
+        if ids.dtype.kind == "b" or ids.dtype.kind not in "iuf":
+            raise TypeError(f"{self.who}: input must hold integer ids, got dtype {ids.dtype}")
+        if ids.dtype.kind == "f":
+            if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)):
+                raise ValueError(f"{self.who}: input must hold integer ids, got non-integer values")
+        ids = ids.astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):
+            raise ValueError(f"{self.who}: ids must be in [0, input_dim) = [0, {self.input_dim}), "
+                             f"got values from {ids.min()} to {ids.max()}")
+        return ids
+
+    def check_input_shape(self, shape):
+        if len(shape) < 1:
+            raise ValueError(f"{self.who} expects input of rank >= 1, got shape {tuple(shape)}")
+
+    def call(self, x, training=False, mask=None):
+        self._cache = x if training else None
+        return self.embeddings[x]  # (..., D)
+
+    def backward(self, dy):
+        ids = self._backward_cache()
+        grad = np.zeros_like(self.embeddings)  # (V, D)
+        np.add.at(grad, ids.reshape(-1), dy.reshape(-1, self.output_dim))  # repeated ids add up
+        self.grads = [grad]
+        return None  # ids are not differentiable
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape), self.output_dim)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return np.asarray(inputs) != 0  # (B, T)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, output_dim=self.output_dim, mask_zero=self.mask_zero,
+                      embeddings_initializer=initializers.serialize(self.embeddings_initializer, "uniform"))
+        return config
+
+
+class Masking(Layer):
+    """Marks as padding every time step whose features all equal ``mask_value``.
+
+    x (B, T, F) -> x with those steps zeroed (as Keras does), and a mask (B, T).
+    """
+
+    min_ndim = 2
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def _step_mask(self, x):
+        return np.any(x != self.mask_value, axis=-1)  # (B, T)
+
+    def call(self, x, training=False, mask=None):
+        keep = self._step_mask(x)[..., None].astype(self.dtype)  # (B, T, 1)
+        self._cache = keep if training else None
+        return x * keep
+
+    def backward(self, dy):
+        keep = self._backward_cache()
+        self.grads = []
+        return dy * keep
+
+    def compute_mask(self, inputs, mask=None):
+        return self._step_mask(np.asarray(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
+
+
+class InputLayer(Layer):
+    """Declares the input shape of a ``Sequential`` model (what ``Input(shape)`` returns).
+
+    It does nothing to the data; ``Sequential`` reads its shape and does not list it in
+    ``model.layers``, as in Keras 3.
+    """
+
+    def __init__(self, shape=None, batch_size=None, input_shape=None, **kwargs):
+        shape = input_shape if shape is None else shape
+        if shape is None:
+            raise ValueError("InputLayer needs a shape, e.g. Input(shape=(timesteps, features))")
+        super().__init__(input_shape=tuple(shape), batch_size=batch_size, **kwargs)
+
+    def call(self, x, training=False, mask=None):
+        return x
+
+    def backward(self, dy):
+        self.grads = []
+        return dy
+
+
+def Input(shape, batch_size=None, dtype="float32", name=None):  # noqa: N802 (Keras's name)
+    """Keras's ``Input``: here an ``InputLayer`` to put first in a ``Sequential``."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)

@@ -1,0 +1,354 @@
+"""Keras's recurrent layers, ``SimpleRNN``, ``LSTM`` and ``GRU``, on the kernels of ``fastrnn.ops``.
+
+The layer only arranges shapes: it turns the batch-major input ``(B, T, F)`` into the
+kernels' time-major ``(T, B, F)``, a mask into per-sequence lengths, and the kernels'
+outputs back into what Keras returns. Forward and backpropagation through time run in
+``fastrnn.ops.rnn_forward`` / ``rnn_backward``.
+
+Parameters are kept in the kernel layout (``w_ih``, ``w_hh``, ``b_ih``, ``b_hh``; see
+``fastrnn.modes``); ``get_weights``/``set_weights`` use Keras's layout. Keras's single
+bias of SimpleRNN and LSTM is ``b_ih`` (``b_hh`` stays None); GRU has both rows.
+
+Keras semantics kept here:
+
+- ``go_backwards``: the sequence is read from its end; with ``return_sequences`` the
+  outputs come in reading order (reversed), as in Keras.
+- masks: padded steps leave the state unchanged. Their output is the last real output
+  (Keras's default), or zero with ``zero_output_for_mask=True`` (what ``Bidirectional``
+  uses). For ``go_backwards`` the padding is read first, so its outputs are zero.
+- ``stateful``: the final state of a batch is the initial state of the next, until
+  ``reset_states()``. No gradient flows into the carried state (truncated BPTT).
+- ``dropout``: one mask per sequence on the input features, the same at every step, as
+  Keras's RNN cells draw it; training only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastrnn import ops
+from fastrnn.layers import initializers
+from fastrnn.layers.base import Layer, mask_to_lengths
+from fastrnn.modes import GATES, kernel_to_keras, keras_to_kernel
+
+
+class Recurrent(Layer):
+    """Shared machinery of SimpleRNN, LSTM and GRU; ``self.mode`` names the kernel cell."""
+
+    input_ndim = 3
+    mode = "rnn_tanh"
+
+    def __init__(self, units, *, use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
+                 input_dim=None, input_length=None, **kwargs):
+        if input_dim is not None and kwargs.get("input_shape") is None:
+            kwargs["input_shape"] = (input_length, input_dim)  # Keras 2's spelling
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)):
+            raise TypeError(f"{self.who}: units must be an int, got {units!r}")
+        if units <= 0:
+            raise ValueError(f"{self.who}: units must be positive, got {units}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{self.who}: dropout must be in [0, 1), got {dropout}")
+        if recurrent_dropout:
+            raise ValueError(f"{self.who}: recurrent_dropout is not supported by the kernels "
+                             "(only dropout on the inputs is); use recurrent_dropout=0")
+        self.units = int(units)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        for init in (kernel_initializer, recurrent_initializer, bias_initializer):
+            initializers.get(init)  # fail now on an unknown name, not at build
+        self.dropout = float(dropout)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)  # accepted for Keras scripts; the kernels decide how to loop
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states = None  # [h (B, H), c (B, H) for LSTM] carried by a stateful layer
+        self.w_ih = self.w_hh = self.b_ih = self.b_hh = None
+        self.initial_state_grads = None  # gradients of an explicit initial_state
+
+    # -- parameters ----------------------------------------------------------------------
+
+    @property
+    def gates(self) -> int:
+        return GATES[self.mode]
+
+    @property
+    def params(self):
+        return [p for p in (self.w_ih, self.w_hh, self.b_ih, self.b_hh) if p is not None]
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(f"{self.who}: the number of input features must be known to build")
+        H, G = self.units, self.gates
+        kernel = initializers.get(self.kernel_initializer)((features, G * H), self.dtype)
+        recurrent = initializers.get(self.recurrent_initializer)((H, G * H), self.dtype)
+        bias = self.initial_bias() if self.use_bias else None
+        self.w_ih, self.w_hh, self.b_ih, self.b_hh = keras_to_kernel(self.mode, kernel, recurrent, bias)
+        super().build(input_shape)
+
+    def initial_bias(self) -> np.ndarray:
+        """The Keras-layout bias at build: (G*H,) from bias_initializer."""
+        return initializers.get(self.bias_initializer)((self.gates * self.units,), self.dtype)
+
+    def weight_shapes(self):
+        F, H, G = self.input_shape[-1], self.units, self.gates
+        shapes = [(F, G * H), (H, G * H)]
+        if self.use_bias:
+            shapes.append((2, G * H) if self.mode == "gru" else (G * H,))
+        return shapes
+
+    def get_weights(self):
+        """[kernel (F, G*H), recurrent_kernel (H, G*H), bias] in Keras's layout and gate order."""
+        return kernel_to_keras(self.mode, self.w_ih, self.w_hh, self.b_ih, self.b_hh)
+
+    def assign_weights(self, weights):
+        bias = weights[2] if self.use_bias else None
+        for p, w in zip(self.params, keras_to_kernel(self.mode, weights[0], weights[1], bias)):
+            p[...] = w
+
+    # -- states ----------------------------------------------------------------------------
+
+    @property
+    def state_count(self) -> int:
+        return 2 if self.mode == "lstm" else 1
+
+    def reset_states(self, states=None):
+        """Forget the carried state (or set it: a list of (B, H) arrays, h then c for LSTM)."""
+        if states is None:
+            self.states = None
+            return
+        states = [np.array(s, dtype=self.dtype) for s in states]
+        if len(states) != self.state_count or any(s.ndim != 2 or s.shape[1] != self.units for s in states):
+            raise ValueError(f"{self.who}: states must be {self.state_count} arrays of shape "
+                             f"(batch, {self.units}), got {[s.shape for s in states]}")
+        self.states = states
+
+    def _initial_states(self, batch: int, initial_state):
+        """-> (h0, c0), each (B, H) or None (zeros), from initial_state or the carried state."""
+        if initial_state is None and self.stateful and self.states is not None:
+            if self.states[0].shape[0] != batch:
+                raise ValueError(f"{self.who} is stateful and carries a state for batch size "
+                                 f"{self.states[0].shape[0]}, got a batch of {batch}; call "
+                                 "reset_states() first or keep the batch size fixed")
+            initial_state = self.states
+        if initial_state is None:
+            return None, None
+        if isinstance(initial_state, np.ndarray) and initial_state.ndim == 2:
+            initial_state = [initial_state]
+        initial_state = [np.ascontiguousarray(s, dtype=self.dtype) for s in initial_state]
+        if len(initial_state) != self.state_count:
+            raise ValueError(f"{self.who}: initial_state must be a list of {self.state_count} "
+                             f"array(s) of shape (batch, units), got {len(initial_state)}")
+        for s in initial_state:
+            if s.shape != (batch, self.units):
+                raise ValueError(f"{self.who}: each initial state must have shape "
+                                 f"(batch, units) = {(batch, self.units)}, got {s.shape}")
+        return initial_state[0], (initial_state[1] if self.mode == "lstm" else None)
+
+    # -- the time-major core (also used by Bidirectional) ------------------------------------
+
+    def run(self, x_tm, lengths=None, training=False, initial_state=None):
+        """Run the kernel over time-major input; ``Bidirectional`` calls this directly.
+
+        x_tm: (T, B, F); lengths: (B,) or None. The direction is ``go_backwards``.
+        Returns y: (T, B, H) with every output at its own time position and zeros at
+        padded steps, h_n: (B, H), c_n: (B, H) or None.
+        """
+        T, B, F = x_tm.shape
+        drop = None
+        if training and self.dropout > 0:
+            keep = self.rng.random((B, F)) >= self.dropout  # (B, F), same for every step
+            drop = keep.astype(self.dtype) / self.dtype.type(1 - self.dropout)  # (B, F)
+            x_tm = x_tm * drop  # (T, B, F)
+        h0, c0 = self._initial_states(B, initial_state)
+        y, h_n, c_n, cache = ops.rnn_forward(
+            self.mode, x_tm, h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
+            c0=c0, lengths=lengths, reverse=self.go_backwards, training=training)
+        if self.stateful:
+            self.states = [h_n.copy()] + ([c_n.copy()] if c_n is not None else [])
+        self._cache = (cache, drop, lengths) if training else None
+        return y, h_n, c_n
+
+    def run_backward(self, dy_tm=None, dh_n=None, dc_n=None):
+        """Gradients of ``run``'s outputs -> dx_tm: (T, B, F); sets ``grads``.
+
+        dy_tm: (T, B, H) or None; dh_n, dc_n: (B, H) or None.
+        """
+        cache, drop, _ = self._backward_cache()
+        g = ops.rnn_backward(cache, dy_tm, dh_n, dc_n)
+        self.grads = [g[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if g[k] is not None]
+        self.initial_state_grads = [g["h0"]] + ([g["c0"]] if "c0" in g else [])
+        dx = g["x"]  # (T, B, F)
+        return dx if drop is None else dx * drop
+
+    # -- the Keras-facing call -----------------------------------------------------------------
+
+    def call(self, x, training=False, mask=None, initial_state=None):
+        """x: (B, T, F) -> output (B, T, H) with return_sequences, else (B, H);
+        with return_state a list [output, h_n (B, H)] (+ c_n (B, H) for LSTM).
+        """
+        B, T, _ = x.shape
+        lengths = mask_to_lengths(mask, B, T, self.who)
+        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
+        y, h_n, c_n = self.run(x_tm, lengths, training, initial_state)
+        if self.return_sequences:
+            y = self._fill_padding(y, lengths)  # (T, B, H)
+            if self.go_backwards:
+                y = y[::-1]  # reading order, as Keras returns it
+            output = np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, T, H)
+        else:
+            output = h_n.copy()  # (B, H)
+        if self.return_state:
+            return [output, h_n] + ([c_n] if c_n is not None else [])
+        return output
+
+    def backward(self, d_output):
+        """Gradient of the output (a list matching ``call``'s with return_state, entries may
+        be None) -> gradient of x: (B, T, F); sets ``grads`` and ``initial_state_grads``."""
+        _, _, lengths = self._backward_cache()
+        dh_n = dc_n = None
+        if self.return_state:
+            d_output, *d_states = list(d_output) + [None] * self.state_count
+            dh_n, dc_n = d_states[0], (d_states[1] if self.mode == "lstm" else None)
+        dy_tm = None
+        if d_output is not None and self.return_sequences:
+            dy_tm = np.asarray(d_output, dtype=self.dtype).transpose(1, 0, 2)  # (T, B, H)
+            if self.go_backwards:
+                dy_tm = dy_tm[::-1]
+            dy_tm = self._fill_padding_grad(np.ascontiguousarray(dy_tm), lengths)
+        elif d_output is not None:
+            dh_n = d_output if dh_n is None else dh_n + d_output  # (B, H)
+        dx_tm = self.run_backward(dy_tm, dh_n, dc_n)  # (T, B, F)
+        return np.ascontiguousarray(dx_tm.transpose(1, 0, 2))  # (B, T, F)
+
+    def _repeats_last_output(self, lengths) -> bool:
+        # Only forward reading has padding after real steps; reversed reading meets it first.
+        return lengths is not None and not self.zero_output_for_mask and not self.go_backwards
+
+    def _fill_padding(self, y, lengths):
+        """y: (T, B, H) with zeros at padded steps -> Keras's output there: the last real one."""
+        if not self._repeats_last_output(lengths):
+            return y
+        T, B, _ = y.shape
+        source = np.minimum(np.arange(T)[:, None], np.maximum(lengths - 1, 0)[None, :])  # (T, B)
+        out = y[source, np.arange(B)[None, :]]  # (T, B, H)
+        out[:, lengths == 0] = 0  # an empty sequence has no last output
+        return out
+
+    def _fill_padding_grad(self, dy, lengths):
+        """Backward of ``_fill_padding``: gradients at padded steps go to the last real step."""
+        if not self._repeats_last_output(lengths):
+            return dy
+        T, B, _ = dy.shape
+        padded = (np.arange(T)[:, None] >= lengths[None, :])[:, :, None]  # (T, B, 1)
+        tail = np.where(padded, dy, 0).sum(axis=0)  # (B, H) summed over padded steps
+        dy = np.where(padded, 0, dy)  # (T, B, H)
+        rows = np.flatnonzero(lengths > 0)
+        dy[lengths[rows] - 1, rows] += tail[rows]
+        return dy
+
+    # -- shapes, masks, config ------------------------------------------------------------------
+
+    def compute_output_shape(self, input_shape):
+        B, T = input_shape[0], input_shape[1]
+        out = (B, T, self.units) if self.return_sequences else (B, self.units)
+        if self.return_state:
+            return [out] + [(B, self.units)] * self.state_count
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units, use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer, "glorot_uniform"),
+            recurrent_initializer=initializers.serialize(self.recurrent_initializer, "orthogonal"),
+            bias_initializer=initializers.serialize(self.bias_initializer, "zeros"),
+            dropout=self.dropout, return_sequences=self.return_sequences,
+            return_state=self.return_state, go_backwards=self.go_backwards,
+            stateful=self.stateful, unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask)
+        return config
+
+
+class SimpleRNN(Recurrent):
+    """Fully connected recurrent layer, ``h' = act(x W + h U + b)``; activation 'tanh' or 'relu'.
+
+    Weights (Keras layout): kernel (F, H), recurrent_kernel (H, H), bias (H,).
+    """
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"SimpleRNN activation must be 'tanh' or 'relu' (the kernels' cells), "
+                             f"got {activation!r}")
+        self.activation = activation
+        self.mode = "rnn_" + activation
+        super().__init__(units, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class LSTM(Recurrent):
+    """Long short-term memory, Keras's equations with a sigmoid recurrent activation.
+
+    Weights (Keras layout): kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H,),
+    gates i, f, c, o. ``unit_forget_bias`` (default True) starts the forget bias at 1.
+    """
+
+    mode = "lstm"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 unit_forget_bias=True, **kwargs):
+        if activation != "tanh" or recurrent_activation != "sigmoid":
+            raise ValueError("LSTM supports activation='tanh' and recurrent_activation='sigmoid' "
+                             f"only (the kernels' cell), got {activation!r} and {recurrent_activation!r}")
+        self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(units, **kwargs)
+
+    def initial_bias(self):
+        bias = super().initial_bias()  # (4H,)
+        if self.unit_forget_bias:
+            H = self.units
+            rest = initializers.get(self.bias_initializer)((2 * H,), self.dtype)
+            bias = np.concatenate([bias[:H], np.ones(H, self.dtype), rest])  # gates i, f, c, o
+        return bias
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit with the reset gate applied after the recurrent product
+    (Keras's ``reset_after=True``, its default and the only form the kernels have).
+
+    Weights (Keras layout): kernel (F, 3H), recurrent_kernel (H, 3H), bias (2, 3H),
+    gates z, r, h; bias row 0 goes with the input, row 1 with the recurrent product.
+    """
+
+    mode = "gru"
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 reset_after=True, **kwargs):
+        if not reset_after:
+            raise ValueError("GRU supports reset_after=True only (the kernels implement that "
+                             "formulation, PyTorch's); reset_after=False is not available")
+        if activation != "tanh" or recurrent_activation != "sigmoid":
+            raise ValueError("GRU supports activation='tanh' and recurrent_activation='sigmoid' "
+                             f"only (the kernels' cell), got {activation!r} and {recurrent_activation!r}")
+        super().__init__(units, **kwargs)
+
+    def initial_bias(self):
+        return initializers.get(self.bias_initializer)((2, 3 * self.units), self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": True}

@@ -194,3 +194,21 @@ def test_batches_large_enough_to_split_across_threads_match_reference(mode, thre
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
     finally:
         ops.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("mode", MODES)
+def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode, threads):
+    """Too few rows to share out, so the kernels give each thread a range of hidden units
+    (here 144 units: uneven ranges, cut on multiples of 16) and sync the threads every step."""
+    B, H = 3, 144
+    T = int(np.ceil(8.5e6 / (B * 4 * H * H))) if mode == "lstm" else int(np.ceil(8.5e6 / (B * H * H)))
+    T = T if mode != "gru" else int(np.ceil(8.5e6 / (B * 3 * H * H)))
+    case = make_case(mode, T, B, 8, H, np.float64, seed=10)
+    lengths = np.array([T, T // 2, 0])
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(threads)
+        assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
+    finally:
+        ops.set_num_threads(before)

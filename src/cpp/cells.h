@@ -7,6 +7,8 @@
 // Every buffer here is row-major with the batch as rows:
 //   gates: (B, G*H) with row stride G*H, the gate blocks side by side in the order of modes.py
 //   h, c:  (B, H)
+// A cell works on a Tile of these: some batch rows by some hidden units (all of them, unless
+// the driver splits the units between threads), with every pointer at the tile's first element.
 //
 // Traits each cell declares, read by the driver:
 //   kGates               G, the number of gate blocks
@@ -31,20 +33,31 @@ template <typename T>
 using ConstArrayView = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
                                   0, Eigen::OuterStride<>>;
 
-// Gate block k of a (B, G*H) buffer: (B, H) with row stride G*H.
+// rows x units of a step; gate k of a unit sits k*H further along its gates row.
+struct Tile {
+  Index rows, units;
+  Index H;             // hidden units in all: the distance between gate blocks
+  Index gates_stride;  // G*H: the distance between rows of a gates buffer
+  Index state_stride;  // H: the distance between rows of a state buffer
+};
+
+// Gate block k of the tile: (rows, units) with row stride G*H.
 template <typename T>
-ArrayView<T> gate(T* gates, Index B, Index H, Index G, Index k) {
-  return ArrayView<T>(gates + k * H, B, H, Eigen::OuterStride<>(G * H));
+ArrayView<T> gate(T* gates, const Tile& t, Index k) {
+  return ArrayView<T>(gates + k * t.H, t.rows, t.units, Eigen::OuterStride<>(t.gates_stride));
 }
 template <typename T>
-ConstArrayView<T> gate(const T* gates, Index B, Index H, Index G, Index k) {
-  return ConstArrayView<T>(gates + k * H, B, H, Eigen::OuterStride<>(G * H));
+ConstArrayView<T> gate(const T* gates, const Tile& t, Index k) {
+  return ConstArrayView<T>(gates + k * t.H, t.rows, t.units, Eigen::OuterStride<>(t.gates_stride));
+}
+// A state's part of the tile: (rows, units) with row stride H.
+template <typename T>
+ArrayView<T> state(T* p, const Tile& t) {
+  return ArrayView<T>(p, t.rows, t.units, Eigen::OuterStride<>(t.state_stride));
 }
 template <typename T>
-ArrayView<T> state(T* p, Index B, Index H) { return ArrayView<T>(p, B, H, Eigen::OuterStride<>(H)); }
-template <typename T>
-ConstArrayView<T> state(const T* p, Index B, Index H) {
-  return ConstArrayView<T>(p, B, H, Eigen::OuterStride<>(H));
+ConstArrayView<T> state(const T* p, const Tile& t) {
+  return ConstArrayView<T>(p, t.rows, t.units, Eigen::OuterStride<>(t.state_stride));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,17 +111,17 @@ struct RnnCell {
 
   // gates: (B, H) in: pre-activation; out: h' (kept for BPTT). h: (B, H) out.
   template <typename T>
-  static void forward(Index B, Index H, T* gates, T* h) {
-    auto a = gate(gates, B, H, 1, 0);
+  static void forward(const Tile& tile, T* gates, T* h) {
+    auto a = gate(gates, tile, 0);
     a = Act::f(a);
-    state(h, B, H) = a;
+    state(h, tile) = a;
   }
 
   // gates: (B, H) in: h' from forward; out: d pre. dh: (B, H) gradient w.r.t. h'.
   template <typename T>
-  static void backward(Index B, Index H, T* gates, const T* dh) {
-    auto a = gate(gates, B, H, 1, 0);
-    a = state(dh, B, H) * Act::df(a);
+  static void backward(const Tile& tile, T* gates, const T* dh) {
+    auto a = gate(gates, tile, 0);
+    a = state(dh, tile) * Act::df(a);
   }
 };
 
@@ -121,30 +134,30 @@ struct LstmCell {
 
   // gates: (B, 4H) in: pre-activations; out: i, f, g, o. c_prev: (B, H). h, c: (B, H) out.
   template <typename T>
-  static void forward(Index B, Index H, T* gates, const T* c_prev, T* h, T* c) {
-    auto i = gate(gates, B, H, 4, 0), f = gate(gates, B, H, 4, 1);
-    auto g = gate(gates, B, H, 4, 2), o = gate(gates, B, H, 4, 3);
+  static void forward(const Tile& tile, T* gates, const T* c_prev, T* h, T* c) {
+    auto i = gate(gates, tile, 0), f = gate(gates, tile, 1);
+    auto g = gate(gates, tile, 2), o = gate(gates, tile, 3);
     i = Sigmoid::f(i);
     f = Sigmoid::f(f);
     g = Tanh::f(g);
     o = Sigmoid::f(o);
-    auto c_new = state(c, B, H);
-    c_new = f * state(c_prev, B, H) + i * g;
-    state(h, B, H) = o * Tanh::f(c_new);
+    auto c_new = state(c, tile);
+    c_new = f * state(c_prev, tile) + i * g;
+    state(h, tile) = o * Tanh::f(c_new);
   }
 
   // gates: (B, 4H) in: i, f, g, o; out: d pre-activations. dh, dc: (B, H) gradients w.r.t. h', c'.
   // dc_prev: (B, H) out, gradient w.r.t. c. scratch: (B, H). c' is recomputed, not kept: it is cheap.
   // Whole-block passes in an order that overwrites nothing still needed, so nothing is allocated.
   template <typename T>
-  static void backward(Index B, Index H, T* gates, const T* c_prev, const T* dh, const T* dc,
+  static void backward(const Tile& tile, T* gates, const T* c_prev, const T* dh, const T* dc,
                        T* dc_prev, T* scratch) {
-    auto i = gate(gates, B, H, 4, 0), f = gate(gates, B, H, 4, 1);
-    auto g = gate(gates, B, H, 4, 2), o = gate(gates, B, H, 4, 3);
-    auto cp = state(c_prev, B, H), dh_ = state(dh, B, H);
-    auto out = state(dc_prev, B, H), dct = state(scratch, B, H);
+    auto i = gate(gates, tile, 0), f = gate(gates, tile, 1);
+    auto g = gate(gates, tile, 2), o = gate(gates, tile, 3);
+    auto cp = state(c_prev, tile), dh_ = state(dh, tile);
+    auto out = state(dc_prev, tile), dct = state(scratch, tile);
     out = Tanh::f(f * cp + i * g);                         // tanh(c')
-    dct = state(dc, B, H) + dh_ * o * Tanh::df(out);       // total d c'
+    dct = state(dc, tile) + dh_ * o * Tanh::df(out);       // total d c'
     o = dh_ * out * Sigmoid::df(o);                        // d o
     out = dct * i * Tanh::df(g);                           // d g, parked
     i = dct * g * Sigmoid::df(i);                          // d i
@@ -166,29 +179,29 @@ struct GruCell {
   // gh: (B, 3H) recurrent projections W_hh h + b_hh. h_prev, h: (B, H).
   // hn: (B, H) out: W_hn h + b_hn, kept for BPTT.
   template <typename T>
-  static void forward(Index B, Index H, T* gates, const T* gh, const T* h_prev, T* h, T* hn) {
-    auto r = gate(gates, B, H, 3, 0), z = gate(gates, B, H, 3, 1), n = gate(gates, B, H, 3, 2);
-    r = Sigmoid::f(r + gate(gh, B, H, 3, 0));
-    z = Sigmoid::f(z + gate(gh, B, H, 3, 1));
-    auto hn_ = state(hn, B, H);
-    hn_ = gate(gh, B, H, 3, 2);
+  static void forward(const Tile& tile, T* gates, const T* gh, const T* h_prev, T* h, T* hn) {
+    auto r = gate(gates, tile, 0), z = gate(gates, tile, 1), n = gate(gates, tile, 2);
+    r = Sigmoid::f(r + gate(gh, tile, 0));
+    z = Sigmoid::f(z + gate(gh, tile, 1));
+    auto hn_ = state(hn, tile);
+    hn_ = gate(gh, tile, 2);
     n = Tanh::f(n + r * hn_);
-    state(h, B, H) = (1 - z) * n + z * state(h_prev, B, H);
+    state(h, tile) = (1 - z) * n + z * state(h_prev, tile);
   }
 
   // gates: (B, 3H) in: r, z, n; out: d input pre-activations. hn: (B, H) from forward.
   // dh: (B, H) gradient w.r.t. h'. dgh: (B, 3H) out: d recurrent projections (differs from the
   // input side only in the n block, scaled by r). dh_prev: (B, H) out: the direct path z * dh.
   template <typename T>
-  static void backward(Index B, Index H, T* gates, const T* hn, const T* h_prev, const T* dh,
+  static void backward(const Tile& tile, T* gates, const T* hn, const T* h_prev, const T* dh,
                        T* dgh, T* dh_prev) {
-    auto r = gate(gates, B, H, 3, 0), z = gate(gates, B, H, 3, 1), n = gate(gates, B, H, 3, 2);
-    auto dh_ = state(dh, B, H);
-    auto dr = gate(dgh, B, H, 3, 0), dz = gate(dgh, B, H, 3, 1), dn = gate(dgh, B, H, 3, 2);
+    auto r = gate(gates, tile, 0), z = gate(gates, tile, 1), n = gate(gates, tile, 2);
+    auto dh_ = state(dh, tile);
+    auto dr = gate(dgh, tile, 0), dz = gate(dgh, tile, 1), dn = gate(dgh, tile, 2);
     dn = dh_ * (1 - z) * Tanh::df(n);
-    dz = dh_ * (state(h_prev, B, H) - n) * Sigmoid::df(z);
-    state(dh_prev, B, H) = dh_ * z;
-    dr = dn * state(hn, B, H) * Sigmoid::df(r);
+    dz = dh_ * (state(h_prev, tile) - n) * Sigmoid::df(z);
+    state(dh_prev, tile) = dh_ * z;
+    dr = dn * state(hn, tile) * Sigmoid::df(r);
     n = dn;                                                // input side: d (W_in x + b_in)
     dn = dn * r;                                           // recurrent side: d (W_hn h + b_hn)
     r = dr;

@@ -4,8 +4,10 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -28,118 +30,172 @@ using ConstRowMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 
 bool valid(const int64_t* lengths, Index b, Index t) { return lengths == nullptr || t < lengths[b]; }
 
-// Rows of `dst` whose step t is padding get the matching row of `src`.
-template <typename T>
-void keep_padded_rows(Matrix<T>& dst, const Matrix<T>& src, const int64_t* lengths, Index t) {
-  if (lengths == nullptr) return;
-  for (Index b = 0; b < src.rows(); ++b)
-    if (!valid(lengths, b, t)) dst.row(b) = src.row(b);
-}
-
-template <typename T>
-void zero_padded_rows(T* p, Index B, Index cols, const int64_t* lengths, Index t) {
-  if (lengths == nullptr) return;
-  MatrixMap<T> m(p, B, cols);
-  for (Index b = 0; b < B; ++b)
-    if (!valid(lengths, b, t)) m.row(b).setZero();
-}
-
 template <typename T>
 void init_state(Matrix<T>& s, const T* s0) {
   if (s0) s = ConstMatrixMap<T>(s0, s.rows(), s.cols());
   else s.setZero();
 }
 
-// Runs body(b0, b1) on slices of the batch, one thread each, in one parallel region for the
-// whole sequence: rows are independent through time, so the threads never wait for each other.
-// `work` is the sequence's multiply-adds in the recurrent products; a thread is only worth
-// starting for a few million of them, and for at least a few rows of its own.
+// ---------------------------------------------------------------------------------------------
+// Sharing the time loop between threads.
+//
+// Each thread owns a slice of every step: batch rows [b0, b1) by hidden units [j0, j1).
+// Splitting the batch is best: rows are independent through time, so threads never wait for
+// each other. A batch too small to split (down to B = 1) is split by hidden units instead:
+// each thread then reads only its units' rows of w_hh, and the threads meet once per step,
+// since every unit's next step needs the whole state.
+struct Slice {
+  Index b0, b1, j0, j1;
+};
+
+struct Split {
+  int threads = 1;
+  bool by_units = false;
+
+  Slice slice(int k, Index B, Index H) const {
+    if (!by_units) return {B * k / threads, B * (k + 1) / threads, 0, H};
+    // Unit ranges start on multiples of 16, so each thread's columns stay SIMD-aligned.
+    auto cut = [&](int i) { return i == threads ? H : (H * i / threads) / 16 * 16; };
+    return {0, B, cut(k), cut(k + 1)};
+  }
+};
+
+// `work` is the sequence's multiply-adds in the recurrent products: a thread is only worth
+// starting for a few million of them, and for a few rows or 64 units of its own.
+Split choose_split(Index B, Index H, double work) {
+  constexpr Index kMinRows = 4, kMinUnits = 64;
+  constexpr double kMinWork = 4e6;
+  const Index most = std::min<Index>(Eigen::nbThreads(), static_cast<Index>(work / kMinWork));
+  if (most < 2) return {};
+  if (B / kMinRows >= 2) return {static_cast<int>(std::min(most, B / kMinRows)), false};
+  if (H / kMinUnits >= 2) return {static_cast<int>(std::min(most, H / kMinUnits)), true};
+  return {};
+}
+
+// Runs body(slice) for every slice of `split`, one thread each, in one parallel region for the
+// whole sequence. The bodies allocate nothing, so nothing can throw between their barriers.
 template <typename Body>
-void for_batch_slices(Index B, double work, Body body) {
-  constexpr Index kMinRowsPerThread = 4;
-  constexpr double kMinWorkPerThread = 4e6;
-  const Index by_rows = B / kMinRowsPerThread;
-  const Index by_work = static_cast<Index>(work / kMinWorkPerThread);
-  const int threads = static_cast<int>(
-      std::max<Index>(1, std::min<Index>({Index(Eigen::nbThreads()), by_rows, by_work})));
-  if (threads == 1) return body(Index(0), B);
-  std::exception_ptr error;
-#pragma omp parallel num_threads(threads)
+void run_slices(const Split& split, Index B, Index H, Body body) {
+  if (split.threads == 1) return body(0, Slice{0, B, 0, H});
+#pragma omp parallel num_threads(split.threads)
   {
 #ifdef _OPENMP
-    const Index k = omp_get_thread_num(), n = omp_get_num_threads();
+    const int k = omp_get_thread_num();
 #else
-    const Index k = 0, n = 1;
+    const int k = 0;
 #endif
-    try {
-      body(B * k / n, B * (k + 1) / n);
-    } catch (...) {
-#pragma omp critical
-      error = std::current_exception();
-    }
+    body(k, split.slice(k, B, H));
   }
-  if (error) std::rethrow_exception(error);
+}
+
+void step_barrier(const Split& split) {
+  if (split.by_units) {
+#pragma omp barrier
+  }
 }
 
 const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengths + b0 : nullptr; }
+
+// The recurrent product of one slice and step, for every gate block:
+//   out[:, k*H + j] += h (rows, H) . w[k*H + j, :]   for the slice's units j.
+// With all units in the slice it is one product with every gate at once.
 template <typename T>
-const T* offset(const T* p, Index k) { return p ? p + k : nullptr; }
+class RecurrentProduct {
+ public:
+  // transposed: forward, out (rows, G*H) += h (rows, H) . w_hh^T.
+  // not transposed: backward, out (rows, H) += d (rows, G*H) . w_hh, the slice's columns.
+  RecurrentProduct(const Slice& sl, Index G, Index H, bool forward)
+      : G_(G), H_(H), j0_(sl.j0), whole_(sl.j1 - sl.j0 == H),
+        gemm_(forward ? RowGemm<T>(sl.b1 - sl.b0, whole_ ? G * H : sl.j1 - sl.j0, H, true, H, H, G * H)
+                      : RowGemm<T>(sl.b1 - sl.b0, sl.j1 - sl.j0, G * H, false, G * H, H, H)) {}
+
+  // h: the slice's first row, column 0; out: the slice's first row, column j0.
+  void forward(const T* h, const T* w_hh, T* out) {
+    if (whole_) return gemm_.accumulate(h, w_hh, out);
+    for (Index k = 0; k < G_; ++k) gemm_.accumulate(h, w_hh + (k * H_ + j0_) * H_, out + k * H_);
+  }
+  // d: the slice's first row, column 0 of a (B, G*H) buffer; out: first row, column j0.
+  void backward(const T* d, const T* w_hh, T* out) { gemm_.accumulate(d, w_hh + j0_, out); }
+
+ private:
+  Index G_, H_, j0_;
+  bool whole_;
+  RowGemm<T> gemm_;
+};
+
+// Rows of a tile whose step t is padding: set the tile's row in dst from src, or to zero.
+template <typename View, typename Src>
+void keep_padded(View dst, const Src& src, const int64_t* lengths, Index t) {
+  if (!lengths) return;
+  for (Index b = 0; b < dst.rows(); ++b)
+    if (!valid(lengths, b, t)) dst.row(b) = src.row(b);
+}
+template <typename View>
+void zero_padded(View dst, const int64_t* lengths, Index t) {
+  if (!lengths) return;
+  for (Index b = 0; b < dst.rows(); ++b)
+    if (!valid(lengths, b, t)) dst.row(b).setZero();
+}
+template <typename T>
+void zero_padded_gates(T* g, const Tile& tile, Index G, const int64_t* lengths, Index t) {
+  for (Index k = 0; k < G; ++k) zero_padded(gate(g, tile, k), lengths, t);
+}
 
 // ---------------------------------------------------------------------------------------------
-// Forward unroll of batch rows [b0, b1), after the input projections are in `gates`.
-template <typename T, typename Cell>
-void forward_rows(const ForwardArgs<T>& a, T* gates, Index b0, Index b1) {
-  const Index steps = a.d.T, B = a.d.B, H = a.d.H, nb = b1 - b0;
-  const Index GH = Cell::kGates * H;
-  const int64_t* lengths = offset(a.lengths, b0);
-  RowGemm<T> recurrent(nb, GH, H, /*transposed=*/true);  // (nb, H) x w_hh^T
+// Forward unroll.
 
-  Matrix<T> h(nb, H), c, c_next, gh, hn_local;
-  init_state(h, offset(a.h0, b0 * H));
-  if constexpr (Cell::kHasCellState) {
-    c.resize(nb, H);
-    c_next.resize(nb, H);
-    init_state(c, offset(a.c0, b0 * H));
-  }
-  if constexpr (Cell::kSeparateRecurrent) {
-    gh.resize(nb, GH);
-    if (!a.training) hn_local.resize(nb, H);
-  }
+// Buffers the threads share. States are double-buffered: a step reads one and writes the other.
+template <typename T>
+struct ForwardBuffers {
+  Matrix<T> h[2], c[2];  // (B, H)
+  Matrix<T> gh;          // (B, G*H) GRU's recurrent projections
+  Matrix<T> hn;          // (B, H) GRU's W_hn h + b_hn when not training
+};
+
+template <typename T, typename Cell>
+void forward_slice(const ForwardArgs<T>& a, T* gates, ForwardBuffers<T>& buf,
+                   RecurrentProduct<T>& recurrent, const Slice& sl, const Split& split) {
+  const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = Cell::kGates, GH = G * H;
+  const Index b0 = sl.b0, j0 = sl.j0;
+  const Tile tile{sl.b1 - b0, sl.j1 - j0, H, GH, H};
+  const int64_t* lengths = offset(a.lengths, b0);
+  const Index first = b0 * H + j0;  // offset of the tile in a (B, H) buffer
 
   for (Index s = 0; s < steps; ++s) {
     const Index t = a.reverse ? steps - 1 - s : s;
-    const Index row = t * B + b0;  // first row of this slice at step t
-    T* g_t = gates + row * GH;     // (nb, G*H)
-    T* y_t = a.y + row * H;        // (nb, H): the cell writes the new state here
-    if (a.training) {
-      MatrixMap<T>(a.ws.h_prev + row * H, nb, H) = h;
-      if constexpr (Cell::kHasCellState) MatrixMap<T>(a.ws.c_prev + row * H, nb, H) = c;
-    }
+    const Index row = t * B + b0;  // the slice's first row at step t, in (T*B, ...) buffers
+    T* h = buf.h[s % 2].data();
+    T* h_new = buf.h[(s + 1) % 2].data();
+    T* g_t = gates + row * GH + j0;
+    if (a.training) state(a.ws.h_prev + row * H + j0, tile) = state(h + first, tile);
     if constexpr (Cell::kSeparateRecurrent) {
-      if (a.w.b_hh) gh = ConstRowMap<T>(a.w.b_hh, GH).replicate(nb, 1);
-      else gh.setZero();
-      recurrent.accumulate(h.data(), a.w.w_hh, gh.data());  // (nb, G*H)
-      T* hn_t = a.training ? a.ws.hn + row * H : hn_local.data();
-      Cell::forward(nb, H, g_t, gh.data(), h.data(), y_t, hn_t);
-    } else {
-      recurrent.accumulate(h.data(), a.w.w_hh, g_t);        // (nb, G*H)
-      if constexpr (Cell::kHasCellState) Cell::forward(nb, H, g_t, c.data(), y_t, c_next.data());
-      else Cell::forward(nb, H, g_t, y_t);
-    }
-    MatrixMap<T> y(y_t, nb, H);
-    if (lengths) {
-      for (Index b = 0; b < nb; ++b) {
-        if (valid(lengths, b, t)) continue;
-        y.row(b) = h.row(b);
-        if constexpr (Cell::kHasCellState) c_next.row(b) = c.row(b);
+      T* gh = buf.gh.data() + b0 * GH + j0;
+      for (Index k = 0; k < G; ++k) {
+        if (a.w.b_hh) gate(gh, tile, k).rowwise() = ConstRowMap<T>(a.w.b_hh + k * H + j0, tile.units).array();
+        else gate(gh, tile, k).setZero();
       }
+      recurrent.forward(h + b0 * H, a.w.w_hh, gh);
+      T* hn = a.training ? a.ws.hn + row * H + j0 : buf.hn.data() + first;
+      Cell::forward(tile, g_t, gh, h + first, h_new + first, hn);
+    } else if constexpr (Cell::kHasCellState) {
+      T* c = buf.c[s % 2].data();
+      T* c_new = buf.c[(s + 1) % 2].data();
+      if (a.training) state(a.ws.c_prev + row * H + j0, tile) = state(c + first, tile);
+      recurrent.forward(h + b0 * H, a.w.w_hh, g_t);
+      Cell::forward(tile, g_t, c + first, h_new + first, c_new + first);
+      keep_padded(state(c_new + first, tile), state(c + first, tile), lengths, t);
+    } else {
+      recurrent.forward(h + b0 * H, a.w.w_hh, g_t);
+      Cell::forward(tile, g_t, h_new + first);
     }
-    h = y;
-    if constexpr (Cell::kHasCellState) std::swap(c, c_next);
-    zero_padded_rows(y_t, nb, H, lengths, t);
+    keep_padded(state(h_new + first, tile), state(h + first, tile), lengths, t);  // padding keeps the state
+    auto y = state(a.y + row * H + j0, tile);
+    y = state(h_new + first, tile);
+    zero_padded(y, lengths, t);                                                  // ... and outputs zero
+    step_barrier(split);  // the next step's product reads every unit of h_new
   }
-  MatrixMap<T>(a.h_n + b0 * H, nb, H) = h;
-  if constexpr (Cell::kHasCellState) MatrixMap<T>(a.c_n + b0 * H, nb, H) = c;
+  state(a.h_n + first, tile) = state(buf.h[steps % 2].data() + first, tile);
+  if constexpr (Cell::kHasCellState) state(a.c_n + first, tile) = state(buf.c[steps % 2].data() + first, tile);
 }
 
 template <typename T, typename Cell>
@@ -161,60 +217,82 @@ void forward(const ForwardArgs<T>& a) {
   if (a.w.b_ih) all_gates.rowwise() += ConstRowMap<T>(a.w.b_ih, GH);
   if (!Cell::kSeparateRecurrent && a.w.b_hh) all_gates.rowwise() += ConstRowMap<T>(a.w.b_hh, GH);
 
-  const double work = double(steps) * B * GH * H;
-  for_batch_slices(B, work, [&](Index b0, Index b1) { forward_rows<T, Cell>(a, gates, b0, b1); });
+  ForwardBuffers<T> buf;
+  for (auto& h : buf.h) h.resize(B, H);
+  init_state(buf.h[0], a.h0);
+  if constexpr (Cell::kHasCellState) {
+    for (auto& c : buf.c) c.resize(B, H);
+    init_state(buf.c[0], a.c0);
+  }
+  if constexpr (Cell::kSeparateRecurrent) {
+    buf.gh.resize(B, GH);
+    if (!a.training) buf.hn.resize(B, H);
+  }
+  const Split split = choose_split(B, H, double(steps) * B * GH * H);
+  std::vector<std::unique_ptr<RecurrentProduct<T>>> products;  // one per thread, made up front
+  for (int k = 0; k < split.threads; ++k)
+    products.push_back(std::make_unique<RecurrentProduct<T>>(split.slice(k, B, H), Cell::kGates, H,
+                                                             /*forward=*/true));
+  run_slices(split, B, H, [&](int k, const Slice& sl) {
+    forward_slice<T, Cell>(a, gates, buf, *products[k], sl, split);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backpropagation through time for batch rows [b0, b1): leaves the gate gradients in the
-// workspace (and in d_rec for GRU) and writes dh0, dc0.
-template <typename T, typename Cell>
-void backward_rows(const BackwardArgs<T>& a, T* d_rec, Index b0, Index b1) {
-  const Index steps = a.d.T, B = a.d.B, H = a.d.H, nb = b1 - b0;
-  const Index GH = Cell::kGates * H;
-  const int64_t* lengths = offset(a.lengths, b0);
-  RowGemm<T> recurrent(nb, H, GH, /*transposed=*/false);  // (nb, G*H) x w_hh
+// Backpropagation through time.
 
-  Matrix<T> dh(nb, H), dh_total(nb, H), dh_next(nb, H), dc, dc_prev, scratch;
-  init_state(dh, offset(a.dh_n, b0 * H));
-  if constexpr (Cell::kHasCellState) {
-    dc.resize(nb, H);
-    dc_prev.resize(nb, H);
-    scratch.resize(nb, H);
-    init_state(dc, offset(a.dc_n, b0 * H));
-  }
+template <typename T>
+struct BackwardBuffers {
+  Matrix<T> dh[2], dc[2];  // (B, H) gradients w.r.t. the state after the current step
+  Matrix<T> dh_total;      // (B, H) that plus the output's gradient
+  Matrix<T> scratch;       // (B, H) LSTM
+};
+
+template <typename T, typename Cell>
+void backward_slice(const BackwardArgs<T>& a, T* d_rec, BackwardBuffers<T>& buf,
+                    RecurrentProduct<T>& recurrent, const Slice& sl, const Split& split) {
+  const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = Cell::kGates, GH = G * H;
+  const Index b0 = sl.b0, j0 = sl.j0;
+  const Tile tile{sl.b1 - b0, sl.j1 - j0, H, GH, H};
+  const int64_t* lengths = offset(a.lengths, b0);
+  const Index first = b0 * H + j0;
 
   for (Index s = steps - 1; s >= 0; --s) {
     const Index t = a.reverse ? steps - 1 - s : s;
     const Index row = t * B + b0;
-    T* g_t = a.ws.gates + row * GH;
-    T* d_rec_t = d_rec + row * GH;
-    dh_total = dh;
+    const Index now = (steps - 1 - s) % 2;
+    T* dh = buf.dh[now].data() + first;
+    T* dh_prev = buf.dh[1 - now].data() + first;
+    T* dh_total = buf.dh_total.data() + first;
+    T* g_t = a.ws.gates + row * GH + j0;
+    T* d_rec_t = d_rec + row * GH + j0;
+    state(dh_total, tile) = state(dh, tile);
     if (a.dy) {
-      dh_total += ConstMatrixMap<T>(a.dy + row * H, nb, H);
-      keep_padded_rows(dh_total, dh, lengths, t);  // a padded output is a constant zero
+      state(dh_total, tile) += state(a.dy + row * H + j0, tile);
+      keep_padded(state(dh_total, tile), state(dh, tile), lengths, t);  // a padded output is a constant
     }
     if constexpr (Cell::kSeparateRecurrent) {
-      Cell::backward(nb, H, g_t, a.ws.hn + row * H, a.ws.h_prev + row * H, dh_total.data(), d_rec_t,
-                     dh_next.data());
-      zero_padded_rows(d_rec_t, nb, GH, lengths, t);
+      Cell::backward(tile, g_t, a.ws.hn + row * H + j0, a.ws.h_prev + row * H + j0, dh_total, d_rec_t,
+                     dh_prev);
+      zero_padded_gates(d_rec_t, tile, G, lengths, t);
     } else if constexpr (Cell::kHasCellState) {
-      Cell::backward(nb, H, g_t, a.ws.c_prev + row * H, dh_total.data(), dc.data(), dc_prev.data(),
-                     scratch.data());
-      keep_padded_rows(dc_prev, dc, lengths, t);
-      dh_next.setZero();
+      T* dc = buf.dc[now].data() + first;
+      T* dc_prev = buf.dc[1 - now].data() + first;
+      Cell::backward(tile, g_t, a.ws.c_prev + row * H + j0, dh_total, dc, dc_prev,
+                     buf.scratch.data() + first);
+      keep_padded(state(dc_prev, tile), state(dc, tile), lengths, t);
+      state(dh_prev, tile).setZero();
     } else {
-      Cell::backward(nb, H, g_t, dh_total.data());
-      dh_next.setZero();
+      Cell::backward(tile, g_t, dh_total);
+      state(dh_prev, tile).setZero();
     }
-    zero_padded_rows(g_t, nb, GH, lengths, t);
-    keep_padded_rows(dh_next, dh_total, lengths, t);  // padding passes the gradient through
-    recurrent.accumulate(d_rec_t, a.w.w_hh, dh_next.data());  // (nb, H)
-    std::swap(dh, dh_next);
-    if constexpr (Cell::kHasCellState) std::swap(dc, dc_prev);
+    zero_padded_gates(g_t, tile, G, lengths, t);
+    keep_padded(state(dh_prev, tile), state(dh_total, tile), lengths, t);  // padding passes it through
+    step_barrier(split);  // the product reads every unit's gate gradients
+    recurrent.backward(d_rec + row * GH, a.w.w_hh, dh_prev);  // (rows, units) += (rows, G*H) . w_hh
   }
-  MatrixMap<T>(a.dh0 + b0 * H, nb, H) = dh;
-  if constexpr (Cell::kHasCellState) MatrixMap<T>(a.dc0 + b0 * H, nb, H) = dc;
+  state(a.dh0 + first, tile) = state(buf.dh[steps % 2].data() + first, tile);
+  if constexpr (Cell::kHasCellState) state(a.dc0 + first, tile) = state(buf.dc[steps % 2].data() + first, tile);
 }
 
 template <typename T, typename Cell>
@@ -229,8 +307,23 @@ void backward(const BackwardArgs<T>& a) {
   if constexpr (Cell::kSeparateRecurrent) d_rec_local.resize(steps * B, GH);
   T* d_rec = Cell::kSeparateRecurrent ? d_rec_local.data() : a.ws.gates;
 
-  const double work = double(steps) * B * GH * H;
-  for_batch_slices(B, work, [&](Index b0, Index b1) { backward_rows<T, Cell>(a, d_rec, b0, b1); });
+  BackwardBuffers<T> buf;
+  for (auto& dh : buf.dh) dh.resize(B, H);
+  buf.dh_total.resize(B, H);
+  init_state(buf.dh[0], a.dh_n);
+  if constexpr (Cell::kHasCellState) {
+    for (auto& dc : buf.dc) dc.resize(B, H);
+    buf.scratch.resize(B, H);
+    init_state(buf.dc[0], a.dc_n);
+  }
+  const Split split = choose_split(B, H, double(steps) * B * GH * H);
+  std::vector<std::unique_ptr<RecurrentProduct<T>>> products;  // one per thread, made up front
+  for (int k = 0; k < split.threads; ++k)
+    products.push_back(std::make_unique<RecurrentProduct<T>>(split.slice(k, B, H), Cell::kGates, H,
+                                                             /*forward=*/false));
+  run_slices(split, B, H, [&](int k, const Slice& sl) {
+    backward_slice<T, Cell>(a, d_rec, buf, *products[k], sl, split);
+  });
 
   // Input and weight gradients: GEMMs over all steps at once (threaded by Eigen).
   ConstMatrixMap<T> d_rec_all(d_rec, steps * B, GH);

@@ -212,3 +212,65 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
     finally:
         ops.set_num_threads(before)
+
+
+def test_relu_passes_no_gradient_through_an_inactive_unit_not_even_nan():
+    case = make_case("rnn_relu", 3, 2, 3, 4, np.float64, seed=12)
+    case["b_ih"] = np.full(4, -100.0)  # every unit off
+    y, _, _, cache = ops.rnn_forward("rnn_relu", **case)
+    dy = np.full_like(y, np.nan)
+    grads = ops.rnn_backward(cache, dy)
+    assert not any(np.isnan(g).any() for g in grads.values() if g is not None)
+
+
+def test_padding_passes_the_state_gradient_through_exactly_even_with_inf_weights():
+    case = make_case("lstm", 3, 2, 3, 4, np.float64, seed=13)
+    case["w_hh"][0, 0] = np.inf
+    y, h_n, _, cache = ops.rnn_forward("lstm", **case, lengths=np.array([0, 0]))
+    grads = ops.rnn_backward(cache, None, np.ones_like(h_n))
+    np.testing.assert_array_equal(grads["h0"], np.ones_like(h_n))
+
+
+def test_dtypes_equal_to_float64_but_not_identical_are_accepted():
+    dt = np.dtype(np.float64, metadata={"units": "V"})
+    case = make_case("gru", 3, 2, 3, 4, np.float64, seed=14)
+    want = ops.rnn_forward("gru", **case)[0]
+    case["x"] = case["x"].astype(dt)
+    np.testing.assert_array_equal(ops.rnn_forward("gru", **case)[0], want)
+
+
+RUN_IN_CHILD = """
+import numpy as np, sys
+sys.path[:0] = {path!r}
+from conftest import make_case
+from fastrnn import ops, reference
+case = make_case("lstm", 40, 2, 8, 256, np.float64, seed=15)   # split by hidden units
+lengths = np.array([40, 7])
+y = ops.rnn_forward("lstm", **case, lengths=lengths)[0]
+want = reference.rnn_forward("lstm", **case, lengths=lengths)[0]
+print(float(np.abs(y - want).max()))
+"""
+
+
+def test_a_thread_limit_below_the_asked_threads_still_computes_every_output(tmp_path):
+    import os
+    import subprocess
+    import sys
+    code = RUN_IN_CHILD.format(path=[os.path.dirname(__file__)])
+    env = dict(os.environ, OMP_THREAD_LIMIT="1", OMP_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 1e-10
+
+
+def test_a_forked_child_can_use_the_kernels_after_the_parent_did():
+    import multiprocessing
+    case = make_case("lstm", 40, 2, 8, 256, np.float64, seed=15)
+    want = ops.rnn_forward("lstm", **case)[0]      # the parent's threads have run
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_forward_lstm, (case,)).get(timeout=60)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def _forward_lstm(case):
+    return ops.rnn_forward("lstm", **case)[0]

@@ -6,7 +6,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <cstdlib>
+#ifdef _WIN32
+#include <malloc.h>
+#endif
 #include <mutex>
 #include <new>
 #include <string>
@@ -42,7 +46,7 @@ T* checked(const py::object& obj, const char* name, const std::vector<py::ssize_
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray");
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  if (!arr.dtype().equal(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + " must have dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(arr.dtype())));
@@ -89,6 +93,23 @@ Shape read_shape(const std::string& mode_name, const py::array& x, const py::arr
   return s;
 }
 
+void* aligned_malloc(size_t align, size_t bytes) {
+#ifdef _WIN32
+  return _aligned_malloc(bytes, align);
+#else
+  void* p = nullptr;
+  return posix_memalign(&p, align, bytes) == 0 ? p : nullptr;
+#endif
+}
+
+void aligned_free(void* p) {
+#ifdef _WIN32
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
 // A new C-order array whose data starts on a 64-byte boundary. Eigen handles the unaligned
 // head of an element-wise loop with scalar code, which rounds differently from its SIMD code;
 // with every buffer the kernels write aligned the same way, results repeat bit for bit.
@@ -96,11 +117,14 @@ template <typename T>
 py::array_t<T> empty(std::vector<py::ssize_t> shape) {
   constexpr size_t kAlign = 64;
   size_t count = 1;
-  for (auto n : shape) count *= static_cast<size_t>(n);
+  for (auto n : shape) {
+    if (n != 0 && count > (SIZE_MAX / 2 / sizeof(T)) / static_cast<size_t>(n)) throw std::bad_alloc();
+    count *= static_cast<size_t>(n);
+  }
   size_t bytes = (count * sizeof(T) + kAlign - 1) / kAlign * kAlign;
-  void* p = std::aligned_alloc(kAlign, bytes ? bytes : kAlign);
+  void* p = aligned_malloc(kAlign, bytes ? bytes : kAlign);
   if (!p) throw std::bad_alloc();
-  py::capsule owner(p, [](void* q) { std::free(q); });
+  py::capsule owner(p, [](void* q) { aligned_free(q); });
   return py::array_t<T>(shape, static_cast<T*>(p), owner);
 }
 
@@ -175,14 +199,18 @@ py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih
          checked<T>(b_ih, "b_ih", {GH}, true), checked<T>(b_hh, "b_hh", {GH}, true)};
   a.lengths = checked_lengths(lengths, s.T, s.B);
   a.reverse = reverse;
+  // The workspace arrays are held here, not only by the dict, until the kernel is done with them.
   auto item = [&](const char* key) -> py::object {
-    if (!ws.contains(key)) throw py::value_error(std::string("workspace has no '") + key + "'");
-    return ws[key];
+    PyObject* value = PyDict_GetItemString(ws.ptr(), key);  // the dict's own entry, no __getitem__
+    if (!value) throw py::value_error(std::string("workspace has no '") + key + "'");
+    return py::reinterpret_borrow<py::object>(value);
   };
-  a.ws.gates = checked<T>(item("gates"), "workspace['gates']", {s.T, s.B, GH}, false, true);
-  a.ws.h_prev = checked<T>(item("h_prev"), "workspace['h_prev']", {s.T, s.B, s.H});
-  if (lstm) a.ws.c_prev = checked<T>(item("c_prev"), "workspace['c_prev']", {s.T, s.B, s.H});
-  if (gru) a.ws.hn = checked<T>(item("hn"), "workspace['hn']", {s.T, s.B, s.H});
+  py::object gates = item("gates"), h_prev = item("h_prev");
+  py::object c_prev = lstm ? item("c_prev") : py::none(), hn = gru ? item("hn") : py::none();
+  a.ws.gates = checked<T>(gates, "workspace['gates']", {s.T, s.B, GH}, false, true);
+  a.ws.h_prev = checked<T>(h_prev, "workspace['h_prev']", {s.T, s.B, s.H});
+  if (lstm) a.ws.c_prev = checked<T>(c_prev, "workspace['c_prev']", {s.T, s.B, s.H});
+  if (gru) a.ws.hn = checked<T>(hn, "workspace['hn']", {s.T, s.B, s.H});
   a.dy = checked<T>(dy, "dy", {s.T, s.B, s.H}, true);
   a.dh_n = checked<T>(dh_n, "dh_n", {s.B, s.H}, true);
   if (!lstm && !dc_n.is_none()) throw py::value_error("dc_n is only for mode 'lstm'");
@@ -224,7 +252,7 @@ py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih
   return grads;
 }
 
-bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().is(dt); }
+bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(dt); }
 
 py::tuple forward(const std::string& mode, const py::array& x, const py::object& h0,
                   const py::object& c0, const py::array& w_ih, const py::array& w_hh,
@@ -259,23 +287,33 @@ py::dict build_info() {
   info["openmp"] = fastrnn::has_openmp();
   info["threads"] = fastrnn::get_num_threads();
   info["isa"] = FASTRNN_ISA;
+#ifdef __VERSION__
   info["compiler"] = std::string(__VERSION__);
+#endif
   return info;
 }
 
 // Which ISA levels this CPU (and its operating system) can run; asked of the baseline module.
 py::dict cpu_supports() {
   py::dict levels;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) || defined(_M_X64)
+  levels["x86-64"] = true;
+  levels["x86-64-v3"] = false;
+  levels["x86-64-v4"] = false;
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  levels["x86-64-v3"] = __builtin_cpu_supports("x86-64-v3");  // every feature of the level,
+  levels["x86-64-v4"] = __builtin_cpu_supports("x86-64-v4");  // and the OS saving its registers
+#elif defined(__GNUC__) || defined(__clang__)
   __builtin_cpu_init();
   const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                  __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("avx");
-  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("avx512vl");
-  levels["x86-64"] = true;
+                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                  __builtin_cpu_supports("avx") && __builtin_cpu_supports("popcnt");
   levels["x86-64-v3"] = v3;
-  levels["x86-64-v4"] = v4;
+  levels["x86-64-v4"] = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512vl");
+#endif
 #endif
   return levels;
 }

@@ -83,17 +83,20 @@ struct DoubleTanhOp {
 // ---------------------------------------------------------------------------------------------
 // Activations. The derivative is written in terms of the activation's output y, which is what
 // BPTT keeps.
+// grad(y, dy) is the gradient through the activation, dy * f'.
 struct Tanh {
   template <typename X> static auto f(const X& x) {
     if constexpr (std::is_same_v<typename X::Scalar, double>) return x.unaryExpr(DoubleTanhOp());
     else return x.tanh();
   }
   template <typename Y> static auto df(const Y& y) { return 1 - y.square(); }
+  template <typename Y, typename D> static auto grad(const Y& y, const D& dy) { return dy * df(y); }
 };
 struct Relu {
   template <typename X> static auto f(const X& x) { return x.max(typename X::Scalar(0)); }
-  template <typename Y> static auto df(const Y& y) {
-    return (y > typename Y::Scalar(0)).template cast<typename Y::Scalar>();
+  // A select, not dy * (y > 0): an inactive unit passes no gradient, not even a NaN or inf.
+  template <typename Y, typename D> static auto grad(const Y& y, const D& dy) {
+    return (y > typename Y::Scalar(0)).select(dy, typename Y::Scalar(0));
   }
 };
 struct Sigmoid {
@@ -121,7 +124,7 @@ struct RnnCell {
   template <typename T>
   static void backward(const Tile& tile, T* gates, const T* dh) {
     auto a = gate(gates, tile, 0);
-    a = state(dh, tile) * Act::df(a);
+    a = Act::grad(a, state(dh, tile));
   }
 };
 

@@ -65,27 +65,14 @@ struct Split {
 Split choose_split(Index B, Index H, double work) {
   constexpr Index kMinRows = 4, kMinUnits = 64;
   constexpr double kMinWork = 4e6;
-  const Index most = std::min<Index>(Eigen::nbThreads(), static_cast<Index>(work / kMinWork));
+  Index most = std::min<Index>(Eigen::nbThreads(), static_cast<Index>(work / kMinWork));
+#ifdef _OPENMP
+  most = std::min<Index>(most, omp_get_thread_limit());
+#endif
   if (most < 2) return {};
   if (B / kMinRows >= 2) return {static_cast<int>(std::min(most, B / kMinRows)), false};
   if (H / kMinUnits >= 2) return {static_cast<int>(std::min(most, H / kMinUnits)), true};
   return {};
-}
-
-// Runs body(slice) for every slice of `split`, one thread each, in one parallel region for the
-// whole sequence. The bodies allocate nothing, so nothing can throw between their barriers.
-template <typename Body>
-void run_slices(const Split& split, Index B, Index H, Body body) {
-  if (split.threads == 1) return body(0, Slice{0, B, 0, H});
-#pragma omp parallel num_threads(split.threads)
-  {
-#ifdef _OPENMP
-    const int k = omp_get_thread_num();
-#else
-    const int k = 0;
-#endif
-    body(k, split.slice(k, B, H));
-  }
 }
 
 void step_barrier(const Split& split) {
@@ -122,6 +109,32 @@ class RecurrentProduct {
   bool whole_;
   RowGemm<T> gemm_;
 };
+
+// Runs body(slice, product, split) for every slice of `split`, one thread each, in one
+// parallel region for the whole sequence. Everything the bodies need is allocated here first,
+// so nothing can throw between their barriers. OpenMP may hand out fewer threads than asked
+// for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
+// whole sequence runs on this thread alone, after the region.
+template <typename T, typename Body>
+void run_slices(const Split& split, Index B, Index H, Index G, bool forward, Body body) {
+  auto product_for = [&](const Slice& sl) { return std::make_unique<RecurrentProduct<T>>(sl, G, H, forward); };
+  const Slice whole{0, B, 0, H};
+  if (split.threads > 1) {
+    std::vector<std::unique_ptr<RecurrentProduct<T>>> products;
+    for (int k = 0; k < split.threads; ++k) products.push_back(product_for(split.slice(k, B, H)));
+    bool full_team = true;
+#pragma omp parallel num_threads(split.threads)
+    {
+#ifdef _OPENMP
+      const int k = omp_get_thread_num();
+      if (omp_get_num_threads() == split.threads) body(split.slice(k, B, H), *products[k], split);
+      else if (k == 0) full_team = false;
+#endif
+    }
+    if (full_team) return;
+  }
+  body(whole, *product_for(whole), Split{});
+}
 
 // Rows of a tile whose step t is padding: set the tile's row in dst from src, or to zero.
 template <typename View, typename Src>
@@ -229,13 +242,10 @@ void forward(const ForwardArgs<T>& a) {
     if (!a.training) buf.hn.resize(B, H);
   }
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  std::vector<std::unique_ptr<RecurrentProduct<T>>> products;  // one per thread, made up front
-  for (int k = 0; k < split.threads; ++k)
-    products.push_back(std::make_unique<RecurrentProduct<T>>(split.slice(k, B, H), Cell::kGates, H,
-                                                             /*forward=*/true));
-  run_slices(split, B, H, [&](int k, const Slice& sl) {
-    forward_slice<T, Cell>(a, gates, buf, *products[k], sl, split);
-  });
+  run_slices<T>(split, B, H, Cell::kGates, /*forward=*/true,
+                [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
+                  forward_slice<T, Cell>(a, gates, buf, product, sl, used);
+                });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,9 +297,11 @@ void backward_slice(const BackwardArgs<T>& a, T* d_rec, BackwardBuffers<T>& buf,
       state(dh_prev, tile).setZero();
     }
     zero_padded_gates(g_t, tile, G, lengths, t);
-    keep_padded(state(dh_prev, tile), state(dh_total, tile), lengths, t);  // padding passes it through
     step_barrier(split);  // the product reads every unit's gate gradients
     recurrent.backward(d_rec + row * GH, a.w.w_hh, dh_prev);  // (rows, units) += (rows, G*H) . w_hh
+    // Padding passes the gradient through exactly: set after the product, so that not even a
+    // zero row times an inf in w_hh can touch it.
+    keep_padded(state(dh_prev, tile), state(dh_total, tile), lengths, t);
   }
   state(a.dh0 + first, tile) = state(buf.dh[steps % 2].data() + first, tile);
   if constexpr (Cell::kHasCellState) state(a.dc0 + first, tile) = state(buf.dc[steps % 2].data() + first, tile);
@@ -317,13 +329,10 @@ void backward(const BackwardArgs<T>& a) {
     init_state(buf.dc[0], a.dc_n);
   }
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  std::vector<std::unique_ptr<RecurrentProduct<T>>> products;  // one per thread, made up front
-  for (int k = 0; k < split.threads; ++k)
-    products.push_back(std::make_unique<RecurrentProduct<T>>(split.slice(k, B, H), Cell::kGates, H,
-                                                             /*forward=*/false));
-  run_slices(split, B, H, [&](int k, const Slice& sl) {
-    backward_slice<T, Cell>(a, d_rec, buf, *products[k], sl, split);
-  });
+  run_slices<T>(split, B, H, Cell::kGates, /*forward=*/false,
+                [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
+                  backward_slice<T, Cell>(a, d_rec, buf, product, sl, used);
+                });
 
   // Input and weight gradients: GEMMs over all steps at once (threaded by Eigen).
   ConstMatrixMap<T> d_rec_all(d_rec, steps * B, GH);

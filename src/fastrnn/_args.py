@@ -13,6 +13,7 @@ Shape letters are those of ``fastrnn.modes``: ``T`` steps, ``B`` batch, ``I`` in
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,19 +98,28 @@ def check_backward(args: ForwardArgs, dy, dh_n, dc_n) -> tuple:
 
 
 def check_cache(cache, cache_class: type) -> None:
-    """Check that ``cache`` is a workspace made by the matching ``rnn_forward``, not yet used.
+    """Check that ``cache`` is a workspace made by the matching ``rnn_forward``.
 
-    A cache serves one ``rnn_backward``: the kernels overwrite it with the gate gradients
-    rather than allocate a second (T, B, G*H) buffer, and the reference follows the same rule.
+    A cache serves one ``rnn_backward`` (see ``claim_cache``): the kernels overwrite it with the
+    gate gradients rather than allocate a second (T, B, G*H) buffer; the reference does the same.
     """
     if cache is None:
         raise ValueError("cache is None: rnn_forward was called with training=False")
     if not isinstance(cache, cache_class):
         raise TypeError(f"cache must be the cache returned by this module's rnn_forward "
                         f"({cache_class.__name__}), got {type(cache).__name__}")
-    if cache.used:
-        raise RuntimeError("this cache was already used by rnn_backward (a cache serves one "
-                           "backward); run rnn_forward again to backpropagate a second time")
+
+
+_claim_lock = threading.Lock()
+
+
+def claim_cache(cache) -> None:
+    """Mark ``cache`` used, atomically, so two threads can never both backpropagate through it."""
+    with _claim_lock:
+        if cache.used:
+            raise RuntimeError("this cache was already used by rnn_backward (a cache serves one "
+                               "backward); run rnn_forward again to backpropagate a second time")
+        cache.used = True
 
 
 def check_mode(mode) -> int:

@@ -13,26 +13,28 @@ from __future__ import annotations
 
 import os
 from importlib import import_module
+from importlib.util import find_spec
 
 #: Levels from best to baseline, with the module that holds each.
 LEVELS = {"x86-64-v4": "_kernels_x86_64_v4", "x86-64-v3": "_kernels_x86_64_v3", "x86-64": "_kernels_x86_64"}
 _SINGLE = ["_kernels_native", "_kernels_generic"]
 
 
+def _exists(module_name) -> bool:
+    # Only looked up, never imported: a module built for AVX-512 may not even load elsewhere.
+    return find_spec(f"fastrnn.{module_name}") is not None
+
+
 def _load(module_name):
-    try:
-        return import_module(f"fastrnn.{module_name}")
-    except ImportError:
-        return None
+    return import_module(f"fastrnn.{module_name}") if _exists(module_name) else None
 
 
 def available_levels() -> dict:
     """{level: supported by this CPU} for every level this build has a module for."""
-    base = _load(LEVELS["x86-64"])
-    if base is None:
+    if not _exists(LEVELS["x86-64"]):
         return {}
-    supported = dict(base.cpu_supports())
-    return {level: bool(supported.get(level)) for level, name in LEVELS.items() if _load(name)}
+    supported = dict(_load(LEVELS["x86-64"]).cpu_supports())  # the baseline runs anywhere
+    return {level: bool(supported.get(level)) for level, name in LEVELS.items() if _exists(name)}
 
 
 def _choose():

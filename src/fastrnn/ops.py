@@ -9,6 +9,11 @@ they are not. The GIL is released while the kernels run, so other Python threads
 
 A cache serves one ``rnn_backward``: BPTT overwrites the saved gate activations with the gate
 gradients instead of allocating a second (T, B, G*H) buffer. A second call raises RuntimeError.
+
+Threads: the kernels use ``get_num_threads()`` OpenMP threads (one per physical core by default).
+GNU OpenMP cannot be used again in a process forked after it ran (multiprocessing's default start
+method on Linux), so a forked child starts with one thread; ``set_num_threads`` there if it
+should use more, or use the "spawn" or "forkserver" start method.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import os
 import numpy as np
 
 from fastrnn import _core
-from fastrnn._args import check_backward, check_cache, check_forward
+from fastrnn._args import check_backward, check_cache, check_forward, claim_cache
 
 __all__ = ["rnn_forward", "rnn_backward", "set_num_threads", "get_num_threads", "build_info"]
 
@@ -64,7 +69,7 @@ def rnn_backward(cache, dy, dh_n=None, dc_n=None):
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
     a = cache.arrays
-    cache.used = True
+    claim_cache(cache)
     return _core.backward(args.mode, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"],
                           args.lengths, args.reverse, cache.workspace, _contiguous(dy),
                           _contiguous(dh_n), _contiguous(dc_n))
@@ -109,3 +114,6 @@ def build_info() -> dict:
 
 if not os.environ.get("OMP_NUM_THREADS"):
     set_num_threads(physical_cores())
+if hasattr(os, "register_at_fork"):
+    # One thread runs without entering OpenMP, whose thread pool does not survive a fork.
+    os.register_at_fork(after_in_child=lambda: _core.set_num_threads(1))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastrnn._args import ForwardArgs, check_backward, check_cache, check_forward
+from fastrnn._args import ForwardArgs, check_backward, check_cache, check_forward, claim_cache
 
 __all__ = ["rnn_forward", "rnn_backward"]
 
@@ -88,7 +88,7 @@ def rnn_backward(cache, dy, dh_n=None, dc_n=None):
     check_cache(cache, _ReferenceCache)
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
-    cache.used = True
+    claim_cache(cache)
     _, cell_backward = _CELLS[args.mode]
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     lstm = args.mode == "lstm"

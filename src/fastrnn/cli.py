@@ -10,7 +10,11 @@ import sys
 from importlib import import_module
 
 COMMAND_MODULES = [
-    "fastrnn.selfcheck",
+    "fastrnn.selfcheck",   # check (the default) and info
+    "fastrnn.benchmark",   # bench
+    "fastrnn.apps.text",
+    "fastrnn.apps.sentiment",
+    "fastrnn.apps.forecast",
 ]
 
 

@@ -1,0 +1,317 @@
+"""Smoke tests of ``fastrnn bench`` (``fastrnn.benchmark``) and its baselines (``fastrnn._baselines``).
+
+The runner is run on tiny shapes with a tiny budget: these tests check what it runs, what it
+writes and that the baselines compute what fastrnn computes. They never look at how long
+anything took.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import fastrnn.benchmark as fb
+from fastrnn import reference
+from fastrnn.modes import GATES
+
+TINY = "6x3x4x5"  # T x B x I x H
+FAST = ["--budget", "0.001", "--threads", "1", "--quiet", "--no-memory"]
+
+
+def run_cli(capsys, *argv):
+    """Run ``fastrnn bench`` with ``argv``; returns (exit code, stdout, stderr)."""
+    code = fb.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ----------------------------------------------------------------------------------------
+# FLOP counts and timing
+
+
+@pytest.mark.parametrize("mode", fb.ALL_MODES)
+def test_forward_flops_count_the_input_and_recurrent_gemm_of_every_step(mode):
+    T, B, I, H = 7, 3, 5, 4  # noqa: E741
+    G = GATES[mode]
+    input_gemm = 2 * (T * B) * I * (G * H)  # (T*B, I) x (I, G*H), all steps at once
+    recurrent_gemms = T * 2 * B * H * (G * H)  # (B, H) x (H, G*H) at each step
+    assert fb.forward_flops(mode, T, B, I, H) == input_gemm + recurrent_gemms
+    assert fb.task_flops(mode, "infer", T, B, I, H) == input_gemm + recurrent_gemms
+    assert fb.task_flops(mode, "train", T, B, I, H) == 3 * (input_gemm + recurrent_gemms)
+
+
+class FakeClock:
+    """Stands in for ``time`` in fastrnn.benchmark: each ``run`` call takes ``seconds``."""
+
+    def __init__(self, seconds):
+        self.now, self.seconds, self.calls = 0.0, seconds, 0
+
+    def perf_counter(self):
+        return self.now
+
+    def run(self):
+        self.calls += 1
+        self.now += self.seconds
+        return f"result of call {self.calls}"
+
+
+def test_measure_warms_up_once_then_times_calls_until_the_budget_is_spent(monkeypatch):
+    clock = FakeClock(seconds=0.3)
+    monkeypatch.setattr(fb, "time", clock)
+    timing, first = fb.measure(clock.run, budget_s=1.0)
+    assert first == "result of call 1"  # the warm-up call's result is handed back
+    assert timing.repeats == 4 and clock.calls == 5  # 4 x 0.3 s is the first total >= 1 s
+    assert timing.median == pytest.approx(0.3) and timing.warmup == pytest.approx(0.3)
+
+
+def test_measure_times_at_least_three_calls_when_they_fit_in_three_budgets(monkeypatch):
+    clock = FakeClock(seconds=0.45)
+    monkeypatch.setattr(fb, "time", clock)
+    timing, _ = fb.measure(clock.run, budget_s=0.5)
+    assert timing.repeats == 3  # the budget was spent after 2, but 3 calls fit in 1.5 s
+
+
+def test_measure_times_a_single_call_when_it_takes_more_than_three_budgets(monkeypatch):
+    clock = FakeClock(seconds=4.0)
+    monkeypatch.setattr(fb, "time", clock)
+    timing, _ = fb.measure(clock.run, budget_s=1.0)
+    assert timing.repeats == 1 and clock.calls == 2
+
+
+def test_measure_stops_at_max_repeats():
+    timing, _ = fb.measure(lambda: None, budget_s=3600.0, max_repeats=5)
+    assert timing.repeats == 5
+
+
+def test_reference_is_estimated_slower_for_more_flops_and_more_steps():
+    rate = 1e11
+    small = fb.estimate_reference_seconds("lstm", "train", (10, 4, 8, 8), rate)
+    assert fb.estimate_reference_seconds("lstm", "train", (10, 400, 8, 8), rate) > small
+    assert fb.estimate_reference_seconds("lstm", "train", (1000, 4, 8, 8), rate) > small
+    assert fb.estimate_reference_seconds("lstm", "infer", (10, 4, 8, 8), rate) < small
+
+
+def test_other_processes_share_is_the_machine_busy_time_not_spent_by_this_process(monkeypatch):
+    monkeypatch.setattr(fb.os, "cpu_count", lambda: 2)
+    # machine busy 10 -> 13 CPU-seconds, this process 2 -> 4: others used 1 of 2 x 2 seconds
+    assert fb.other_load((10.0, 2.0), (13.0, 4.0), elapsed_s=2.0) == pytest.approx(0.25)
+    assert fb.other_load(None, (13.0, 4.0), elapsed_s=2.0) is None
+
+
+# ----------------------------------------------------------------------------------------
+# Cases and agreement
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cases_have_the_kernel_layout_and_dtype(dtype):
+    case = fb.make_case("gru", (6, 3, 4, 5), dtype)
+    assert case.x.shape == (6, 3, 4) and case.dy.shape == (6, 3, 5)
+    assert case.w_ih.shape == (15, 4) and case.w_hh.shape == (15, 5) and case.b_hh.shape == (15,)
+    assert case.c0 is None and fb.make_case("lstm", (6, 3, 4, 5), dtype).c0.shape == (3, 5)
+    arrays = [case.x, case.h0, case.w_ih, case.w_hh, case.b_ih, case.b_hh, case.dy]
+    assert all(a.dtype == dtype for a in arrays)
+    bound = 1 / np.sqrt(5)
+    assert np.all(np.abs(case.w_hh) <= bound)  # PyTorch's initialisation range
+
+
+def test_functional_runner_returns_the_output_and_the_input_gradient():
+    case = fb.make_case("lstm", (6, 3, 4, 5), np.float64)
+    y, dx = fb.functional_runner(reference, case, "train")()
+    y_want, _, _, cache = reference.rnn_forward("lstm", case.x, case.h0, case.w_ih, case.w_hh,
+                                                case.b_ih, case.b_hh, c0=case.c0)
+    dx_want = reference.rnn_backward(cache, case.dy)["x"]
+    np.testing.assert_array_equal(y, y_want)
+    np.testing.assert_array_equal(dx, dx_want)
+    y_infer, no_dx = fb.functional_runner(reference, case, "infer")()
+    np.testing.assert_array_equal(y_infer, y_want)
+    assert no_dx is None
+
+
+def test_agreement_error_is_relative_to_the_largest_anchor_value():
+    y = np.array([[1.0, -4.0]])
+    assert fb.agreement_error((y, None), (y, None)) == 0.0
+    assert fb.agreement_error((y + [[0.0, 0.04]], None), (y, None)) == pytest.approx(0.01)
+    assert np.isnan(fb.agreement_error((y * np.nan, None), (y, None)))
+    dx = np.ones((2, 2))
+    assert np.isnan(fb.agreement_error((y, dx * np.nan), (y, dx)))  # a NaN in any array shows
+
+
+# ----------------------------------------------------------------------------------------
+# The command line
+
+
+def test_run_prints_the_table_and_writes_well_formed_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code, out, _ = run_cli(capsys, "--shapes", TINY, "--modes", "lstm", "gru", "--impls", "fastrnn", "reference",
+                        "--json", str(path), *FAST)
+    assert code == 0
+    assert "fastrnn ms" in out and "numpy ms" in out and "GEMM ceiling" in out
+    report = json.loads(path.read_text())
+    assert set(report) >= {"settings", "machine", "gemm", "gemm_ceiling_gflops", "results", "memory",
+                           "scaling", "notes", "elapsed_s"}
+    assert report["machine"]["threads"] == 1 and report["machine"]["numpy"] == np.__version__
+    assert [(r["mode"], r["task"]) for r in report["results"]] == [
+        ("lstm", "train"), ("lstm", "infer"), ("gru", "train"), ("gru", "infer")]
+    for row in report["results"]:
+        assert (row["T"], row["B"], row["I"], row["H"]) == (6, 3, 4, 5)
+        assert set(row["times"]) == {"fastrnn", "reference"}
+        assert row["times"]["fastrnn"]["repeats"] >= 1 and row["times"]["fastrnn"]["median_ms"] > 0
+        assert row["best_alternative"] == "reference" and row["ratio"] > 0
+        assert row["mismatch"] == {}  # fastrnn.ops and the reference agree
+        assert row["flops"] == fb.task_flops(row["mode"], row["task"], 6, 3, 4, 5)
+    assert report["gemm_ceiling_gflops"] == max(g["gflops"] for g in report["gemm"])
+
+
+def test_quick_selects_the_reduced_grid():
+    parser = argparse.ArgumentParser()
+    fb._add_arguments(parser)
+    quick = fb.settings_from_args(parser.parse_args(["--quick"]))
+    full = fb.settings_from_args(parser.parse_args([]))
+    assert list(quick.shapes) == list(fb.QUICK_SHAPES) and list(full.shapes) == list(fb.SHAPES)
+    assert quick.budget_s < full.budget_s and len(quick.gemm_sizes) < len(full.gemm_sizes)
+    assert quick.modes == full.modes == fb.DEFAULT_MODES and quick.tasks == ("train", "infer")
+
+
+def test_bench_subcommand_plugs_into_a_command_line():
+    parser = argparse.ArgumentParser(prog="fastrnn")
+    fb.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--quick", "--modes", "gru", "--shapes", "small", "2x1x3x4"])
+    assert args.func is fb.run
+    assert args.shapes == [("small", fb.SHAPES["small"]), ("2x1x3x4", (2, 1, 3, 4))]
+
+
+@pytest.mark.parametrize("bad", ["huge", "2x3x4", "2x0x3x4", "axbxcxd"])
+def test_bad_shape_argument_is_rejected_with_its_name(bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fb.main(["--shapes", bad])
+    assert exit_info.value.code == 2
+    assert repr(bad) in capsys.readouterr().err
+
+
+def test_slow_reference_is_skipped_and_noted(capsys):
+    code, out, _ = run_cli(capsys, "--shapes", TINY, "--modes", "rnn_tanh", "--tasks", "train",
+                        "--impls", "fastrnn", "reference", "--reference-limit", "1e-12", *FAST)
+    assert code == 0
+    assert "reference skipped (estimated" in out
+
+
+def test_float64_runs_in_float64(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    run_cli(capsys, "--shapes", TINY, "--modes", "rnn_relu", "--tasks", "infer", "--impls", "fastrnn",
+            "--dtype", "float64", "--json", str(path), *FAST)
+    report = json.loads(path.read_text())
+    assert report["settings"]["dtype"] == "float64" and report["machine"]["dtype"] == "float64"
+    assert report["results"][0]["ratio"] is None  # nothing to compare with
+
+
+def test_plot_without_matplotlib_fails_early_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    code, _, err = run_cli(capsys, "--shapes", TINY, "--plot", str(tmp_path / "bench.png"), *FAST)
+    assert code == 2
+    assert "--plot needs matplotlib" in err
+    assert not (tmp_path / "bench.png").exists()
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "bench.png"
+    code, _, _ = run_cli(capsys, "--shapes", TINY, "--modes", "lstm", "--impls", "fastrnn", "reference",
+                      "--plot", str(path), *FAST)
+    assert code == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scaling_rows_are_relative_to_the_first_of_each_series(monkeypatch):
+    monkeypatch.setattr(fb, "SCALING_T", (4, 8))
+    monkeypatch.setattr(fb, "SCALING_B", (2, 4))
+    monkeypatch.setattr(fb, "SCALING_FIXED_B", 2)
+    monkeypatch.setattr(fb, "SCALING_FIXED_T", 4)
+    monkeypatch.setattr(fb, "SCALING_IH", 3)
+    settings = fb.Settings(modes=("gru",), tasks=("train",), budget_s=0.001)
+    rows = fb.scaling_study(settings, progress=lambda message: None)
+    assert [(r["grows"], r["T"], r["B"]) for r in rows] == [("T", 4, 2), ("T", 8, 2), ("B", 4, 2), ("B", 4, 4)]
+    assert rows[0]["per_step_sample"] == 1.0 and rows[2]["per_step_sample"] == 1.0
+
+
+# ----------------------------------------------------------------------------------------
+# Memory probe
+
+
+def test_memory_probe_sees_at_least_the_returned_output_and_input_gradient():
+    shape = (100, 16, 64, 64)  # y and dx are 400 KiB each: fresh pages, not recycled heap
+    row = fb.memory_probe("lstm", shape, np.float32, threads=1)
+    assert "error" not in row, row.get("error")
+    T, B, I, H = shape  # noqa: E741
+    assert row["workspace_bytes"] == T * B * 4 * H * 4
+    assert row["peak_bytes"] >= (T * B * H + T * B * I) * 4
+
+
+# ----------------------------------------------------------------------------------------
+# Baselines: the same computation in PyTorch and ONNX Runtime
+
+
+@pytest.mark.parametrize("mode", fb.ALL_MODES)
+def test_torch_baseline_matches_the_reference_in_float64(mode):
+    pytest.importorskip("torch")
+    from fastrnn import _baselines
+
+    case = fb.make_case(mode, (6, 3, 4, 5), np.float64)
+    y_want, dx_want = fb.functional_runner(reference, case, "train")()
+    y, dx = _baselines.torch_train_runner(case)()
+    np.testing.assert_allclose(y, y_want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_want, rtol=1e-10, atol=1e-12)
+    y_infer, _ = _baselines.torch_infer_runner(case)()
+    np.testing.assert_allclose(y_infer, y_want, rtol=1e-10, atol=1e-12)
+
+
+def test_torch_train_runner_does_not_accumulate_gradients_across_calls():
+    pytest.importorskip("torch")
+    from fastrnn import _baselines
+
+    case = fb.make_case("gru", (6, 3, 4, 5), np.float64)
+    run = _baselines.torch_train_runner(case)
+    _, dx_first = run()
+    dx_first = dx_first.copy()
+    _, dx_second = run()
+    np.testing.assert_array_equal(dx_second, dx_first)
+
+
+@pytest.mark.parametrize("mode", fb.ALL_MODES)
+def test_onnxruntime_baseline_matches_the_reference_in_float32(mode):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from fastrnn import _baselines
+
+    case = fb.make_case(mode, (6, 3, 4, 5), np.float32)
+    y_want, _ = fb.functional_runner(reference, case, "infer")()
+    y, _ = _baselines.onnxruntime_runner(case, threads=1)()
+    np.testing.assert_allclose(y, y_want, rtol=1e-5, atol=1e-6)
+
+
+def test_onnxruntime_without_a_float64_kernel_is_unavailable_not_an_error():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from fastrnn import _baselines
+
+    case = fb.make_case("lstm", (6, 3, 4, 5), np.float64)
+    try:
+        y, _ = _baselines.onnxruntime_runner(case, threads=1)()
+    except _baselines.Unavailable as exc:
+        assert "onnxruntime" in str(exc)
+    else:  # a newer onnxruntime may have the kernel: then it must be right
+        y_want, _ = fb.functional_runner(reference, case, "infer")()
+        np.testing.assert_allclose(y, y_want, rtol=1e-10, atol=1e-12)
+
+
+def test_missing_baseline_library_is_reported_as_unavailable(monkeypatch):
+    from fastrnn import _baselines
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(_baselines.Unavailable, match="torch is not installed"):
+        _baselines.torch_infer_runner(fb.make_case("lstm", (2, 1, 2, 2), np.float32))
+

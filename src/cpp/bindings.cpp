@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "sequence.h"
 
 namespace py = pybind11;
@@ -280,6 +282,37 @@ py::dict backward(const std::string& mode, const py::array& x, const py::array& 
   throw py::type_error("x must have dtype float32 or float64");
 }
 
+// c = op(a) @ op(b) for C-contiguous 2-D arrays, op transposing where asked: the model layers'
+// products (Dense) run here, on the kernels' threads, rather than on a second thread pool of
+// NumPy's BLAS that would fight the kernels' threads for the same cores.
+template <typename T>
+py::array_t<T> matmul_impl(const py::array& a, const py::array& b, bool ta, bool tb) {
+  using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Map = Eigen::Map<const RowMat>;
+  if (a.ndim() != 2 || b.ndim() != 2) throw py::value_error("matmul takes 2-D arrays");
+  const py::ssize_t ar = a.shape(0), ac = a.shape(1), br = b.shape(0), bc = b.shape(1);
+  const py::ssize_t m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc;
+  if ((tb ? bc : br) != k) throw py::value_error("matmul: inner sizes differ");
+  Map A(checked<T>(a, "a", {ar, ac}), ar, ac), B(checked<T>(b, "b", {br, bc}), br, bc);
+  auto out = empty<T>({m, n});
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(kernel_mutex);
+    Eigen::Map<RowMat> C(out.mutable_data(), m, n);
+    if (!ta && !tb) C.noalias() = A * B;
+    else if (ta && !tb) C.noalias() = A.transpose() * B;
+    else if (!ta && tb) C.noalias() = A * B.transpose();
+    else C.noalias() = A.transpose() * B.transpose();
+  }
+  return out;
+}
+
+py::array matmul(const py::array& a, const py::array& b, bool ta, bool tb) {
+  if (is_dtype(a, py::dtype::of<float>())) return matmul_impl<float>(a, b, ta, tb);
+  if (is_dtype(a, py::dtype::of<double>())) return matmul_impl<double>(a, b, ta, tb);
+  throw py::type_error("a must have dtype float32 or float64");
+}
+
 py::dict build_info() {
   py::dict info;
   info["eigen"] = fastrnn::eigen_version();
@@ -334,6 +367,8 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
         py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
         py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
         "BPTT -> dict of gradients. Overwrites workspace['gates'].");
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),
+        "op(a) @ op(b) for C-contiguous 2-D arrays of one dtype, on the kernels' threads.");
   m.def("set_num_threads", &fastrnn::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastrnn::get_num_threads);
   m.def("build_info", &build_info);

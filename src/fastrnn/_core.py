@@ -64,3 +64,4 @@ backward = kernels.backward
 set_num_threads = kernels.set_num_threads
 get_num_threads = kernels.get_num_threads
 build_info = kernels.build_info
+matmul = kernels.matmul

@@ -24,7 +24,7 @@ import numpy as np
 from fastrnn import _core
 from fastrnn._args import check_backward, check_cache, check_forward, claim_cache
 
-__all__ = ["rnn_forward", "rnn_backward", "set_num_threads", "get_num_threads", "build_info"]
+__all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info"]
 
 
 class KernelCache:
@@ -73,6 +73,31 @@ def rnn_backward(cache, dy, dh_n=None, dc_n=None):
     return _core.backward(args.mode, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"],
                           args.lengths, args.reverse, cache.workspace, _contiguous(dy),
                           _contiguous(dh_n), _contiguous(dc_n))
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D arrays a: (m, k), b: (k, n), on the kernels' threads.
+
+    The model layers use it for their products, so that a model's heavy work runs on one pool
+    of threads: NumPy's BLAS keeps threads of its own, and on a few cores the two pools slow
+    each other down badly. Transposed views are used in place. Arrays that are not both float32
+    or both float64 fall back to NumPy.
+    """
+    if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
+            or a.shape[1] != b.shape[0]):
+        return a @ b
+    a, ta = _row_major(a)
+    b, tb = _row_major(b)
+    return _core.matmul(a, b, ta, tb)
+
+
+def _row_major(m):
+    """(C-contiguous array, whether it is the transpose of m)."""
+    if m.flags.c_contiguous:
+        return m, False
+    if m.flags.f_contiguous:
+        return m.T, True
+    return np.ascontiguousarray(m), False
 
 
 def physical_cores() -> int:

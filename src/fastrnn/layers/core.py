@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastrnn import ops
 from fastrnn.layers import activations, initializers
 from fastrnn.layers.base import Layer
 
@@ -53,7 +54,8 @@ class Dense(Layer):
         super().build(input_shape)
 
     def call(self, x, training=False, mask=None):
-        a = x @ self.kernel  # (..., U)
+        a = ops.matmul(x.reshape(-1, x.shape[-1]), self.kernel)  # (N, U), leading axes flattened
+        a = a.reshape(*x.shape[:-1], self.units)  # (..., U)
         if self.bias is not None:
             a = a + self.bias  # (..., U)
         y = self.activation.forward(a)  # (..., U)
@@ -65,10 +67,10 @@ class Dense(Layer):
         da = self.activation.backward(dy, y)  # (..., U)
         da2 = da.reshape(-1, self.units)  # (N, U), all leading axes flattened
         x2 = x.reshape(-1, x.shape[-1])  # (N, F)
-        self.grads = [x2.T @ da2]  # (F, U)
+        self.grads = [ops.matmul(x2.T, da2)]  # (F, U)
         if self.bias is not None:
             self.grads.append(da2.sum(axis=0))  # (U,)
-        return da @ self.kernel.T  # (..., F)
+        return ops.matmul(da2, self.kernel.T).reshape(x.shape)  # (..., F)
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-1], self.units)

@@ -1,64 +1,90 @@
-// Single-threaded matrix products for the inside of the time loop.
+// The recurrent product inside the time loop: the same weights multiply a new small matrix on
+// every step, on one thread of the loop, with nothing allocated per step.
 //
-// Threads share the time loop by slices (see sequence.cpp), so each step's recurrent product
-// must stay on its own thread and must not allocate. Eigen's ordinary product would spawn
-// nested threads and allocate its packing buffers on every call; `RowGemm` keeps one set of
-// buffers for the whole sequence and calls Eigen's blocked kernel directly.
+// Eigen's ordinary product would repack the weights into its kernel's layout on every call
+// (for a small batch that costs as much as the arithmetic), allocate its buffers every time,
+// and start threads of its own. `PackedWeights` packs the weights once per sequence and then
+// runs Eigen's blocked kernel (GEBP) on each step's input alone.
+//
+// In Eigen's column-major terms each step computes C^T (M, N) += L (M, K) * R (K, N), where
+// L is the weights, R^T is the step's (N, K) row-major input A, and C is the (N, M) row-major
+// output; so a row-major C = A * L^T.
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <vector>
 
 namespace fastrnn {
 
-template <typename T>
-using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Eigen::Index;
 
-// C (m, n) += A (m, k) * op(W), all row-major with row strides lda, ldw, ldc, where op(W) is
-// W^T for W: (n, k) (`transposed`) or W for W: (k, n). m, n, k and the strides are fixed at
-// construction.
-template <typename T>
-class RowGemm {
+// L: (M, K) with LhsOrder Eigen::RowMajor (element (i, k) at w[i * ldw + k]) or Eigen::ColMajor
+// (at w[k * ldw + i]). N: rows of every step's input.
+template <typename T, int LhsOrder>
+class PackedWeights {
+  using Traits = Eigen::internal::gebp_traits<T, T>;
+  using LhsMapper = Eigen::internal::const_blas_data_mapper<T, Index, LhsOrder>;
+  using RhsMapper = Eigen::internal::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
+  using ResMapper = Eigen::internal::blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+
  public:
-  RowGemm(Eigen::Index m, Eigen::Index n, Eigen::Index k, bool transposed, Eigen::Index lda,
-          Eigen::Index ldw, Eigen::Index ldc)
-      : m_(m), n_(n), k_(k), lda_(lda), ldw_(ldw), ldc_(ldc), transposed_(transposed),
-        blocking_(m, n, k, 1, true) {
-    if (m_ > 1) blocking_.allocateAll();
+  PackedWeights(const T* w, Index ldw, Index M, Index K, Index N) : w_(w), ldw_(ldw), M_(M), K_(K), N_(N) {
+    if (N_ <= 1) return;  // one row: a matrix-vector product straight from w, nothing to pack
+    kc_ = K_, mc_ = M_, nc_ = N_;
+    Eigen::internal::computeProductBlockingSizes<T, T>(kc_, mc_, nc_, Index(1));
+    kc_ = std::max<Index>(kc_, 1), mc_ = std::max<Index>(mc_, 1), nc_ = std::max<Index>(nc_, 1);
+    packed_lhs_.resize(static_cast<size_t>(blocks(K_, kc_) * blocks(M_, mc_) * kc_ * mc_));
+    packed_rhs_.resize(static_cast<size_t>(kc_ * nc_));
+    Eigen::internal::gemm_pack_lhs<T, Index, LhsMapper, Traits::mr, Traits::LhsProgress,
+                                   typename Traits::LhsPacket4Packing, LhsOrder>
+        pack_lhs;
+    LhsMapper lhs(w_, ldw_);
+    for (Index k0 = 0; k0 < K_; k0 += kc_)
+      for (Index i0 = 0; i0 < M_; i0 += mc_)
+        pack_lhs(lhs_block(k0, i0), lhs.getSubMapper(i0, k0), std::min(kc_, K_ - k0), std::min(mc_, M_ - i0));
   }
-  RowGemm(const RowGemm&) = delete;  // owns its packing buffers
-  RowGemm& operator=(const RowGemm&) = delete;
+  PackedWeights(const PackedWeights&) = delete;  // holds pointers into its own buffers
+  PackedWeights& operator=(const PackedWeights&) = delete;
 
-  void accumulate(const T* a, const T* w, T* c) {
-    using Eigen::ColMajor;
-    using Eigen::RowMajor;
-    if (m_ == 0 || n_ == 0 || k_ == 0) return;
-    if (m_ == 1) return vector_times_matrix(a, w, c);  // memory-bound: read W once, pack nothing
-    if (transposed_) {  // W: (n, k) row-major is W^T: (k, n) column-major
-      Eigen::internal::general_matrix_matrix_product<Eigen::Index, T, RowMajor, false, T, ColMajor, false,
-                                                     RowMajor, 1>::run(m_, n_, k_, a, lda_, w, ldw_, c, 1,
-                                                                       ldc_, T(1), blocking_, nullptr);
-    } else {
-      Eigen::internal::general_matrix_matrix_product<Eigen::Index, T, RowMajor, false, T, RowMajor, false,
-                                                     RowMajor, 1>::run(m_, n_, k_, a, lda_, w, ldw_, c, 1,
-                                                                       ldc_, T(1), blocking_, nullptr);
+  // C (N, M) += A (N, K) * L^T; a, c row-major with row strides lda, ldc.
+  void accumulate(const T* a, Index lda, T* c, Index ldc) {
+    if (M_ == 0 || N_ == 0 || K_ == 0) return;
+    if (N_ == 1) return vector_product(a, c);
+    Eigen::internal::gemm_pack_rhs<T, Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+    Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
+    RhsMapper rhs(a, lda);
+    ResMapper res(c, ldc);
+    for (Index j0 = 0; j0 < N_; j0 += nc_) {
+      const Index nc = std::min(nc_, N_ - j0);
+      for (Index k0 = 0; k0 < K_; k0 += kc_) {
+        const Index kc = std::min(kc_, K_ - k0);
+        pack_rhs(packed_rhs_.data(), rhs.getSubMapper(k0, j0), kc, nc);
+        for (Index i0 = 0; i0 < M_; i0 += mc_)
+          gebp(res.getSubMapper(i0, j0), lhs_block(k0, i0), packed_rhs_.data(), std::min(mc_, M_ - i0), kc, nc,
+               T(1));
+      }
     }
   }
 
  private:
-  using Strided = Eigen::Map<const RowMatrix<T>, 0, Eigen::OuterStride<>>;
-
-  void vector_times_matrix(const T* a, const T* w, T* c) {
-    Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> a_row(a, k_);
-    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> c_row(c, n_);
-    if (transposed_) c_row.noalias() += a_row * Strided(w, n_, k_, Eigen::OuterStride<>(ldw_)).transpose();
-    else c_row.noalias() += a_row * Strided(w, k_, n_, Eigen::OuterStride<>(ldw_));
+  static Index blocks(Index n, Index block) { return (n + block - 1) / block; }
+  T* lhs_block(Index k0, Index i0) {
+    return packed_lhs_.data() + ((k0 / kc_) * blocks(M_, mc_) + i0 / mc_) * kc_ * mc_;
   }
 
-  Eigen::Index m_, n_, k_, lda_, ldw_, ldc_;
-  bool transposed_;
-  Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic, Eigen::Dynamic, Eigen::Dynamic, 1,
-                                       false>
-      blocking_;
+  // One input row: c (1, M) += a (1, K) * L^T, read straight from the weights.
+  void vector_product(const T* a, T* c) {
+    using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+    using Strided = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, LhsOrder>, 0,
+                               Eigen::OuterStride<>>;
+    Eigen::Map<Row>(c, M_).noalias() += Eigen::Map<const Row>(a, K_) * Strided(w_, M_, K_, Eigen::OuterStride<>(ldw_)).transpose();
+  }
+
+  const T* w_;
+  Index ldw_, M_, K_, N_;
+  Index kc_ = 0, mc_ = 0, nc_ = 0;
+  std::vector<T, Eigen::aligned_allocator<T>> packed_lhs_, packed_rhs_;
 };
 
 }  // namespace fastrnn

@@ -83,31 +83,40 @@ void step_barrier(const Split& split) {
 
 const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengths + b0 : nullptr; }
 
-// The recurrent product of one slice and step, for every gate block:
-//   out[:, k*H + j] += h (rows, H) . w[k*H + j, :]   for the slice's units j.
-// With all units in the slice it is one product with every gate at once.
+// The recurrent product of one slice and step, with w_hh packed once for the whole sequence.
+// Forward, for every gate block k:  out[:, k*H + j] += h (rows, H) . w_hh[k*H + j, :]
+// Backward:                          out[:, j] += d (rows, G*H) . w_hh[:, j]
+// for the slice's units j. With all units in the slice, the forward is one product.
 template <typename T>
 class RecurrentProduct {
  public:
-  // transposed: forward, out (rows, G*H) += h (rows, H) . w_hh^T.
-  // not transposed: backward, out (rows, H) += d (rows, G*H) . w_hh, the slice's columns.
-  RecurrentProduct(const Slice& sl, Index G, Index H, bool forward)
-      : G_(G), H_(H), j0_(sl.j0), whole_(sl.j1 - sl.j0 == H),
-        gemm_(forward ? RowGemm<T>(sl.b1 - sl.b0, whole_ ? G * H : sl.j1 - sl.j0, H, true, H, H, G * H)
-                      : RowGemm<T>(sl.b1 - sl.b0, sl.j1 - sl.j0, G * H, false, G * H, H, H)) {}
-
-  // h: the slice's first row, column 0; out: the slice's first row, column j0.
-  void forward(const T* h, const T* w_hh, T* out) {
-    if (whole_) return gemm_.accumulate(h, w_hh, out);
-    for (Index k = 0; k < G_; ++k) gemm_.accumulate(h, w_hh + (k * H_ + j0_) * H_, out + k * H_);
+  RecurrentProduct(const T* w_hh, const Slice& sl, Index G, Index H, bool forward) : H_(H), G_(G) {
+    const Index rows = sl.b1 - sl.b0, units = sl.j1 - sl.j0;
+    if (!forward) {
+      // w_hh[:, j0:j1] as the (units, G*H) column-major left factor.
+      backward_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + sl.j0, H, units, G * H, rows);
+    } else if (units == H) {
+      forward_.push_back(std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh, H, G * H, H, rows));
+    } else {
+      for (Index k = 0; k < G; ++k)  // the slice's rows of gate block k: (units, H)
+        forward_.push_back(
+            std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh + (k * H + sl.j0) * H, H, units, H, rows));
+    }
   }
-  // d: the slice's first row, column 0 of a (B, G*H) buffer; out: first row, column j0.
-  void backward(const T* d, const T* w_hh, T* out) { gemm_.accumulate(d, w_hh + j0_, out); }
+
+  // h: the slice's first row of a (B, H) state, column 0; out: its first row of a (B, G*H)
+  // buffer, column j0.
+  void forward(const T* h, T* out) {
+    for (size_t k = 0; k < forward_.size(); ++k) forward_[k]->accumulate(h, H_, out + k * H_, G_ * H_);
+  }
+  // d: the slice's first row of a (B, G*H) buffer, column 0; out: its first row of a (B, H)
+  // state, column j0.
+  void backward(const T* d, T* out) { backward_->accumulate(d, G_ * H_, out, H_); }
 
  private:
-  Index G_, H_, j0_;
-  bool whole_;
-  RowGemm<T> gemm_;
+  Index H_, G_;
+  std::vector<std::unique_ptr<PackedWeights<T, Eigen::RowMajor>>> forward_;
+  std::unique_ptr<PackedWeights<T, Eigen::ColMajor>> backward_;
 };
 
 // Runs body(slice, product, split) for every slice of `split`, one thread each, in one
@@ -116,8 +125,10 @@ class RecurrentProduct {
 // for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
 // whole sequence runs on this thread alone, after the region.
 template <typename T, typename Body>
-void run_slices(const Split& split, Index B, Index H, Index G, bool forward, Body body) {
-  auto product_for = [&](const Slice& sl) { return std::make_unique<RecurrentProduct<T>>(sl, G, H, forward); };
+void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, bool forward, Body body) {
+  auto product_for = [&](const Slice& sl) {
+    return std::make_unique<RecurrentProduct<T>>(w_hh, sl, G, H, forward);
+  };
   const Slice whole{0, B, 0, H};
   if (split.threads > 1) {
     std::vector<std::unique_ptr<RecurrentProduct<T>>> products;
@@ -187,18 +198,18 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, ForwardBuffers<T>& buf,
         if (a.w.b_hh) gate(gh, tile, k).rowwise() = ConstRowMap<T>(a.w.b_hh + k * H + j0, tile.units).array();
         else gate(gh, tile, k).setZero();
       }
-      recurrent.forward(h + b0 * H, a.w.w_hh, gh);
+      recurrent.forward(h + b0 * H, gh);
       T* hn = a.training ? a.ws.hn + row * H + j0 : buf.hn.data() + first;
       Cell::forward(tile, g_t, gh, h + first, h_new + first, hn);
     } else if constexpr (Cell::kHasCellState) {
       T* c = buf.c[s % 2].data();
       T* c_new = buf.c[(s + 1) % 2].data();
       if (a.training) state(a.ws.c_prev + row * H + j0, tile) = state(c + first, tile);
-      recurrent.forward(h + b0 * H, a.w.w_hh, g_t);
+      recurrent.forward(h + b0 * H, g_t);
       Cell::forward(tile, g_t, c + first, h_new + first, c_new + first);
       keep_padded(state(c_new + first, tile), state(c + first, tile), lengths, t);
     } else {
-      recurrent.forward(h + b0 * H, a.w.w_hh, g_t);
+      recurrent.forward(h + b0 * H, g_t);
       Cell::forward(tile, g_t, h_new + first);
     }
     keep_padded(state(h_new + first, tile), state(h + first, tile), lengths, t);  // padding keeps the state
@@ -242,7 +253,7 @@ void forward(const ForwardArgs<T>& a) {
     if (!a.training) buf.hn.resize(B, H);
   }
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  run_slices<T>(split, B, H, Cell::kGates, /*forward=*/true,
+  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, /*forward=*/true,
                 [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
                   forward_slice<T, Cell>(a, gates, buf, product, sl, used);
                 });
@@ -298,7 +309,7 @@ void backward_slice(const BackwardArgs<T>& a, T* d_rec, BackwardBuffers<T>& buf,
     }
     zero_padded_gates(g_t, tile, G, lengths, t);
     step_barrier(split);  // the product reads every unit's gate gradients
-    recurrent.backward(d_rec + row * GH, a.w.w_hh, dh_prev);  // (rows, units) += (rows, G*H) . w_hh
+    recurrent.backward(d_rec + row * GH, dh_prev);  // (rows, units) += (rows, G*H) . w_hh
     // Padding passes the gradient through exactly: set after the product, so that not even a
     // zero row times an inf in w_hh can touch it.
     keep_padded(state(dh_prev, tile), state(dh_total, tile), lengths, t);
@@ -329,7 +340,7 @@ void backward(const BackwardArgs<T>& a) {
     init_state(buf.dc[0], a.dc_n);
   }
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  run_slices<T>(split, B, H, Cell::kGates, /*forward=*/false,
+  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, /*forward=*/false,
                 [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
                   backward_slice<T, Cell>(a, d_rec, buf, product, sl, used);
                 });

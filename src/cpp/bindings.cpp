@@ -212,7 +212,7 @@ py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih
   a.ws.gates = checked<T>(gates, "workspace['gates']", {s.T, s.B, GH}, false, true);
   a.ws.h_prev = checked<T>(h_prev, "workspace['h_prev']", {s.T, s.B, s.H});
   if (lstm) a.ws.c_prev = checked<T>(c_prev, "workspace['c_prev']", {s.T, s.B, s.H});
-  if (gru) a.ws.hn = checked<T>(hn, "workspace['hn']", {s.T, s.B, s.H});
+  if (gru) a.ws.hn = checked<T>(hn, "workspace['hn']", {s.T, s.B, s.H}, false, true);
   a.dy = checked<T>(dy, "dy", {s.T, s.B, s.H}, true);
   a.dh_n = checked<T>(dh_n, "dh_n", {s.B, s.H}, true);
   if (!lstm && !dc_n.is_none()) throw py::value_error("dc_n is only for mode 'lstm'");
@@ -366,7 +366,7 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
   m.def("backward", &backward, py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"),
         py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
         py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
-        "BPTT -> dict of gradients. Overwrites workspace['gates'].");
+        "BPTT -> dict of gradients. Overwrites workspace['gates'] (and 'hn').");
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),
         "op(a) @ op(b) for C-contiguous 2-D arrays of one dtype, on the kernels' threads.");
   m.def("set_num_threads", &fastrnn::set_num_threads, py::arg("n"));

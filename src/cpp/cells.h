@@ -14,7 +14,10 @@
 //   kGates               G, the number of gate blocks
 //   kHasCellState        LSTM's c
 //   kSeparateRecurrent   the recurrent product W_hh h + b_hh is needed on its own (GRU's reset
-//                        gate multiplies it), so it cannot be summed into the input projection
+//                        gate multiplies it), so it cannot be summed into the input projection.
+//                        Then the last gate block's recurrent-side gradient differs from the
+//                        input side's; backward writes it over the saved `hn`. Every other
+//                        block's gradient is the same on both sides.
 #pragma once
 
 #include <Eigen/Core>
@@ -192,23 +195,22 @@ struct GruCell {
     state(h, tile) = (1 - z) * n + z * state(h_prev, tile);
   }
 
-  // gates: (B, 3H) in: r, z, n; out: d input pre-activations. hn: (B, H) from forward.
-  // dh: (B, H) gradient w.r.t. h'. dgh: (B, 3H) out: d recurrent projections (differs from the
-  // input side only in the n block, scaled by r). dh_prev: (B, H) out: the direct path z * dh.
+  // gates: (B, 3H) in: r, z, n; out: d input pre-activations (for r and z these are also the
+  // recurrent side's). hn: (B, H) in: W_hn h + b_hn from forward; out: d (W_hn h + b_hn), the one
+  // recurrent-side block that differs (scaled by r). dh: (B, H) gradient w.r.t. h'.
+  // dh_prev: (B, H) out: the direct path z * dh. scratch: (B, H).
   template <typename T>
-  static void backward(const Tile& tile, T* gates, const T* hn, const T* h_prev, const T* dh,
-                       T* dgh, T* dh_prev) {
+  static void backward(const Tile& tile, T* gates, T* hn, const T* h_prev, const T* dh, T* dh_prev,
+                       T* scratch) {
     auto r = gate(gates, tile, 0), z = gate(gates, tile, 1), n = gate(gates, tile, 2);
-    auto dh_ = state(dh, tile);
-    auto dr = gate(dgh, tile, 0), dz = gate(dgh, tile, 1), dn = gate(dgh, tile, 2);
-    dn = dh_ * (1 - z) * Tanh::df(n);
-    dz = dh_ * (state(h_prev, tile) - n) * Sigmoid::df(z);
-    state(dh_prev, tile) = dh_ * z;
-    dr = dn * state(hn, tile) * Sigmoid::df(r);
-    n = dn;                                                // input side: d (W_in x + b_in)
-    dn = dn * r;                                           // recurrent side: d (W_hn h + b_hn)
-    r = dr;
-    z = dz;
+    auto dh_ = state(dh, tile), direct = state(dh_prev, tile), hn_ = state(hn, tile);
+    auto dn_h = state(scratch, tile);
+    direct = dh_ * z;                                          // z * dh
+    z = dh_ * (state(h_prev, tile) - n) * Sigmoid::df(z);      // d z
+    n = (dh_ - direct) * Tanh::df(n);                          // d n = (1 - z) dh tanh'
+    dn_h = n * r;                                              // d (W_hn h + b_hn)
+    r = n * hn_ * Sigmoid::df(r);                              // d r
+    hn_ = dn_h;
   }
 };
 

@@ -86,15 +86,21 @@ const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengt
 // The recurrent product of one slice and step, with w_hh packed once for the whole sequence.
 // Forward, for every gate block k:  out[:, k*H + j] += h (rows, H) . w_hh[k*H + j, :]
 // Backward:                          out[:, j] += d (rows, G*H) . w_hh[:, j]
-// for the slice's units j. With all units in the slice, the forward is one product.
+// for the slice's units j. With all units in the slice, the forward is one product. Backward,
+// the first `shared` columns of d come from the gate gradients and, for GRU, the last block's
+// from a (rows, H) buffer of its own.
 template <typename T>
 class RecurrentProduct {
  public:
-  RecurrentProduct(const T* w_hh, const Slice& sl, Index G, Index H, bool forward) : H_(H), G_(G) {
+  RecurrentProduct(const T* w_hh, const Slice& sl, Index G, Index H, Index shared, bool forward)
+      : H_(H), G_(G) {
     const Index rows = sl.b1 - sl.b0, units = sl.j1 - sl.j0;
     if (!forward) {
-      // w_hh[:, j0:j1] as the (units, G*H) column-major left factor.
-      backward_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + sl.j0, H, units, G * H, rows);
+      // w_hh[:shared, j0:j1] and w_hh[shared:, j0:j1] as (units, ...) column-major left factors.
+      backward_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + sl.j0, H, units, shared, rows);
+      if (shared < G * H)
+        backward_own_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + shared * H + sl.j0, H, units,
+                                                                            G * H - shared, rows);
     } else if (units == H) {
       forward_.push_back(std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh, H, G * H, H, rows));
     } else {
@@ -109,14 +115,17 @@ class RecurrentProduct {
   void forward(const T* h, T* out) {
     for (size_t k = 0; k < forward_.size(); ++k) forward_[k]->accumulate(h, H_, out + k * H_, G_ * H_);
   }
-  // d: the slice's first row of a (B, G*H) buffer, column 0; out: its first row of a (B, H)
-  // state, column j0.
-  void backward(const T* d, T* out) { backward_->accumulate(d, G_ * H_, out, H_); }
+  // d: the slice's first row of the (B, G*H) gate gradients, column 0; d_own: its first row of
+  // the (B, H) last-block buffer (GRU); out: its first row of a (B, H) state, column j0.
+  void backward(const T* d, const T* d_own, T* out) {
+    backward_->accumulate(d, G_ * H_, out, H_);
+    if (backward_own_) backward_own_->accumulate(d_own, H_, out, H_);
+  }
 
  private:
   Index H_, G_;
   std::vector<std::unique_ptr<PackedWeights<T, Eigen::RowMajor>>> forward_;
-  std::unique_ptr<PackedWeights<T, Eigen::ColMajor>> backward_;
+  std::unique_ptr<PackedWeights<T, Eigen::ColMajor>> backward_, backward_own_;
 };
 
 // Runs body(slice, product, split) for every slice of `split`, one thread each, in one
@@ -125,9 +134,10 @@ class RecurrentProduct {
 // for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
 // whole sequence runs on this thread alone, after the region.
 template <typename T, typename Body>
-void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, bool forward, Body body) {
+void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, Index shared, bool forward,
+                Body body) {
   auto product_for = [&](const Slice& sl) {
-    return std::make_unique<RecurrentProduct<T>>(w_hh, sl, G, H, forward);
+    return std::make_unique<RecurrentProduct<T>>(w_hh, sl, G, H, shared, forward);
   };
   const Slice whole{0, B, 0, H};
   if (split.threads > 1) {
@@ -253,7 +263,7 @@ void forward(const ForwardArgs<T>& a) {
     if (!a.training) buf.hn.resize(B, H);
   }
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, /*forward=*/true,
+  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true,
                 [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
                   forward_slice<T, Cell>(a, gates, buf, product, sl, used);
                 });
@@ -270,7 +280,7 @@ struct BackwardBuffers {
 };
 
 template <typename T, typename Cell>
-void backward_slice(const BackwardArgs<T>& a, T* d_rec, BackwardBuffers<T>& buf,
+void backward_slice(const BackwardArgs<T>& a, BackwardBuffers<T>& buf,
                     RecurrentProduct<T>& recurrent, const Slice& sl, const Split& split) {
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = Cell::kGates, GH = G * H;
   const Index b0 = sl.b0, j0 = sl.j0;
@@ -286,16 +296,15 @@ void backward_slice(const BackwardArgs<T>& a, T* d_rec, BackwardBuffers<T>& buf,
     T* dh_prev = buf.dh[1 - now].data() + first;
     T* dh_total = buf.dh_total.data() + first;
     T* g_t = a.ws.gates + row * GH + j0;
-    T* d_rec_t = d_rec + row * GH + j0;
     state(dh_total, tile) = state(dh, tile);
     if (a.dy) {
       state(dh_total, tile) += state(a.dy + row * H + j0, tile);
       keep_padded(state(dh_total, tile), state(dh, tile), lengths, t);  // a padded output is a constant
     }
     if constexpr (Cell::kSeparateRecurrent) {
-      Cell::backward(tile, g_t, a.ws.hn + row * H + j0, a.ws.h_prev + row * H + j0, dh_total, d_rec_t,
-                     dh_prev);
-      zero_padded_gates(d_rec_t, tile, G, lengths, t);
+      T* hn = a.ws.hn + row * H + j0;
+      Cell::backward(tile, g_t, hn, a.ws.h_prev + row * H + j0, dh_total, dh_prev, buf.scratch.data() + first);
+      zero_padded(state(hn, tile), lengths, t);
     } else if constexpr (Cell::kHasCellState) {
       T* dc = buf.dc[now].data() + first;
       T* dc_prev = buf.dc[1 - now].data() + first;
@@ -309,7 +318,7 @@ void backward_slice(const BackwardArgs<T>& a, T* d_rec, BackwardBuffers<T>& buf,
     }
     zero_padded_gates(g_t, tile, G, lengths, t);
     step_barrier(split);  // the product reads every unit's gate gradients
-    recurrent.backward(d_rec + row * GH, dh_prev);  // (rows, units) += (rows, G*H) . w_hh
+    recurrent.backward(a.ws.gates + row * GH, a.ws.hn ? a.ws.hn + row * H : nullptr, dh_prev);
     // Padding passes the gradient through exactly: set after the product, so that not even a
     // zero row times an inf in w_hh can touch it.
     keep_padded(state(dh_prev, tile), state(dh_total, tile), lengths, t);
@@ -325,34 +334,38 @@ void backward(const BackwardArgs<T>& a) {
   ConstMatrixMap<T> x(a.x, steps * B, I), w_ih(a.w.w_ih, GH, I);
   MatrixMap<T> d_gates(a.ws.gates, steps * B, GH);  // activations in, gradients out
 
-  // GRU's recurrent-side gate gradients differ from the input side's; the others share one.
-  Matrix<T> d_rec_local;
-  if constexpr (Cell::kSeparateRecurrent) d_rec_local.resize(steps * B, GH);
-  T* d_rec = Cell::kSeparateRecurrent ? d_rec_local.data() : a.ws.gates;
-
   BackwardBuffers<T> buf;
   for (auto& dh : buf.dh) dh.resize(B, H);
   buf.dh_total.resize(B, H);
   init_state(buf.dh[0], a.dh_n);
   if constexpr (Cell::kHasCellState) {
     for (auto& dc : buf.dc) dc.resize(B, H);
-    buf.scratch.resize(B, H);
     init_state(buf.dc[0], a.dc_n);
   }
+  if constexpr (Cell::kHasCellState || Cell::kSeparateRecurrent) buf.scratch.resize(B, H);
+  // The recurrent side's gate gradients are the gate gradients, except GRU's last block,
+  // which backward leaves in the workspace's hn.
+  const Index shared = Cell::kSeparateRecurrent ? GH - H : GH;
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, /*forward=*/false,
+  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, shared, /*forward=*/false,
                 [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
-                  backward_slice<T, Cell>(a, d_rec, buf, product, sl, used);
+                  backward_slice<T, Cell>(a, buf, product, sl, used);
                 });
 
   // Input and weight gradients: GEMMs over all steps at once (threaded by Eigen).
-  ConstMatrixMap<T> d_rec_all(d_rec, steps * B, GH);
   ConstMatrixMap<T> h_prev_all(a.ws.h_prev, steps * B, H);
   MatrixMap<T>(a.dx, steps * B, I).noalias() = d_gates * w_ih;                 // (T*B, I)
   MatrixMap<T>(a.dw_ih, GH, I).noalias() = d_gates.transpose() * x;            // (G*H, I)
-  MatrixMap<T>(a.dw_hh, GH, H).noalias() = d_rec_all.transpose() * h_prev_all;  // (G*H, H)
+  MatrixMap<T> dw_hh(a.dw_hh, GH, H);
+  dw_hh.topRows(shared).noalias() = d_gates.leftCols(shared).transpose() * h_prev_all;  // (shared, H)
   if (a.db_ih) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(a.db_ih, GH) = d_gates.colwise().sum();
-  if (a.db_hh) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(a.db_hh, GH) = d_rec_all.colwise().sum();
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> db_hh(a.db_hh, a.db_hh ? GH : 0);
+  if (a.db_hh) db_hh.head(shared) = d_gates.leftCols(shared).colwise().sum();
+  if constexpr (Cell::kSeparateRecurrent) {
+    ConstMatrixMap<T> d_own(a.ws.hn, steps * B, H);  // GRU's last block, recurrent side
+    dw_hh.bottomRows(H).noalias() = d_own.transpose() * h_prev_all;             // (H, H)
+    if (a.db_hh) db_hh.tail(H) = d_own.colwise().sum();
+  }
 }
 
 template <typename T, typename Fn>

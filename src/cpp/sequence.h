@@ -41,7 +41,7 @@ struct Workspace {
   T* gates;   // (T, B, G*H) gate activations; backward overwrites them with gate gradients
   T* h_prev;  // (T, B, H) the state each step started from
   T* c_prev;  // (T, B, H) LSTM only
-  T* hn;      // (T, B, H) GRU only: W_hn h + b_hn
+  T* hn;      // (T, B, H) GRU only: W_hn h + b_hn; backward overwrites it with its gradient
 };
 
 template <typename T>
@@ -69,7 +69,7 @@ struct BackwardArgs {
   Weights<T> w;
   const int64_t* lengths;   // (B,) or nullptr
   bool reverse;
-  Workspace<T> ws;          // from forward; gates is consumed (overwritten)
+  Workspace<T> ws;          // from forward; gates and hn are consumed (overwritten)
   const T* dy;              // (T, B, H) or nullptr
   const T* dh_n;            // (B, H) or nullptr
   const T* dc_n;            // (B, H) or nullptr

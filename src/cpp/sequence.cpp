@@ -187,7 +187,8 @@ struct ForwardBuffers {
 };
 
 template <typename T, typename Cell>
-void forward_slice(const ForwardArgs<T>& a, T* gates, ForwardBuffers<T>& buf,
+// Steps [s0, s1) of the slice; `gates` holds the input projections from time t_first on.
+void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, Index s1, ForwardBuffers<T>& buf,
                    RecurrentProduct<T>& recurrent, const Slice& sl, const Split& split) {
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = Cell::kGates, GH = G * H;
   const Index b0 = sl.b0, j0 = sl.j0;
@@ -195,12 +196,12 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, ForwardBuffers<T>& buf,
   const int64_t* lengths = offset(a.lengths, b0);
   const Index first = b0 * H + j0;  // offset of the tile in a (B, H) buffer
 
-  for (Index s = 0; s < steps; ++s) {
+  for (Index s = s0; s < s1; ++s) {
     const Index t = a.reverse ? steps - 1 - s : s;
     const Index row = t * B + b0;  // the slice's first row at step t, in (T*B, ...) buffers
     T* h = buf.h[s % 2].data();
     T* h_new = buf.h[(s + 1) % 2].data();
-    T* g_t = gates + row * GH + j0;
+    T* g_t = gates + ((t - t_first) * B + b0) * GH + j0;
     if (a.training) state(a.ws.h_prev + row * H + j0, tile) = state(h + first, tile);
     if constexpr (Cell::kSeparateRecurrent) {
       T* gh = buf.gh.data() + b0 * GH + j0;
@@ -228,28 +229,29 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, ForwardBuffers<T>& buf,
     zero_padded(y, lengths, t);                                                  // ... and outputs zero
     step_barrier(split);  // the next step's product reads every unit of h_new
   }
+  if (s1 < steps) return;  // more chunks to come
   state(a.h_n + first, tile) = state(buf.h[steps % 2].data() + first, tile);
   if constexpr (Cell::kHasCellState) state(a.c_n + first, tile) = state(buf.c[steps % 2].data() + first, tile);
 }
 
+// Input projections of steps [t0, t1) (all batch rows) into `gates`: (t1 - t0) * B rows of
+// G*H, started from the biases that are simply added (once, not per step) so that the GEMM
+// accumulates onto them instead of onto a zeroed buffer.
+template <typename T, typename Cell>
+void project_inputs(const ForwardArgs<T>& a, Index t0, Index t1, T* gates) {
+  const Index B = a.d.B, I = a.d.I, GH = Cell::kGates * a.d.H, rows = (t1 - t0) * B;
+  MatrixMap<T> out(gates, rows, GH);
+  Eigen::Matrix<T, 1, Eigen::Dynamic> bias = Eigen::Matrix<T, 1, Eigen::Dynamic>::Zero(GH);
+  if (a.w.b_ih) bias += ConstRowMap<T>(a.w.b_ih, GH);
+  if (!Cell::kSeparateRecurrent && a.w.b_hh) bias += ConstRowMap<T>(a.w.b_hh, GH);
+  out.rowwise() = bias;
+  out.noalias() += ConstMatrixMap<T>(a.x + t0 * B * I, rows, I) * ConstMatrixMap<T>(a.w.w_ih, GH, I).transpose();
+}
+
 template <typename T, typename Cell>
 void forward(const ForwardArgs<T>& a) {
-  const Index steps = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H;
+  const Index steps = a.d.T, B = a.d.B, H = a.d.H;
   const Index GH = Cell::kGates * H;
-  ConstMatrixMap<T> x(a.x, steps * B, I), w_ih(a.w.w_ih, GH, I);
-
-  // All steps' input projections in one GEMM (threaded by Eigen), into the workspace when
-  // training. The biases that are simply added go in here too, once for all steps.
-  Matrix<T> local_gates;
-  T* gates = a.ws.gates;
-  if (!a.training) {
-    local_gates.resize(steps * B, GH);
-    gates = local_gates.data();
-  }
-  MatrixMap<T> all_gates(gates, steps * B, GH);
-  all_gates.noalias() = x * w_ih.transpose();           // (T*B, G*H)
-  if (a.w.b_ih) all_gates.rowwise() += ConstRowMap<T>(a.w.b_ih, GH);
-  if (!Cell::kSeparateRecurrent && a.w.b_hh) all_gates.rowwise() += ConstRowMap<T>(a.w.b_hh, GH);
 
   ForwardBuffers<T> buf;
   for (auto& h : buf.h) h.resize(B, H);
@@ -263,10 +265,27 @@ void forward(const ForwardArgs<T>& a) {
     if (!a.training) buf.hn.resize(B, H);
   }
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true,
-                [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
-                  forward_slice<T, Cell>(a, gates, buf, product, sl, used);
-                });
+  auto unroll = [&](T* gates, Index t_first, Index s0, Index s1) {
+    run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true,
+                  [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
+                    forward_slice<T, Cell>(a, gates, t_first, s0, s1, buf, product, sl, used);
+                  });
+  };
+
+  if (a.training) {  // every step's gates stay in the workspace for BPTT: project all at once
+    project_inputs<T, Cell>(a, 0, steps, a.ws.gates);
+    return unroll(a.ws.gates, 0, 0, steps);
+  }
+  // Inference keeps nothing, so steps go in chunks whose gates stay in cache (about 4 MB)
+  // between their projection and their use, instead of a (T*B, G*H) buffer in memory.
+  const Index chunk = std::max<Index>(1, (Index(4) << 20) / std::max<Index>(1, B * GH * Index(sizeof(T))));
+  Matrix<T> gates(std::min(chunk, steps) * B, GH);
+  for (Index s0 = 0; s0 < steps; s0 += chunk) {
+    const Index s1 = std::min(steps, s0 + chunk);
+    const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index
+    project_inputs<T, Cell>(a, t0, t0 + (s1 - s0), gates.data());
+    unroll(gates.data(), t0, s0, s1);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

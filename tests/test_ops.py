@@ -294,14 +294,22 @@ def test_matmul_falls_back_to_numpy_for_mixed_dtypes_and_keeps_shape_errors():
         ops.matmul(a, np.ones((4, 4), np.float32))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", MODES)
-def test_long_inference_runs_in_chunks_and_matches_the_reference(mode, reverse):
-    """Inference projects the inputs a few steps at a time (about 4 MB of gates per chunk);
-    here (B, G*H) = (64, 4*256) floats per step makes 16-step chunks, so 40 steps take three."""
+def test_inference_projecting_by_chunks_or_step_by_step_matches_the_reference(mode, reverse, threads):
+    """Inference never holds every step's gates. On one thread it projects the inputs a few
+    steps at a time (about 4 MB of gates: here 8-step chunks of (64, 4*256) doubles, so 40
+    steps take five); with the batch shared between threads each thread projects its own rows
+    step by step."""
     case = make_case(mode, 40, 64, 8, 256, np.float64, seed=17)
     lengths = np.random.default_rng(1).integers(0, 41, size=64)
-    y, h_n, c_n, cache = ops.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(threads)
+        y, h_n, c_n, cache = ops.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
+    finally:
+        ops.set_num_threads(before)
     want = reference.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
     assert cache is None
     for got, w, what in zip((y, h_n, c_n), want[:3], ("y", "h_n", "c_n")):

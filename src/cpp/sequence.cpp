@@ -92,8 +92,10 @@ const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengt
 template <typename T>
 class RecurrentProduct {
  public:
-  RecurrentProduct(const T* w_hh, const Slice& sl, Index G, Index H, Index shared, bool forward)
-      : H_(H), G_(G) {
+  // Forward multiplies by w: (G*H, K), w_hh (K = H) or, for the fused input projection, w_ih
+  // (K = I); backward by w_hh.
+  RecurrentProduct(const T* w_hh, const Slice& sl, Index G, Index H, Index shared, bool forward, Index K = -1)
+      : H_(H), G_(G), K_(K < 0 ? H : K) {
     const Index rows = sl.b1 - sl.b0, units = sl.j1 - sl.j0;
     if (!forward) {
       // w_hh[:shared, j0:j1] and w_hh[shared:, j0:j1] as (units, ...) column-major left factors.
@@ -102,18 +104,18 @@ class RecurrentProduct {
         backward_own_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + shared * H + sl.j0, H, units,
                                                                             G * H - shared, rows);
     } else if (units == H) {
-      forward_.push_back(std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh, H, G * H, H, rows));
+      forward_.push_back(std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh, K_, G * H, K_, rows));
     } else {
-      for (Index k = 0; k < G; ++k)  // the slice's rows of gate block k: (units, H)
+      for (Index k = 0; k < G; ++k)  // the slice's rows of gate block k: (units, K)
         forward_.push_back(
-            std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh + (k * H + sl.j0) * H, H, units, H, rows));
+            std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh + (k * H + sl.j0) * K_, K_, units, K_, rows));
     }
   }
 
-  // h: the slice's first row of a (B, H) state, column 0; out: its first row of a (B, G*H)
+  // h: the slice's first row of a (B, K) input, column 0; out: its first row of a (B, G*H)
   // buffer, column j0.
   void forward(const T* h, T* out) {
-    for (size_t k = 0; k < forward_.size(); ++k) forward_[k]->accumulate(h, H_, out + k * H_, G_ * H_);
+    for (size_t k = 0; k < forward_.size(); ++k) forward_[k]->accumulate(h, K_, out + k * H_, G_ * H_);
   }
   // d: the slice's first row of the (B, G*H) gate gradients, column 0; d_own: its first row of
   // the (B, H) last-block buffer (GRU); out: its first row of a (B, H) state, column j0.
@@ -123,7 +125,7 @@ class RecurrentProduct {
   }
 
  private:
-  Index H_, G_;
+  Index H_, G_, K_;
   std::vector<std::unique_ptr<PackedWeights<T, Eigen::RowMajor>>> forward_;
   std::unique_ptr<PackedWeights<T, Eigen::ColMajor>> backward_, backward_own_;
 };
@@ -133,28 +135,39 @@ class RecurrentProduct {
 // so nothing can throw between their barriers. OpenMP may hand out fewer threads than asked
 // for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
 // whole sequence runs on this thread alone, after the region.
+// The products one slice needs: the recurrent one, and for fused inference the input one.
+template <typename T>
+struct SliceProducts {
+  std::unique_ptr<RecurrentProduct<T>> recurrent, input;
+};
+
+// w_ih given: also make the input products (w_ih: (G*H, I)) for a projection step by step.
 template <typename T, typename Body>
 void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, Index shared, bool forward,
-                Body body) {
-  auto product_for = [&](const Slice& sl) {
-    return std::make_unique<RecurrentProduct<T>>(w_hh, sl, G, H, shared, forward);
+                Body body, const T* w_ih = nullptr, Index I = 0) {
+  auto products_for = [&](const Slice& sl) {
+    SliceProducts<T> p;
+    p.recurrent = std::make_unique<RecurrentProduct<T>>(w_hh, sl, G, H, shared, forward);
+    if (w_ih) p.input = std::make_unique<RecurrentProduct<T>>(w_ih, sl, G, H, shared, true, I);
+    return p;
   };
   const Slice whole{0, B, 0, H};
   if (split.threads > 1) {
-    std::vector<std::unique_ptr<RecurrentProduct<T>>> products;
-    for (int k = 0; k < split.threads; ++k) products.push_back(product_for(split.slice(k, B, H)));
+    std::vector<SliceProducts<T>> products;
+    for (int k = 0; k < split.threads; ++k) products.push_back(products_for(split.slice(k, B, H)));
     bool full_team = true;
 #pragma omp parallel num_threads(split.threads)
     {
 #ifdef _OPENMP
       const int k = omp_get_thread_num();
-      if (omp_get_num_threads() == split.threads) body(split.slice(k, B, H), *products[k], split);
+      if (omp_get_num_threads() == split.threads) body(split.slice(k, B, H), products[k], split);
       else if (k == 0) full_team = false;
 #endif
     }
     if (full_team) return;
   }
-  body(whole, *product_for(whole), Split{});
+  SliceProducts<T> p = products_for(whole);
+  body(whole, p, Split{});
 }
 
 // Rows of a tile whose step t is padding: set the tile's row in dst from src, or to zero.
@@ -184,12 +197,17 @@ struct ForwardBuffers {
   Matrix<T> h[2], c[2];  // (B, H)
   Matrix<T> gh;          // (B, G*H) GRU's recurrent projections
   Matrix<T> hn;          // (B, H) GRU's W_hn h + b_hn when not training
+  Matrix<T> step_gates;  // (B, G*H) one step's gates, for inference projected step by step
+  Eigen::Matrix<T, 1, Eigen::Dynamic> bias;  // (G*H,) the biases added to the input projection
 };
 
 template <typename T, typename Cell>
 // Steps [s0, s1) of the slice; `gates` holds the input projections from time t_first on.
+// With `input`, gates is ignored: each step's projection is made here, into the slice's part
+// of buf.step_gates, just before the recurrent product adds to it.
 void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, Index s1, ForwardBuffers<T>& buf,
-                   RecurrentProduct<T>& recurrent, const Slice& sl, const Split& split) {
+                   RecurrentProduct<T>& recurrent, RecurrentProduct<T>* input, const Slice& sl,
+                   const Split& split) {
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = Cell::kGates, GH = G * H;
   const Index b0 = sl.b0, j0 = sl.j0;
   const Tile tile{sl.b1 - b0, sl.j1 - j0, H, GH, H};
@@ -201,7 +219,11 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
     const Index row = t * B + b0;  // the slice's first row at step t, in (T*B, ...) buffers
     T* h = buf.h[s % 2].data();
     T* h_new = buf.h[(s + 1) % 2].data();
-    T* g_t = gates + ((t - t_first) * B + b0) * GH + j0;
+    T* g_t = input ? buf.step_gates.data() + b0 * GH + j0 : gates + ((t - t_first) * B + b0) * GH + j0;
+    if (input) {
+      for (Index k = 0; k < G; ++k) gate(g_t, tile, k).rowwise() = buf.bias.segment(k * H + j0, tile.units).array();
+      input->forward(a.x + row * a.d.I, g_t);  // (rows, G*H) += x_t (rows, I) . w_ih^T
+    }
     if (a.training) state(a.ws.h_prev + row * H + j0, tile) = state(h + first, tile);
     if constexpr (Cell::kSeparateRecurrent) {
       T* gh = buf.gh.data() + b0 * GH + j0;
@@ -238,12 +260,19 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
 // G*H, started from the biases that are simply added (once, not per step) so that the GEMM
 // accumulates onto them instead of onto a zeroed buffer.
 template <typename T, typename Cell>
-void project_inputs(const ForwardArgs<T>& a, Index t0, Index t1, T* gates) {
-  const Index B = a.d.B, I = a.d.I, GH = Cell::kGates * a.d.H, rows = (t1 - t0) * B;
-  MatrixMap<T> out(gates, rows, GH);
+Eigen::Matrix<T, 1, Eigen::Dynamic> input_bias(const ForwardArgs<T>& a) {
+  const Index GH = Cell::kGates * a.d.H;
   Eigen::Matrix<T, 1, Eigen::Dynamic> bias = Eigen::Matrix<T, 1, Eigen::Dynamic>::Zero(GH);
   if (a.w.b_ih) bias += ConstRowMap<T>(a.w.b_ih, GH);
   if (!Cell::kSeparateRecurrent && a.w.b_hh) bias += ConstRowMap<T>(a.w.b_hh, GH);
+  return bias;
+}
+
+template <typename T, typename Cell>
+void project_inputs(const ForwardArgs<T>& a, const Eigen::Matrix<T, 1, Eigen::Dynamic>& bias, Index t0,
+                    Index t1, T* gates) {
+  const Index B = a.d.B, I = a.d.I, GH = Cell::kGates * a.d.H, rows = (t1 - t0) * B;
+  MatrixMap<T> out(gates, rows, GH);
   out.rowwise() = bias;
   out.noalias() += ConstMatrixMap<T>(a.x + t0 * B * I, rows, I) * ConstMatrixMap<T>(a.w.w_ih, GH, I).transpose();
 }
@@ -264,27 +293,36 @@ void forward(const ForwardArgs<T>& a) {
     buf.gh.resize(B, GH);
     if (!a.training) buf.hn.resize(B, H);
   }
+  buf.bias = input_bias<T, Cell>(a);
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  auto unroll = [&](T* gates, Index t_first, Index s0, Index s1) {
-    run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true,
-                  [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
-                    forward_slice<T, Cell>(a, gates, t_first, s0, s1, buf, product, sl, used);
-                  });
+  auto unroll = [&](T* gates, Index t_first, Index s0, Index s1, bool fused) {
+    run_slices<T>(
+        split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true,
+        [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
+          forward_slice<T, Cell>(a, gates, t_first, s0, s1, buf, *p.recurrent, p.input.get(), sl, used);
+        },
+        fused ? a.w.w_ih : nullptr, a.d.I);
   };
 
   if (a.training) {  // every step's gates stay in the workspace for BPTT: project all at once
-    project_inputs<T, Cell>(a, 0, steps, a.ws.gates);
-    return unroll(a.ws.gates, 0, 0, steps);
+    project_inputs<T, Cell>(a, buf.bias, 0, steps, a.ws.gates);
+    return unroll(a.ws.gates, 0, 0, steps, false);
   }
-  // Inference keeps nothing, so steps go in chunks whose gates stay in cache (about 4 MB)
-  // between their projection and their use, instead of a (T*B, G*H) buffer in memory.
+  // Inference keeps nothing. With the batch shared between threads, each thread projects its
+  // own rows step by step, with w_ih packed once, into gates that never leave its cache.
+  if (split.threads > 1 && !split.by_units) {
+    buf.step_gates.resize(B, GH);
+    return unroll(nullptr, 0, 0, steps, true);
+  }
+  // Otherwise (a few rows: the projection is better as a GEMM over many steps) steps go in
+  // chunks whose gates stay in cache (about 4 MB) between their projection and their use.
   const Index chunk = std::max<Index>(1, (Index(4) << 20) / std::max<Index>(1, B * GH * Index(sizeof(T))));
   Matrix<T> gates(std::min(chunk, steps) * B, GH);
   for (Index s0 = 0; s0 < steps; s0 += chunk) {
     const Index s1 = std::min(steps, s0 + chunk);
     const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index
-    project_inputs<T, Cell>(a, t0, t0 + (s1 - s0), gates.data());
-    unroll(gates.data(), t0, s0, s1);
+    project_inputs<T, Cell>(a, buf.bias, t0, t0 + (s1 - s0), gates.data());
+    unroll(gates.data(), t0, s0, s1, false);
   }
 }
 
@@ -367,8 +405,8 @@ void backward(const BackwardArgs<T>& a) {
   const Index shared = Cell::kSeparateRecurrent ? GH - H : GH;
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
   run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, shared, /*forward=*/false,
-                [&](const Slice& sl, RecurrentProduct<T>& product, const Split& used) {
-                  backward_slice<T, Cell>(a, buf, product, sl, used);
+                [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
+                  backward_slice<T, Cell>(a, buf, *p.recurrent, sl, used);
                 });
 
   // Input and weight gradients: GEMMs over all steps at once (threaded by Eigen).

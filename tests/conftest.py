@@ -1,5 +1,7 @@
 """Shared test helpers.
 
+``finite_difference(f, a, eps)``: the central-difference gradient every gradient test compares with.
+
 ``make_case(mode, T, B, I, H, dtype, bias=True, seed=0)`` returns random inputs and weights
 in the kernel layout (``fastrnn.modes``) as a dict whose keys are ``rnn_forward``'s argument
 names, so a case runs as ``rnn_forward(mode, **case)``. Use it from a test either through
@@ -39,6 +41,21 @@ def make_case(mode, T, B, I, H, dtype, bias=True, seed=0):  # noqa: E741
         "b_ih": uniform(G * H) if bias else None,
         "b_hh": uniform(G * H) if bias else None,
     }
+
+
+def finite_difference(f, a, eps=1e-6):
+    """Central-difference gradient of the scalar f() with respect to every entry of the array a
+    (changed in place, then restored)."""
+    grad = np.zeros_like(a)
+    for index in np.ndindex(a.shape):
+        saved = a[index]
+        a[index] = saved + eps
+        up = f()
+        a[index] = saved - eps
+        down = f()
+        a[index] = saved
+        grad[index] = (up - down) / (2 * eps)
+    return grad
 
 
 @pytest.fixture(name="make_case", scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import finite_difference
 from fastrnn import reference
 from fastrnn.layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding,
                             Masking, SimpleRNN, TimeDistributed)
@@ -701,17 +702,7 @@ def test_dropout_rejects_rate_outside_unit_interval():
 # Layer backward passes against finite differences (whole models are in
 # test_model_gradients.py; these check return_state and initial_state gradients).
 
-def numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        up = f()
-        a[idx] = old - eps
-        down = f()
-        a[idx] = old
-        g[idx] = (up - down) / (2 * eps)
-    return g
+numeric_grad = finite_difference
 
 
 def test_return_state_backward_takes_gradients_of_every_output():

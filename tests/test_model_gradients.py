@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import finite_difference
 from fastrnn import Sequential
 from fastrnn.layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding,
                             Masking, SimpleRNN, TimeDistributed)
@@ -23,17 +24,7 @@ ATOL = 1e-9
 
 
 def numeric_gradient(loss, p):
-    """Central differences of loss() w.r.t. every entry of the array p (changed in place, restored)."""
-    g = np.zeros_like(p)
-    for idx in np.ndindex(p.shape):
-        old = p[idx]
-        p[idx] = old + EPS
-        up = loss()
-        p[idx] = old - EPS
-        down = loss()
-        p[idx] = old
-        g[idx] = (up - down) / (2 * EPS)
-    return g
+    return finite_difference(loss, p, EPS)
 
 
 def check_gradients(model, x, y, before_each=lambda: None):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import conftest
 from conftest import make_case
 from fastrnn.modes import GATES
 from fastrnn.reference import rnn_backward, rnn_forward
@@ -42,17 +43,7 @@ def loss(mode, case, R, S, U, **options):
 
 
 def finite_difference(f, a):
-    """Central-difference gradient of the scalar f() with respect to the array a (changed in place, then restored)."""
-    grad = np.zeros_like(a)
-    for index in np.ndindex(a.shape):
-        saved = a[index]
-        a[index] = saved + FD_EPS
-        up = f()
-        a[index] = saved - FD_EPS
-        down = f()
-        a[index] = saved
-        grad[index] = (up - down) / (2 * FD_EPS)
-    return grad
+    return conftest.finite_difference(f, a, FD_EPS)
 
 
 def assert_same(actual, desired, name=""):

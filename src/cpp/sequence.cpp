@@ -3,7 +3,6 @@
 
 #include <Eigen/Core>
 #include <algorithm>
-#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <utility>

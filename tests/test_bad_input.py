@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import make_case
+from conftest import assert_same, make_case
 from fastrnn.modes import GATES
 
 MODES = list(GATES)
@@ -36,16 +36,6 @@ def raises(kind, message):
     return pytest.raises(kind, match=re.escape(message))
 
 
-def assert_same(actual, desired, name=""):
-    """Two runs of the same computation agree to the last few bits.
-
-    Not bit for bit: NumPy's vectorised tanh/exp can round the last bit differently
-    depending on an array's alignment in memory. None (an absent output) equals only None.
-    """
-    if desired is None:
-        assert actual is None, name
-        return
-    np.testing.assert_allclose(actual, desired, rtol=1e-13, atol=1e-15, err_msg=name)
 
 
 # ----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import conftest
-from conftest import make_case
+from conftest import assert_same, make_case
 from fastrnn.modes import GATES
 from fastrnn.reference import rnn_backward, rnn_forward
 
@@ -46,16 +46,6 @@ def finite_difference(f, a):
     return conftest.finite_difference(f, a, FD_EPS)
 
 
-def assert_same(actual, desired, name=""):
-    """Two runs of the same computation agree to the last few bits.
-
-    Not bit for bit: NumPy's vectorised tanh/exp can round the last bit differently
-    depending on an array's alignment in memory. None (an absent output) equals only None.
-    """
-    if desired is None:
-        assert actual is None, name
-        return
-    np.testing.assert_allclose(actual, desired, rtol=1e-13, atol=1e-15, err_msg=name)
 
 
 # ----------------------------------------------------------------------------------------

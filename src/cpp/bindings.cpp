@@ -130,6 +130,20 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
   return py::array_t<T>(shape, static_cast<T*>(p), owner);
 }
 
+// The arguments forward and backward share: sizes, x, the weights, lengths, direction.
+template <typename T, typename Args>
+void check_common(Args& a, const Shape& s, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                  const py::object& b_ih, const py::object& b_hh, const py::object& lengths, bool reverse) {
+  const py::ssize_t GH = s.G * s.H;
+  a.mode = s.mode;
+  a.d = Dims{s.T, s.B, s.I, s.H};
+  a.x = checked<T>(x, "x", {s.T, s.B, s.I});
+  a.w = {checked<T>(w_ih, "w_ih", {GH, s.I}), checked<T>(w_hh, "w_hh", {GH, s.H}),
+         checked<T>(b_ih, "b_ih", {GH}, true), checked<T>(b_hh, "b_hh", {GH}, true)};
+  a.lengths = checked_lengths(lengths, s.T, s.B);
+  a.reverse = reverse;
+}
+
 template <typename T>
 py::tuple forward_impl(const Shape& s, const py::array& x, const py::object& h0, const py::object& c0,
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
@@ -138,16 +152,10 @@ py::tuple forward_impl(const Shape& s, const py::array& x, const py::object& h0,
   const bool lstm = s.mode == Mode::kLstm, gru = s.mode == Mode::kGru;
   const py::ssize_t GH = s.G * s.H;
   fastrnn::ForwardArgs<T> a{};
-  a.mode = s.mode;
-  a.d = Dims{s.T, s.B, s.I, s.H};
-  a.x = checked<T>(x, "x", {s.T, s.B, s.I});
+  check_common<T>(a, s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
   a.h0 = checked<T>(h0, "h0", {s.B, s.H}, true);
   if (!lstm && !c0.is_none()) throw py::value_error("c0 is only for mode 'lstm'");
   a.c0 = lstm ? checked<T>(c0, "c0", {s.B, s.H}, true) : nullptr;
-  a.w = {checked<T>(w_ih, "w_ih", {GH, s.I}), checked<T>(w_hh, "w_hh", {GH, s.H}),
-         checked<T>(b_ih, "b_ih", {GH}, true), checked<T>(b_hh, "b_hh", {GH}, true)};
-  a.lengths = checked_lengths(lengths, s.T, s.B);
-  a.reverse = reverse;
   a.training = training;
 
   auto y = empty<T>({s.T, s.B, s.H}), h_n = empty<T>({s.B, s.H});
@@ -194,13 +202,7 @@ py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih
   const bool lstm = s.mode == Mode::kLstm, gru = s.mode == Mode::kGru;
   const py::ssize_t GH = s.G * s.H;
   fastrnn::BackwardArgs<T> a{};
-  a.mode = s.mode;
-  a.d = Dims{s.T, s.B, s.I, s.H};
-  a.x = checked<T>(x, "x", {s.T, s.B, s.I});
-  a.w = {checked<T>(w_ih, "w_ih", {GH, s.I}), checked<T>(w_hh, "w_hh", {GH, s.H}),
-         checked<T>(b_ih, "b_ih", {GH}, true), checked<T>(b_hh, "b_hh", {GH}, true)};
-  a.lengths = checked_lengths(lengths, s.T, s.B);
-  a.reverse = reverse;
+  check_common<T>(a, s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
   // The workspace arrays are held here, not only by the dict, until the kernel is done with them.
   auto item = [&](const char* key) -> py::object {
     PyObject* value = PyDict_GetItemString(ws.ptr(), key);  // the dict's own entry, no __getitem__

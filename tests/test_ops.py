@@ -5,6 +5,7 @@ reference to 1e-10 relative to the array's scale; float32 kernels are compared w
 reference on the same inputs and must agree to 2e-5 relative to the scale (a few float32
 rounding steps per time step).
 """
+import contextlib
 import threading
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from conftest import make_case
 from fastrnn import ops, reference
+from fastrnn.modes import GATES
 
 MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-5}
@@ -19,6 +21,17 @@ TOLERANCE = {np.float64: 1e-10, np.float32: 2e-5}
 # (T, B, I, H): the basic case; one step of one sequence; H not a multiple of any SIMD width
 # with I != H; more inputs than hidden units; a long thin one.
 SIZES = [(5, 3, 4, 6), (1, 1, 3, 5), (7, 4, 9, 17), (6, 2, 16, 3), (30, 2, 2, 4)]
+
+
+@contextlib.contextmanager
+def kernel_threads(n):
+    """Run the kernels on n threads inside the block, then go back to the previous count."""
+    before = ops.get_num_threads()
+    ops.set_num_threads(n)
+    try:
+        yield
+    finally:
+        ops.set_num_threads(before)
 
 
 def run(module, mode, case, *, lengths=None, reverse=False, dy=True, dh_n=True, dc_n=True, seed=1):
@@ -164,12 +177,8 @@ def test_calls_from_several_python_threads_give_the_single_thread_results():
 
 
 def test_thread_count_can_be_set_and_read():
-    before = ops.get_num_threads()
-    try:
-        ops.set_num_threads(1)
+    with kernel_threads(1):
         assert ops.get_num_threads() == 1
-    finally:
-        ops.set_num_threads(before)
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="n must be an integer"):
             ops.set_num_threads(bad)
@@ -188,12 +197,8 @@ def test_batches_large_enough_to_split_across_threads_match_reference(mode, thre
     """Big enough that the kernels give each thread a slice of the batch (uneven with 3)."""
     case = make_case(mode, 30, 33, 16, 64, np.float64, seed=9)
     lengths = np.random.default_rng(0).integers(0, 31, size=33)
-    before = ops.get_num_threads()
-    try:
-        ops.set_num_threads(threads)
+    with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
-    finally:
-        ops.set_num_threads(before)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -202,16 +207,11 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
     """Too few rows to share out, so the kernels give each thread a range of hidden units
     (here 144 units: uneven ranges, cut on multiples of 16) and sync the threads every step."""
     B, H = 3, 144
-    T = int(np.ceil(8.5e6 / (B * 4 * H * H))) if mode == "lstm" else int(np.ceil(8.5e6 / (B * H * H)))
-    T = T if mode != "gru" else int(np.ceil(8.5e6 / (B * 3 * H * H)))
+    T = int(np.ceil(8.5e6 / (B * GATES[mode] * H * H)))  # enough recurrent work for two threads
     case = make_case(mode, T, B, 8, H, np.float64, seed=10)
     lengths = np.array([T, T // 2, 0])
-    before = ops.get_num_threads()
-    try:
-        ops.set_num_threads(threads)
+    with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
-    finally:
-        ops.set_num_threads(before)
 
 
 def test_relu_passes_no_gradient_through_an_inactive_unit_not_even_nan():
@@ -304,12 +304,8 @@ def test_inference_projecting_by_chunks_or_step_by_step_matches_the_reference(mo
     step by step."""
     case = make_case(mode, 40, 64, 8, 256, np.float64, seed=17)
     lengths = np.random.default_rng(1).integers(0, 41, size=64)
-    before = ops.get_num_threads()
-    try:
-        ops.set_num_threads(threads)
+    with kernel_threads(threads):
         y, h_n, c_n, cache = ops.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
-    finally:
-        ops.set_num_threads(before)
     want = reference.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
     assert cache is None
     for got, w, what in zip((y, h_n, c_n), want[:3], ("y", "h_n", "c_n")):

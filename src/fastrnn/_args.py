@@ -75,8 +75,8 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     c0 = _check_optional("c0", c0, dtype, "(B, H)", (B, H))
 
     lengths = check_lengths(lengths, T, B)
-    _check_bool("reverse", reverse)
-    _check_bool("training", training)
+    check_bool("reverse", reverse)
+    check_bool("training", training)
     return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
                        w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths,
                        reverse=bool(reverse), training=bool(training))
@@ -182,6 +182,8 @@ def _check_optional(name, a, dtype, letters, expected, context=""):
     return a
 
 
-def _check_bool(name, value):
+def check_bool(name, value) -> bool:
+    """A flag: a bool (NumPy's included), returned as a bool; TypeError naming it otherwise."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)

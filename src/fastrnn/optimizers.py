@@ -34,6 +34,8 @@ from numbers import Real
 
 import numpy as np
 
+from fastrnn._args import check_bool
+
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
     "get", "serialize", "deserialize",
@@ -291,9 +293,7 @@ class SGD(Optimizer):
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name: str = "SGD"):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.momentum = _check_number("momentum", momentum, low=0.0, high=1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool("nesterov", nesterov)
         self.slot_names = ("momentum",) if self.momentum > 0 else ()
 
     def update_step(self, param, grad, slots, learning_rate):
@@ -332,9 +332,7 @@ class Adam(Optimizer):
         self.beta_1 = _check_number("beta_1", beta_1, low=0.0, high=1.0)
         self.beta_2 = _check_number("beta_2", beta_2, low=0.0, high=1.0)
         self.epsilon = _check_number("epsilon", epsilon, low=0.0)
-        if not isinstance(amsgrad, (bool, np.bool_)):
-            raise TypeError(f"amsgrad must be a bool, got {type(amsgrad).__name__}")
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
         self.slot_names = ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
 
     def update_step(self, param, grad, slots, learning_rate):
@@ -386,9 +384,7 @@ class RMSprop(Optimizer):
         self.rho = _check_number("rho", rho, low=0.0, high=1.0)
         self.momentum = _check_number("momentum", momentum, low=0.0, high=1.0)
         self.epsilon = _check_number("epsilon", epsilon, low=0.0)
-        if not isinstance(centered, (bool, np.bool_)):
-            raise TypeError(f"centered must be a bool, got {type(centered).__name__}")
-        self.centered = bool(centered)
+        self.centered = check_bool("centered", centered)
         names = ["velocity"]
         if self.momentum > 0:
             names.append("momentum")

@@ -383,6 +383,23 @@ void backward_slice(const BackwardArgs<T>& a, BackwardBuffers<T>& buf,
   if constexpr (Cell::kHasCellState) state(a.dc0 + first, tile) = state(buf.dc[steps % 2].data() + first, tile);
 }
 
+// out (cols,) = the column sums of m: (rows, cols) row-major with row stride ld. Rows are added
+// in memory order, in blocks of their own, so that the rounding error grows with the block
+// length and the number of blocks rather than with the rows (T*B of them).
+template <typename T>
+void column_sums(const T* m, Index rows, Index cols, Index ld, T* out) {
+  using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+  constexpr Index kBlock = 256;
+  Eigen::Map<Row> total(out, cols);
+  Row partial(cols);
+  total.setZero();
+  for (Index r0 = 0; r0 < rows; r0 += kBlock) {
+    partial.setZero();
+    for (Index r = r0; r < std::min(rows, r0 + kBlock); ++r) partial += ConstRowMap<T>(m + r * ld, cols);
+    total += partial;
+  }
+}
+
 template <typename T, typename Cell>
 void backward(const BackwardArgs<T>& a) {
   const Index steps = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H;
@@ -414,13 +431,18 @@ void backward(const BackwardArgs<T>& a) {
   MatrixMap<T>(a.dw_ih, GH, I).noalias() = d_gates.transpose() * x;            // (G*H, I)
   MatrixMap<T> dw_hh(a.dw_hh, GH, H);
   dw_hh.topRows(shared).noalias() = d_gates.leftCols(shared).transpose() * h_prev_all;  // (shared, H)
-  if (a.db_ih) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(a.db_ih, GH) = d_gates.colwise().sum();
-  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> db_hh(a.db_hh, a.db_hh ? GH : 0);
-  if (a.db_hh) db_hh.head(shared) = d_gates.leftCols(shared).colwise().sum();
+  // Bias gradients: column sums of the gate gradients, which both biases share where both
+  // enter the same pre-activation.
+  if (a.db_ih || a.db_hh) {
+    Eigen::Matrix<T, 1, Eigen::Dynamic> db(GH);
+    column_sums<T>(a.ws.gates, steps * B, GH, GH, db.data());
+    if (a.db_ih) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(a.db_ih, GH) = db;
+    if (a.db_hh) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(a.db_hh, shared) = db.head(shared);
+  }
   if constexpr (Cell::kSeparateRecurrent) {
     ConstMatrixMap<T> d_own(a.ws.hn, steps * B, H);  // GRU's last block, recurrent side
     dw_hh.bottomRows(H).noalias() = d_own.transpose() * h_prev_all;             // (H, H)
-    if (a.db_hh) db_hh.tail(H) = d_own.colwise().sum();
+    if (a.db_hh) column_sums<T>(a.ws.hn, steps * B, H, H, a.db_hh + shared);
   }
 }
 

@@ -86,6 +86,38 @@ def test_measure_stops_at_max_repeats():
     assert timing.repeats == 5
 
 
+def test_implementations_of_a_case_take_turns_of_a_fraction_of_the_budget(monkeypatch):
+    clock = FakeClock(seconds=0.125)
+    monkeypatch.setattr(fb, "time", clock)
+    order = []
+
+    def runner(name):
+        return lambda: (order.append(name), clock.run())[1]
+
+    measured = fb.measure_side_by_side({"a": runner("a"), "b": runner("b")}, budget_s=1.0, rounds=4)
+    assert order[:2] == ["a", "b"]  # one warm-up call each
+    assert order[2:] == ["a", "a", "b", "b"] * 4  # turns of 0.25 s, until each has spent 1 s
+    assert {name: timing.repeats for name, (timing, _) in measured.items()} == {"a": 8, "b": 8}
+
+
+def test_taking_turns_keeps_the_ratio_when_the_machine_slows_down_during_a_case(monkeypatch):
+    clock = FakeClock(seconds=0.0)
+    monkeypatch.setattr(fb, "time", clock)
+
+    def runner(cost):  # b does twice a's work, on a machine that gets slower as time goes on
+        def run():
+            clock.now += cost * (1.0 + clock.now)
+        return run
+
+    a_first = fb.measure(runner(0.01), 1.0)[0].median
+    one_after_the_other = fb.measure(runner(0.02), 1.0)[0].median / a_first
+    clock.now = 0.0
+    measured = fb.measure_side_by_side({"a": runner(0.01), "b": runner(0.02)}, budget_s=1.0)
+    taking_turns = measured["b"][0].median / measured["a"][0].median
+    assert one_after_the_other > 3.0
+    assert taking_turns == pytest.approx(2.0, abs=0.3)
+
+
 def test_reference_is_estimated_slower_for_more_flops_and_more_steps():
     rate = 1e11
     small = fb.estimate_reference_seconds("lstm", "train", (10, 4, 8, 8), rate)

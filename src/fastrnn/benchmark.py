@@ -15,8 +15,10 @@ the same thread count, and their outputs are checked against fastrnn's, so a tim
 of a different computation. A square GEMM (``numpy.matmul`` of n x n) gives the machine's
 ceiling in GFLOP/s.
 
-Timing: one warm-up call, then repeated calls until the per-case budget is spent (at least 3,
-or fewer when a single call takes more than 3 budgets); the median is reported.
+Timing: one warm-up call each, then repeated calls until each implementation has spent the
+per-case budget (at least 3 calls, or fewer when a single call takes more than 3 budgets); the
+median is reported. The implementations of a case take turns, a fifth of the budget at a time,
+so that a machine whose speed drifts during a case slows them all alike.
 
 FLOP counts (only the GEMMs, which dominate; the element-wise gate math is left out):
 
@@ -73,6 +75,7 @@ QUICK_SHAPES = ("small", "single")
 GEMM_SIZES = (1024, 2048)
 QUICK_GEMM_SIZES = (1024,)
 BUDGET_S = 1.0  # timing budget per implementation and case
+ROUNDS = 5  # turns the implementations of a case take in rotation, each a fifth of the budget
 QUICK_BUDGET_S = 0.25
 REFERENCE_LIMIT_S = 10.0
 
@@ -192,25 +195,45 @@ def measure(run, budget_s: float, max_repeats: int = 1000):
     The garbage collector is off while timing, as in ``timeit``.
     Returns ``(Timing, result of the warm-up call)``.
     """
+    return measure_side_by_side({"run": run}, budget_s, max_repeats=max_repeats)["run"]
+
+
+def measure_side_by_side(runners: dict, budget_s: float, rounds: int = ROUNDS, max_repeats: int = 1000) -> dict:
+    """Time several implementations of one case in turns: ``{name: (Timing, warm-up result)}``.
+
+    Each runner gets one warm-up call; then the runners take turns of about ``budget_s / rounds``
+    seconds (at least one call each) until every one has spent its budget under the rule of
+    ``measure``. A machine whose speed drifts over the seconds a case takes (a shared or
+    virtual machine does) then slows every implementation alike, and their ratios hold.
+    """
     gc.collect()
-    start = time.perf_counter()
-    first = run()  # the first call pays one-time costs: allocation, thread start-up, primitive caches
-    warmup = time.perf_counter() - start
-    times = []
+    first, warmup = {}, {}
+    for name, run in runners.items():  # the first call pays one-time costs: allocation, thread start-up
+        start = time.perf_counter()
+        first[name] = run()
+        warmup[name] = time.perf_counter() - start
+    times = {name: [] for name in runners}
+
+    def done(name) -> bool:
+        spent, count = sum(times[name]), len(times[name])
+        return count >= max_repeats or (spent >= budget_s and (count >= 3 or spent >= 3 * budget_s))
+
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        while len(times) < max_repeats:
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-            spent = sum(times)
-            if spent >= budget_s and (len(times) >= 3 or spent >= 3 * budget_s):
-                break
+        while not all(done(name) for name in runners):
+            for name, run in runners.items():
+                turn = 0.0
+                while not done(name) and (turn == 0.0 or turn < budget_s / rounds):
+                    start = time.perf_counter()
+                    run()
+                    times[name].append(time.perf_counter() - start)
+                    turn += times[name][-1]
     finally:
         if was_enabled:
             gc.enable()
-    return Timing(statistics.median(times), min(times), max(times), len(times), warmup), first
+    return {name: (Timing(statistics.median(t), min(t), max(t), len(t), warmup[name]), first[name])
+            for name, t in times.items()}
 
 
 def gemm_probe(n: int, dtype, budget_s: float) -> dict:
@@ -336,16 +359,17 @@ def bench_case(mode: str, shape_name: str, task: str, settings: Settings, gemm_r
     tolerance = 1e-3 if settings.dtype == np.float32 else 1e-9
     row = {"mode": mode, "shape": shape_name, "T": shape[0], "B": shape[1], "I": shape[2], "H": shape[3],
            "task": task, "flops": flops, "times": {}, "skipped": {}, "mismatch": {}}
-    anchor = None  # fastrnn's result (or the first implementation's) that the others must agree with
+    runners = {}
     for impl in settings.impls:
         if impl == "onnxruntime" and task == "train":
             continue  # ONNX Runtime is an inference engine
         try:
-            runner = _make_runner(impl, case, task, settings, gemm_rate)
+            runners[impl] = _make_runner(impl, case, task, settings, gemm_rate)
         except _baselines.Unavailable as exc:
             row["skipped"][impl] = str(exc)
-            continue
-        timing, result = measure(runner, settings.budget_s)
+    measured = measure_side_by_side(runners, settings.budget_s)
+    anchor = None  # fastrnn's result (or the first implementation's) that the others must agree with
+    for impl, (timing, result) in measured.items():
         row["times"][impl] = timing.as_dict()
         row["times"][impl]["gflops"] = flops / timing.median / 1e9
         if anchor is None:
@@ -354,7 +378,7 @@ def bench_case(mode: str, shape_name: str, task: str, settings: Settings, gemm_r
             error = agreement_error(result, anchor)
             if not error <= tolerance:  # also catches NaN
                 row["mismatch"][impl] = error
-        del runner, result
+    del runners, measured
     _add_ratio(row, gemm_rate)
     return row
 

@@ -47,10 +47,14 @@ class FakeClock:
     """Stands in for ``time`` in fastrnn.benchmark: each ``run`` call takes ``seconds``."""
 
     def __init__(self, seconds):
-        self.now, self.seconds, self.calls = 0.0, seconds, 0
+        self.now, self.seconds, self.calls, self.sleeps = 0.0, seconds, 0, []
 
     def perf_counter(self):
         return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.sleeps.append(seconds)
 
     def run(self):
         self.calls += 1
@@ -96,7 +100,9 @@ def test_implementations_of_a_case_take_turns_of_a_fraction_of_the_budget(monkey
 
     measured = fb.measure_side_by_side({"a": runner("a"), "b": runner("b")}, budget_s=1.0, rounds=4)
     assert order[:2] == ["a", "b"]  # one warm-up call each
-    assert order[2:] == ["a", "a", "b", "b"] * 4  # turns of 0.25 s, until each has spent 1 s
+    # turns of 0.25 s (after an untimed call), until each has spent 1 s
+    assert order[2:] == ["a", "a", "a", "b", "b", "b"] * 4
+    assert clock.sleeps == [fb.SETTLE_S] * 8  # a pause before every turn
     assert {name: timing.repeats for name, (timing, _) in measured.items()} == {"a": 8, "b": 8}
 
 
@@ -112,7 +118,7 @@ def test_taking_turns_keeps_the_ratio_when_the_machine_slows_down_during_a_case(
     a_first = fb.measure(runner(0.01), 1.0)[0].median
     one_after_the_other = fb.measure(runner(0.02), 1.0)[0].median / a_first
     clock.now = 0.0
-    measured = fb.measure_side_by_side({"a": runner(0.01), "b": runner(0.02)}, budget_s=1.0)
+    measured = fb.measure_side_by_side({"a": runner(0.01), "b": runner(0.02)}, budget_s=1.0, settle_s=0.0)
     taking_turns = measured["b"][0].median / measured["a"][0].median
     assert one_after_the_other > 3.0
     assert taking_turns == pytest.approx(2.0, abs=0.3)

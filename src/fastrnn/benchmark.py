@@ -18,7 +18,8 @@ ceiling in GFLOP/s.
 Timing: one warm-up call each, then repeated calls until each implementation has spent the
 per-case budget (at least 3 calls, or fewer when a single call takes more than 3 budgets); the
 median is reported. The implementations of a case take turns, a fifth of the budget at a time,
-so that a machine whose speed drifts during a case slows them all alike.
+so that a machine whose speed drifts during a case slows them all alike; each turn starts after
+a pause (the previous implementation's threads go on spinning for a while) and one untimed call.
 
 FLOP counts (only the GEMMs, which dominate; the element-wise gate math is left out):
 
@@ -76,6 +77,10 @@ GEMM_SIZES = (1024, 2048)
 QUICK_GEMM_SIZES = (1024,)
 BUDGET_S = 1.0  # timing budget per implementation and case
 ROUNDS = 5  # turns the implementations of a case take in rotation, each a fifth of the budget
+# Pause before each turn: the thread pools of the implementation that ran last keep spinning on
+# the cores for a while after their last call (OpenBLAS for about 2**28 cycles, 0.1 s here) and
+# would slow whatever runs next by as much as 2x on a 2-core machine.
+SETTLE_S = 0.12
 QUICK_BUDGET_S = 0.25
 REFERENCE_LIMIT_S = 10.0
 
@@ -198,13 +203,16 @@ def measure(run, budget_s: float, max_repeats: int = 1000):
     return measure_side_by_side({"run": run}, budget_s, max_repeats=max_repeats)["run"]
 
 
-def measure_side_by_side(runners: dict, budget_s: float, rounds: int = ROUNDS, max_repeats: int = 1000) -> dict:
+def measure_side_by_side(runners: dict, budget_s: float, rounds: int = ROUNDS, max_repeats: int = 1000,
+                         settle_s: float = SETTLE_S) -> dict:
     """Time several implementations of one case in turns: ``{name: (Timing, warm-up result)}``.
 
     Each runner gets one warm-up call; then the runners take turns of about ``budget_s / rounds``
-    seconds (at least one call each) until every one has spent its budget under the rule of
-    ``measure``. A machine whose speed drifts over the seconds a case takes (a shared or
-    virtual machine does) then slows every implementation alike, and their ratios hold.
+    seconds (at least one timed call each) until every one has spent its budget under the rule
+    of ``measure``. A machine whose speed drifts over the seconds a case takes (a shared or
+    virtual machine does) then slows every implementation alike, and their ratios hold. With
+    more than one runner, each turn starts with a pause of ``settle_s`` and one untimed call, so
+    that no implementation is timed while the previous one's threads still hold the cores.
     """
     gc.collect()
     first, warmup = {}, {}
@@ -223,6 +231,11 @@ def measure_side_by_side(runners: dict, budget_s: float, rounds: int = ROUNDS, m
     try:
         while not all(done(name) for name in runners):
             for name, run in runners.items():
+                if done(name):
+                    continue
+                if len(runners) > 1:
+                    time.sleep(settle_s)
+                    run()
                 turn = 0.0
                 while not done(name) and (turn == 0.0 or turn < budget_s / rounds):
                     start = time.perf_counter()

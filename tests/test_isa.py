@@ -62,6 +62,15 @@ def test_fastrnn_isa_forces_a_level(level):
     assert out.stdout.strip() == level
 
 
+def test_fastrnn_isa_naming_the_level_in_use_is_accepted():
+    code = "import fastrnn.ops as o; print(o.build_info()['isa'])"
+    run = lambda env: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if k != "FASTRNN_ISA"}
+    level = run(env)
+    assert run(dict(env, FASTRNN_ISA=level)) == level
+
+
 def test_an_unknown_fastrnn_isa_is_a_clear_import_error():
     code = "import fastrnn.ops"
     env = dict(os.environ, FASTRNN_ISA="x86-64-v9")

@@ -7,7 +7,8 @@ system support; the best of those is imported and its functions become this modu
 
 ``FASTRNN_ISA`` (an environment variable, read at import) forces a level: ``x86-64``,
 ``x86-64-v3`` or ``x86-64-v4``. A build made for one machine only (``FASTRNN_ISA_LEVELS=native``)
-or for a CPU other than x86-64 has a single module, which is used as it is.
+or for a CPU other than x86-64 has a single module, which is used as it is; ``FASTRNN_ISA`` may
+then name only that module's level (``native`` or ``generic``).
 """
 from __future__ import annotations
 
@@ -43,8 +44,12 @@ def _choose():
     if not levels:
         for name in _SINGLE:
             module = _load(name)
-            if module is not None:
-                return module
+            if module is None:
+                continue
+            level = name.removeprefix("_kernels_")
+            if forced and forced != level:
+                raise ImportError(f"FASTRNN_ISA={forced!r}: this build has only the {level!r} kernels")
+            return module
         raise ImportError("fastrnn: no compiled kernels found; reinstall with `pip install .`")
     if forced:
         if forced not in levels:

@@ -223,6 +223,36 @@ def test_relu_passes_no_gradient_through_an_inactive_unit_not_even_nan():
     assert not any(np.isnan(g).any() for g in grads.values() if g is not None)
 
 
+def kernel_tanh(x):
+    """tanh of a float64 vector as the rnn_tanh kernel computes it: one step with identity input
+    weights and no recurrence, so the pre-activation is x exactly, 64 units wide for SIMD."""
+    H, n = 64, len(x)
+    x = np.concatenate([x, np.zeros(-n % H)])
+    y, _, _, _ = ops.rnn_forward("rnn_tanh", x.reshape(1, -1, H), None, np.eye(H), np.zeros((H, H)),
+                                 training=False)
+    return y.ravel()[:n]
+
+
+def test_float64_tanh_is_within_two_units_in_the_last_place():
+    tiny = np.geomspace(1e-300, 1e-3, 2000)
+    x = np.concatenate([np.linspace(-20, 20, 400_001), tiny, -tiny, 0.625 + np.arange(-50, 50) * 2.0**-53,
+                        [0.625, np.nextafter(0.625, 0), 19.06, 354.0, 710.0, 1e308, np.finfo(float).tiny]])
+    got, want = kernel_tanh(x), np.tanh(x)
+    ulps = np.abs(got - want) / np.spacing(np.abs(want))
+    assert ulps.max() <= 2, f"{ulps.max():.2f} ulp at x = {x[ulps.argmax()]!r}"
+
+
+def test_float64_tanh_maps_inf_to_one_and_keeps_nan():
+    # Through the bias: in x, an inf would meet the identity's zeros and make NaN of its row.
+    H = 64
+    b = np.zeros(H)
+    b[:3] = [np.inf, -np.inf, np.nan]
+    y, _, _, _ = ops.rnn_forward("rnn_tanh", np.zeros((1, 2, H)), None, np.eye(H), np.zeros((H, H)), b,
+                                 training=False)
+    np.testing.assert_array_equal(y[0, :, :2], [[1.0, -1.0]] * 2)
+    assert np.isnan(y[0, :, 2]).all()
+
+
 def test_padding_passes_the_state_gradient_through_exactly_even_with_inf_weights():
     case = make_case("lstm", 3, 2, 3, 4, np.float64, seed=13)
     case["w_hh"][0, 0] = np.inf

@@ -214,6 +214,18 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_weight_gradients_shared_out_in_pieces_over_few_rows_match_reference(mode):
+    # Under 1024 rows (T*B) the weight-gradient GEMMs are cut into pieces for the threads; H = 70
+    # puts cuts off the SIMD width and, for GRU, one inside the block where its own gradient starts.
+    B, I, H = 3, 40, 70
+    T = int(np.ceil(8.5e6 / (B * GATES[mode] * H * (2 * I + H))))  # enough work for two threads
+    assert T * B < 1024
+    case = make_case(mode, T, B, I, H, np.float64, seed=11)
+    with kernel_threads(2):
+        assert_matches_reference(mode, case, lengths=np.array([T, T // 3, 0]), reverse=True)
+
+
 def test_relu_passes_no_gradient_through_an_inactive_unit_not_even_nan():
     case = make_case("rnn_relu", 3, 2, 3, 4, np.float64, seed=12)
     case["b_ih"] = np.full(4, -100.0)  # every unit off

@@ -401,7 +401,6 @@ void column_sums(const T* m, Index rows, Index cols, Index ld, T* out) {
   }
 }
 
-
 // The input and weight gradients: GEMMs over all T*B rows at once.
 //   dx rows [r0, r1):          d_gates[r0:r1] . w_ih                       (rows, I)
 //   rows [g0, g1) of dw_ih:    d_gates[:, g0:g1]^T . x                     (n, I)

@@ -60,11 +60,13 @@ struct Split {
   }
 };
 
-// `work` is the sequence's multiply-adds in the recurrent products: a thread is only worth
-// starting for a few million of them, and for a few rows or 64 units of its own.
+// A thread is only worth starting for a few million multiply-adds of its own.
+constexpr double kMinWork = 4e6;
+
+// `work` is the sequence's multiply-adds in the recurrent products: a thread takes kMinWork of
+// them at least, and a few rows or 64 units of its own.
 Split choose_split(Index B, Index H, double work) {
   constexpr Index kMinRows = 4, kMinUnits = 64;
-  constexpr double kMinWork = 4e6;
   Index most = std::min<Index>(Eigen::nbThreads(), static_cast<Index>(work / kMinWork));
 #ifdef _OPENMP
   most = std::min<Index>(most, omp_get_thread_limit());
@@ -130,17 +132,17 @@ class RecurrentProduct {
   std::unique_ptr<PackedWeights<T, Eigen::ColMajor>> backward_, backward_own_;
 };
 
-// Runs body(slice, product, split) for every slice of `split`, one thread each, in one
-// parallel region for the whole sequence. Everything the bodies need is allocated here first,
-// so nothing can throw between their barriers. OpenMP may hand out fewer threads than asked
-// for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
-// whole sequence runs on this thread alone, after the region.
 // The products one slice needs: the recurrent one, and for fused inference the input one.
 template <typename T>
 struct SliceProducts {
   std::unique_ptr<RecurrentProduct<T>> recurrent, input;
 };
 
+// Runs body(slice, products, split) for every slice of `split`, one thread each, in one
+// parallel region for the whole sequence. Everything the bodies need is allocated here first,
+// so nothing can throw between their barriers. OpenMP may hand out fewer threads than asked
+// for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
+// whole sequence runs on this thread alone, after the region.
 // w_ih given: also make the input products (w_ih: (G*H, I)) for a projection step by step.
 template <typename T, typename Body>
 void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, Index shared, bool forward,
@@ -201,10 +203,10 @@ struct ForwardBuffers {
   Eigen::Matrix<T, 1, Eigen::Dynamic> bias;  // (G*H,) the biases added to the input projection
 };
 
-template <typename T, typename Cell>
 // Steps [s0, s1) of the slice; `gates` holds the input projections from time t_first on.
 // With `input`, gates is ignored: each step's projection is made here, into the slice's part
 // of buf.step_gates, just before the recurrent product adds to it.
+template <typename T, typename Cell>
 void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, Index s1, ForwardBuffers<T>& buf,
                    RecurrentProduct<T>& recurrent, RecurrentProduct<T>* input, const Slice& sl,
                    const Split& split) {
@@ -256,9 +258,8 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
   if constexpr (Cell::kHasCellState) state(a.c_n + first, tile) = state(buf.c[steps % 2].data() + first, tile);
 }
 
-// Input projections of steps [t0, t1) (all batch rows) into `gates`: (t1 - t0) * B rows of
-// G*H, started from the biases that are simply added (once, not per step) so that the GEMM
-// accumulates onto them instead of onto a zeroed buffer.
+// The biases that are simply added to the input projection: b_ih, and b_hh where it enters
+// the same pre-activation.
 template <typename T, typename Cell>
 Eigen::Matrix<T, 1, Eigen::Dynamic> input_bias(const ForwardArgs<T>& a) {
   const Index GH = Cell::kGates * a.d.H;
@@ -268,6 +269,9 @@ Eigen::Matrix<T, 1, Eigen::Dynamic> input_bias(const ForwardArgs<T>& a) {
   return bias;
 }
 
+// Input projections of steps [t0, t1) (all batch rows) into `gates`: (t1 - t0) * B rows of
+// G*H, started from the biases (added once, not per step) so that the GEMM accumulates onto
+// them instead of onto a zeroed buffer.
 template <typename T, typename Cell>
 void project_inputs(const ForwardArgs<T>& a, const Eigen::Matrix<T, 1, Eigen::Dynamic>& bias, Index t0,
                     Index t1, T* gates) {
@@ -443,7 +447,7 @@ void gradient_products(const BackwardArgs<T>& a, Index shared) {
   };
 
   const double work = double(rows) * GH * (2 * I + H);  // multiply-adds
-  const Index threads = std::min<Index>(Eigen::nbThreads(), static_cast<Index>(work / 4e6));
+  const Index threads = std::min<Index>(Eigen::nbThreads(), static_cast<Index>(work / kMinWork));
   if (threads < 2 || rows >= kFewRows) {
     if (rows) input_rows(0, rows);
     return gate_rows(0, GH);

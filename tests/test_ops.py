@@ -6,6 +6,7 @@ reference on the same inputs and must agree to 2e-5 relative to the scale (a few
 rounding steps per time step).
 """
 import contextlib
+import sys
 import threading
 
 import numpy as np
@@ -224,6 +225,20 @@ def test_weight_gradients_shared_out_in_pieces_over_few_rows_match_reference(mod
     case = make_case(mode, T, B, I, H, np.float64, seed=11)
     with kernel_threads(2):
         assert_matches_reference(mode, case, lengths=np.array([T, T // 3, 0]), reverse=True)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_workspaces_of_several_megabytes_match_reference(mode):
+    """Arrays of 4 MB and more come from 2 MB-aligned memory marked for huge pages on Linux;
+    here the saved gates (T*B*G*H float64: 10.7 MB for LSTM) and dx (5.4 MB) are that big and
+    not a whole number of 2 MB pages."""
+    case = make_case(mode, 41, 64, 256, 128, np.float64, seed=13)
+    y, h_n, c_n, cache = ops.rnn_forward(mode, **case)
+    gates = cache.workspace["gates"]
+    assert gates.nbytes >= 4 << 20 and gates.nbytes % (2 << 20)
+    if sys.platform == "linux":
+        assert gates.ctypes.data % (2 << 20) == 0
+    assert_matches_reference(mode, case)
 
 
 def test_relu_passes_no_gradient_through_an_inactive_unit_not_even_nan():

@@ -11,6 +11,9 @@
 #ifdef _WIN32
 #include <malloc.h>
 #endif
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #include <mutex>
 #include <new>
 #include <string>
@@ -99,6 +102,20 @@ void* aligned_malloc(size_t align, size_t bytes) {
 #ifdef _WIN32
   return _aligned_malloc(bytes, align);
 #else
+#ifdef __linux__
+  // A fresh multi-MB output or training workspace is written once, page by
+  // page; with 4 KB pages the kernel spends a fault on each (the cost that
+  // made T = 10000 grow faster than T). Aligning to 2 MB and asking for
+  // transparent huge pages takes 512x fewer faults and fewer TLB misses.
+  // Where the kernel declines (THP set to "never"), this is plain memory.
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes >= 2 * kHuge) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kHuge, bytes) != 0) return nullptr;
+    madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);
+    return p;
+  }
+#endif
   void* p = nullptr;
   return posix_memalign(&p, align, bytes) == 0 ? p : nullptr;
 #endif

@@ -203,6 +203,14 @@ def test_run_prints_the_table_and_writes_well_formed_json(tmp_path, capsys):
     assert report["gemm_ceiling_gflops"] == max(g["gflops"] for g in report["gemm"])
 
 
+def test_gemm_ceiling_is_the_fastest_library_at_each_size():
+    probe = fb.gemm_probe(64, np.float32, budget_s=0.001)
+    assert set(probe["by_library"]) == {"numpy", "fastrnn"}  # torch only when asked for
+    assert probe["gflops"] == max(probe["by_library"].values()) > 0
+    assert probe["by_library"][probe["library"]] == probe["gflops"]
+    assert probe["median_ms"] == pytest.approx(2 * 64**3 / probe["gflops"] / 1e6)
+
+
 def test_quick_selects_the_reduced_grid():
     parser = argparse.ArgumentParser()
     fb._add_arguments(parser)
@@ -353,3 +361,10 @@ def test_missing_baseline_library_is_reported_as_unavailable(monkeypatch):
     with pytest.raises(_baselines.Unavailable, match="torch is not installed"):
         _baselines.torch_infer_runner(fb.make_case("lstm", (2, 1, 2, 2), np.float32))
 
+
+
+def test_gemm_ceiling_includes_torch_when_asked_for_and_installed():
+    pytest.importorskip("torch")
+    probe = fb.gemm_probe(64, np.float32, budget_s=0.001, with_torch=True)
+    assert set(probe["by_library"]) == {"numpy", "fastrnn", "torch"}
+    assert probe["gflops"] == max(probe["by_library"].values())

@@ -276,10 +276,19 @@ def test_scaling_rows_are_relative_to_the_first_of_each_series(monkeypatch):
     monkeypatch.setattr(fb, "SCALING_FIXED_B", 2)
     monkeypatch.setattr(fb, "SCALING_FIXED_T", 4)
     monkeypatch.setattr(fb, "SCALING_IH", 3)
+    timed_together, measure = [], fb.measure_side_by_side
+
+    def side_by_side(runners, budget_s, **kw):
+        timed_together.append(list(runners))
+        return measure(runners, budget_s, **kw)
+
+    monkeypatch.setattr(fb, "measure_side_by_side", side_by_side)
     settings = fb.Settings(modes=("gru",), tasks=("train",), budget_s=0.001)
     rows = fb.scaling_study(settings, progress=lambda message: None)
     assert [(r["grows"], r["T"], r["B"]) for r in rows] == [("T", 4, 2), ("T", 8, 2), ("B", 4, 2), ("B", 4, 4)]
     assert rows[0]["per_step_sample"] == 1.0 and rows[2]["per_step_sample"] == 1.0
+    # the sizes of a series take turns, so a drifting machine slows them alike
+    assert timed_together == [[(4, 2, 3, 3), (8, 2, 3, 3)], [(4, 2, 3, 3), (4, 4, 3, 3)]]
 
 
 # ----------------------------------------------------------------------------------------

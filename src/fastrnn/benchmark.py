@@ -538,26 +538,31 @@ def scaling_study(settings: Settings, progress) -> list[dict]:
     """fastrnn's time as T grows (fixed B) and as B grows (fixed T), I = H = 128.
 
     ``per_step_sample`` is the time per (time step x sequence) relative to the first row of
-    the same series: 1.0 all along means cost linear in T (or B).
+    the same series: 1.0 all along means cost linear in T (or B). The sizes of a series take
+    turns, as the implementations of a case do, so that a machine whose speed drifts does not
+    pass for a cost that grows faster or slower than linear.
     """
     from fastrnn import ops
 
     rows = []
-    series = [("T", (T, SCALING_FIXED_B, SCALING_IH, SCALING_IH)) for T in SCALING_T]
-    series += [("B", (SCALING_FIXED_T, B, SCALING_IH, SCALING_IH)) for B in SCALING_B]
+    series = {"T": [(T, SCALING_FIXED_B, SCALING_IH, SCALING_IH) for T in SCALING_T],
+              "B": [(SCALING_FIXED_T, B, SCALING_IH, SCALING_IH) for B in SCALING_B]}
     for mode in settings.modes:
         for task in settings.tasks:
-            first = {}
-            for grows, shape in series:
-                case = make_case(mode, shape, settings.dtype)
-                timing, _ = measure(functional_runner(ops, case, task), settings.budget_s)
-                unit = timing.median / (shape[0] * shape[1])  # seconds per step per sequence
-                first.setdefault(grows, unit)
-                rows.append({"mode": mode, "task": task, "grows": grows, "T": shape[0], "B": shape[1],
-                             "I": shape[2], "H": shape[3], "median_ms": timing.median * 1e3,
-                             "per_step_sample": unit / first[grows]})
-                progress(f"scaling {mode} {task} T={shape[0]} B={shape[1]}: {timing.median * 1e3:.1f} ms")
-                del case
+            for grows, shapes in series.items():
+                runners = {shape: functional_runner(ops, make_case(mode, shape, settings.dtype), task)
+                           for shape in shapes}
+                timings = measure_side_by_side(runners, settings.budget_s)
+                del runners
+                first = None
+                for shape in shapes:
+                    timing = timings[shape][0]
+                    unit = timing.median / (shape[0] * shape[1])  # seconds per step per sequence
+                    first = first or unit
+                    rows.append({"mode": mode, "task": task, "grows": grows, "T": shape[0], "B": shape[1],
+                                 "I": shape[2], "H": shape[3], "median_ms": timing.median * 1e3,
+                                 "per_step_sample": unit / first})
+                    progress(f"scaling {mode} {task} T={shape[0]} B={shape[1]}: {timing.median * 1e3:.1f} ms")
     return rows
 
 

@@ -367,3 +367,42 @@ def test_inference_projecting_by_chunks_or_step_by_step_matches_the_reference(mo
     assert cache is None
     for got, w, what in zip((y, h_n, c_n), want[:3], ("y", "h_n", "c_n")):
         assert_close(got, w, np.float64, what)
+
+
+def test_a_freed_output_block_is_reused_by_the_next_call_of_the_same_size():
+    case = make_case("gru", 50, 32, 8, 64, np.float32, seed=18)  # y: 400 KB
+    ops.empty_cache()
+    y = ops.rnn_forward("gru", **case, training=False)[0]
+    first, want = y.ctypes.data, y.copy()
+    del y
+    assert ops.cached_bytes() >= want.nbytes
+    y = ops.rnn_forward("gru", **case, training=False)[0]
+    assert y.ctypes.data == first  # no fresh pages to fault in
+    np.testing.assert_array_equal(y, want)
+
+
+def test_kept_blocks_stay_under_64_mb_and_empty_cache_gives_them_back():
+    big = [ops.matmul(np.ones((2048, 1), np.float32), np.ones((1, 1024 + k), np.float32)) for k in range(12)]
+    del big  # twelve blocks of 8 MB and more
+    assert 0 < ops.cached_bytes() <= 64 << 20
+    ops.empty_cache()
+    assert ops.cached_bytes() == 0
+
+
+def test_results_do_not_depend_on_what_a_reused_block_held_before():
+    """Every output element is written by the kernels: a block that held NaNs gives the same
+    results as a fresh one."""
+    case = make_case("lstm", 30, 33, 16, 64, np.float64, seed=19)
+    ops.empty_cache()
+    y, h_n, c_n, cache = ops.rnn_forward("lstm", **case)
+    grads = ops.rnn_backward(cache, np.ones_like(y))
+    want = [y.copy(), h_n.copy(), c_n.copy()] + [g.copy() for g in grads.values()]
+    held = {a.ctypes.data for a in [y, h_n, c_n, *grads.values(), *cache.workspace.values()]}
+    for a in [y, h_n, c_n, *grads.values(), *cache.workspace.values()]:
+        a.fill(np.nan)
+    del y, h_n, c_n, cache, grads, a
+    y, h_n, c_n, cache = ops.rnn_forward("lstm", **case)
+    grads = ops.rnn_backward(cache, np.ones_like(y))
+    assert y.ctypes.data in held and cache.workspace["gates"].ctypes.data in held
+    for got, w in zip([y, h_n, c_n, *grads.values()], want):
+        np.testing.assert_array_equal(got, w)

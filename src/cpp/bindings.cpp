@@ -8,12 +8,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#ifdef _WIN32
-#include <malloc.h>
-#endif
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
 #include <mutex>
 #include <new>
 #include <string>
@@ -21,6 +15,7 @@
 
 #include <Eigen/Core>
 
+#include "memory.h"
 #include "sequence.h"
 
 namespace py = pybind11;
@@ -98,52 +93,16 @@ Shape read_shape(const std::string& mode_name, const py::array& x, const py::arr
   return s;
 }
 
-void* aligned_malloc(size_t align, size_t bytes) {
-#ifdef _WIN32
-  return _aligned_malloc(bytes, align);
-#else
-#ifdef __linux__
-  // A fresh multi-MB output or training workspace is written once, page by
-  // page; with 4 KB pages the kernel spends a fault on each (the cost that
-  // made T = 10000 grow faster than T). Aligning to 2 MB and asking for
-  // transparent huge pages takes 512x fewer faults and fewer TLB misses.
-  // Where the kernel declines (THP set to "never"), this is plain memory.
-  constexpr size_t kHuge = size_t(2) << 20;
-  if (bytes >= 2 * kHuge) {
-    void* p = nullptr;
-    if (posix_memalign(&p, kHuge, bytes) != 0) return nullptr;
-    madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);
-    return p;
-  }
-#endif
-  void* p = nullptr;
-  return posix_memalign(&p, align, bytes) == 0 ? p : nullptr;
-#endif
-}
-
-void aligned_free(void* p) {
-#ifdef _WIN32
-  _aligned_free(p);
-#else
-  std::free(p);
-#endif
-}
-
-// A new C-order array whose data starts on a 64-byte boundary. Eigen handles the unaligned
-// head of an element-wise loop with scalar code, which rounds differently from its SIMD code;
-// with every buffer the kernels write aligned the same way, results repeat bit for bit.
+// A new C-order array in a block from fastrnn::allocate (64-byte aligned, reused; memory.h).
 template <typename T>
 py::array_t<T> empty(std::vector<py::ssize_t> shape) {
-  constexpr size_t kAlign = 64;
   size_t count = 1;
   for (auto n : shape) {
     if (n != 0 && count > (SIZE_MAX / 2 / sizeof(T)) / static_cast<size_t>(n)) throw std::bad_alloc();
     count *= static_cast<size_t>(n);
   }
-  size_t bytes = (count * sizeof(T) + kAlign - 1) / kAlign * kAlign;
-  void* p = aligned_malloc(kAlign, bytes ? bytes : kAlign);
-  if (!p) throw std::bad_alloc();
-  py::capsule owner(p, [](void* q) { aligned_free(q); });
+  void* p = fastrnn::allocate(count * sizeof(T));
+  py::capsule owner(p, [](void* q) { fastrnn::release(q); });
   return py::array_t<T>(shape, static_cast<T*>(p), owner);
 }
 
@@ -392,4 +351,6 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
   m.def("get_num_threads", &fastrnn::get_num_threads);
   m.def("build_info", &build_info);
   m.def("cpu_supports", &cpu_supports);
+  m.def("cached_bytes", &fastrnn::cached_bytes);
+  m.def("empty_cache", &fastrnn::empty_cache);
 }

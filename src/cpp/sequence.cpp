@@ -15,6 +15,7 @@
 
 #include "cells.h"
 #include "gemm.h"
+#include "memory.h"
 
 namespace fastrnn {
 namespace {
@@ -321,7 +322,7 @@ void forward(const ForwardArgs<T>& a) {
   // Otherwise (a few rows: the projection is better as a GEMM over many steps) steps go in
   // chunks whose gates stay in cache (about 4 MB) between their projection and their use.
   const Index chunk = std::max<Index>(1, (Index(4) << 20) / std::max<Index>(1, B * GH * Index(sizeof(T))));
-  Matrix<T> gates(std::min(chunk, steps) * B, GH);
+  Buffer<T> gates(static_cast<size_t>(std::min(chunk, steps) * B * GH));  // reused call after call
   for (Index s0 = 0; s0 < steps; s0 += chunk) {
     const Index s1 = std::min(steps, s0 + chunk);
     const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index

@@ -70,3 +70,5 @@ set_num_threads = kernels.set_num_threads
 get_num_threads = kernels.get_num_threads
 build_info = kernels.build_info
 matmul = kernels.matmul
+cached_bytes = kernels.cached_bytes
+empty_cache = kernels.empty_cache

@@ -10,6 +10,11 @@ they are not. The GIL is released while the kernels run, so other Python threads
 A cache serves one ``rnn_backward``: BPTT overwrites the saved gate activations with the gate
 gradients instead of allocating a second (T, B, G*H) buffer. A second call raises RuntimeError.
 
+Memory: the arrays the kernels return live in blocks that, once freed, are kept (up to 64 MB in
+all) for the next call that asks for the same size, instead of going back to the system; a
+fresh block costs a page fault per page on first write, which took more than half of a small
+call's time. ``cached_bytes()`` tells how much is kept, ``empty_cache()`` gives it back.
+
 Threads: the kernels use ``get_num_threads()`` OpenMP threads (one per physical core by default).
 GNU OpenMP cannot be used again in a process forked after it ran (multiprocessing's default start
 method on Linux), so a forked child starts with one thread; ``set_num_threads`` there if it
@@ -24,7 +29,8 @@ import numpy as np
 from fastrnn import _core
 from fastrnn._args import check_backward, check_cache, check_forward, claim_cache
 
-__all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info"]
+__all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info",
+           "cached_bytes", "empty_cache"]
 
 
 class KernelCache:
@@ -135,6 +141,16 @@ def get_num_threads() -> int:
 def build_info() -> dict:
     """Facts about the compiled kernels: Eigen version, SIMD sets, OpenMP, threads, ISA level."""
     return dict(_core.build_info())
+
+
+def cached_bytes() -> int:
+    """Bytes of freed kernel arrays kept for reuse (at most 64 MB)."""
+    return _core.cached_bytes()
+
+
+def empty_cache() -> None:
+    """Give the kept blocks back to the system (the arrays still in use are not touched)."""
+    _core.empty_cache()
 
 
 if not os.environ.get("OMP_NUM_THREADS"):

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -101,9 +102,11 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
     if (n != 0 && count > (SIZE_MAX / 2 / sizeof(T)) / static_cast<size_t>(n)) throw std::bad_alloc();
     count *= static_cast<size_t>(n);
   }
-  void* p = fastrnn::allocate(count * sizeof(T));
-  py::capsule owner(p, [](void* q) { fastrnn::release(q); });
-  return py::array_t<T>(shape, static_cast<T*>(p), owner);
+  std::unique_ptr<void, void (*)(void*)> block(fastrnn::allocate(count * sizeof(T)),
+                                               [](void* q) { fastrnn::release(q); });
+  py::capsule owner(block.get(), [](void* q) { fastrnn::release(q); });
+  T* data = static_cast<T*>(block.release());  // the capsule owns it now
+  return py::array_t<T>(shape, data, owner);
 }
 
 // The arguments forward and backward share: sizes, x, the weights, lengths, direction.

@@ -1,6 +1,7 @@
 // The block cache of memory.h.
 #include "memory.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -53,10 +54,13 @@ void system_free(void* p) {
 #endif
 }
 
+// Room for every block the cache can keep (each at least kMinCached, kCacheBytes in all, plus
+// the one just freed) is reserved up front, so that release never allocates and never throws.
 struct Cache {
+  Cache() { kept.reserve(kCacheBytes / kMinCached + 1); }
   std::mutex mutex;
-  std::unordered_map<void*, std::size_t> sizes;       // every block handed out
-  std::vector<std::pair<void*, std::size_t>> kept;    // freed blocks, oldest first
+  std::unordered_map<void*, std::size_t> sizes;     // every block handed out
+  std::vector<std::pair<void*, std::size_t>> kept;  // freed blocks, oldest first
   std::size_t kept_bytes = 0;
 };
 
@@ -74,6 +78,8 @@ Cache& cache() {
   }();
   return *c;
 }
+// Made when the module loads, not at a first call that a fork could interrupt.
+const bool kCacheMade = (cache(), true);
 
 void* take_kept(Cache& c, std::size_t bytes) {
   for (auto it = c.kept.rbegin(); it != c.kept.rend(); ++it) {  // newest first: still in cache
@@ -86,18 +92,26 @@ void* take_kept(Cache& c, std::size_t bytes) {
   return nullptr;
 }
 
+// Records a block handed out; if that fails the block goes back and the error on.
+void* track(Cache& c, void* p, std::size_t bytes) {
+  try {
+    c.sizes.emplace(p, bytes);
+  } catch (...) {
+    system_free(p);
+    throw;
+  }
+  return p;
+}
+
 }  // namespace
 
 void* allocate(std::size_t bytes) {
-  bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-  if (bytes == 0) bytes = kAlign;
+  if (bytes > SIZE_MAX - kAlign) throw std::bad_alloc();
+  bytes = bytes == 0 ? kAlign : (bytes + kAlign - 1) / kAlign * kAlign;
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
-    if (void* p = take_kept(c, bytes)) {
-      c.sizes[p] = bytes;
-      return p;
-    }
+    if (void* p = take_kept(c, bytes)) return track(c, p, bytes);
   }
   void* p = system_allocate(bytes);
   if (!p) {  // kept blocks of other sizes may be what stands in the way
@@ -106,34 +120,25 @@ void* allocate(std::size_t bytes) {
   }
   if (!p) throw std::bad_alloc();
   std::lock_guard<std::mutex> lock(c.mutex);
-  c.sizes[p] = bytes;
-  return p;
+  return track(c, p, bytes);
 }
 
-void release(void* p) {
+void release(void* p) noexcept {
   if (!p) return;
   Cache& c = cache();
-  std::vector<void*> to_free;
-  {
-    std::lock_guard<std::mutex> lock(c.mutex);
-    auto it = c.sizes.find(p);
-    const std::size_t bytes = it->second;
-    c.sizes.erase(it);
-    if (bytes < kMinCached || bytes > kCacheBytes) {
-      to_free.push_back(p);
-    } else {
-      c.kept.emplace_back(p, bytes);
-      c.kept_bytes += bytes;
-      std::size_t evicted = 0;
-      while (c.kept_bytes > kCacheBytes) {  // the oldest go first
-        to_free.push_back(c.kept[evicted].first);
-        c.kept_bytes -= c.kept[evicted].second;
-        ++evicted;
-      }
-      c.kept.erase(c.kept.begin(), c.kept.begin() + static_cast<std::ptrdiff_t>(evicted));
-    }
+  std::lock_guard<std::mutex> lock(c.mutex);
+  auto it = c.sizes.find(p);
+  const std::size_t bytes = it->second;
+  c.sizes.erase(it);
+  if (bytes < kMinCached || bytes > kCacheBytes) return system_free(p);
+  c.kept.emplace_back(p, bytes);  // within the reserved room
+  c.kept_bytes += bytes;
+  std::size_t evicted = 0;
+  for (; c.kept_bytes > kCacheBytes; ++evicted) {  // the oldest go first
+    system_free(c.kept[evicted].first);
+    c.kept_bytes -= c.kept[evicted].second;
   }
-  for (void* q : to_free) system_free(q);
+  c.kept.erase(c.kept.begin(), c.kept.begin() + static_cast<std::ptrdiff_t>(evicted));
 }
 
 std::size_t cached_bytes() {
@@ -144,13 +149,10 @@ std::size_t cached_bytes() {
 
 void empty_cache() {
   Cache& c = cache();
-  std::vector<std::pair<void*, std::size_t>> kept;
-  {
-    std::lock_guard<std::mutex> lock(c.mutex);
-    kept.swap(c.kept);
-    c.kept_bytes = 0;
-  }
-  for (auto& block : kept) system_free(block.first);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& block : c.kept) system_free(block.first);
+  c.kept.clear();  // keeps the reserved room
+  c.kept_bytes = 0;
 }
 
 }  // namespace fastrnn

@@ -10,10 +10,10 @@ they are not. The GIL is released while the kernels run, so other Python threads
 A cache serves one ``rnn_backward``: BPTT overwrites the saved gate activations with the gate
 gradients instead of allocating a second (T, B, G*H) buffer. A second call raises RuntimeError.
 
-Memory: the arrays the kernels return live in blocks that, once freed, are kept (up to 64 MB in
-all) for the next call that asks for the same size, instead of going back to the system; a
-fresh block costs a page fault per page on first write, which took more than half of a small
-call's time. ``cached_bytes()`` tells how much is kept, ``empty_cache()`` gives it back.
+Memory: the arrays the kernels return live in blocks that, once freed, are kept (those of 64 KB
+to 64 MB, up to 64 MB in all, the oldest going first) for the next call that asks for the same
+size; a fresh block costs a page fault per page on first write, which took more than half of a
+small call's time. ``cached_bytes()`` tells how much is kept, ``empty_cache()`` hands it back.
 
 Threads: the kernels use ``get_num_threads()`` OpenMP threads (one per physical core by default).
 GNU OpenMP cannot be used again in a process forked after it ran (multiprocessing's default start
@@ -149,7 +149,7 @@ def cached_bytes() -> int:
 
 
 def empty_cache() -> None:
-    """Give the kept blocks back to the system (the arrays still in use are not touched)."""
+    """Hand the kept blocks back to the C library's allocator (arrays in use are not touched)."""
     _core.empty_cache()
 
 

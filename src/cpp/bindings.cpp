@@ -102,9 +102,8 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
     if (n != 0 && count > (SIZE_MAX / 2 / sizeof(T)) / static_cast<size_t>(n)) throw std::bad_alloc();
     count *= static_cast<size_t>(n);
   }
-  std::unique_ptr<void, void (*)(void*)> block(fastrnn::allocate(count * sizeof(T)),
-                                               [](void* q) { fastrnn::release(q); });
-  py::capsule owner(block.get(), [](void* q) { fastrnn::release(q); });
+  std::unique_ptr<void, void (*)(void*)> block(fastrnn::allocate(count * sizeof(T)), fastrnn::release);
+  py::capsule owner(block.get(), fastrnn::release);
   T* data = static_cast<T*>(block.release());  // the capsule owns it now
   return py::array_t<T>(shape, data, owner);
 }

@@ -371,7 +371,6 @@ def test_missing_baseline_library_is_reported_as_unavailable(monkeypatch):
         _baselines.torch_infer_runner(fb.make_case("lstm", (2, 1, 2, 2), np.float32))
 
 
-
 def test_gemm_ceiling_includes_torch_when_asked_for_and_installed():
     pytest.importorskip("torch")
     probe = fb.gemm_probe(64, np.float32, budget_s=0.001, with_torch=True)

@@ -215,6 +215,20 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", MODES)
+def test_single_sequences_match_reference(mode, dtype, threads):
+    """One sequence (B = 1) makes each step's recurrent product a matrix-vector product, which
+    the kernels compute from a transposed copy of w_hh made a SIMD tile at a time. H = 150 leaves
+    part tiles in both directions; on two threads the units are split 64 and 86."""
+    H = 150
+    T = int(np.ceil(8.5e6 / (GATES[mode] * H * H)))  # enough recurrent work for two threads
+    case = make_case(mode, T, 1, 24, H, dtype, seed=14)
+    with kernel_threads(threads):
+        assert_matches_reference(mode, case, lengths=np.array([T - 3]), reverse=(threads == 2))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_weight_gradients_shared_out_in_pieces_over_few_rows_match_reference(mode):
     # Under 1024 rows (T*B) the weight-gradient GEMMs are cut into pieces for the threads; H = 70

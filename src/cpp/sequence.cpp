@@ -115,6 +115,13 @@ class RecurrentProduct {
     }
   }
 
+  // Each thread packs its own slice's weights, at the start of the parallel region.
+  void pack() noexcept {
+    for (auto& f : forward_) f->pack();
+    if (backward_) backward_->pack();
+    if (backward_own_) backward_own_->pack();
+  }
+
   // h: the slice's first row of a (B, K) input, column 0; out: its first row of a (B, G*H)
   // buffer, column j0.
   void forward(const T* h, T* out) {
@@ -137,11 +144,17 @@ class RecurrentProduct {
 template <typename T>
 struct SliceProducts {
   std::unique_ptr<RecurrentProduct<T>> recurrent, input;
+
+  void pack() noexcept {
+    recurrent->pack();
+    if (input) input->pack();
+  }
 };
 
 // Runs body(slice, products, split) for every slice of `split`, one thread each, in one
 // parallel region for the whole sequence. Everything the bodies need is allocated here first,
-// so nothing can throw between their barriers. OpenMP may hand out fewer threads than asked
+// so nothing can throw between their barriers; each thread then packs its own slice's weights.
+// OpenMP may hand out fewer threads than asked
 // for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
 // whole sequence runs on this thread alone, after the region.
 // w_ih given: also make the input products (w_ih: (G*H, I)) for a projection step by step.
@@ -163,13 +176,18 @@ void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, In
     {
 #ifdef _OPENMP
       const int k = omp_get_thread_num();
-      if (omp_get_num_threads() == split.threads) body(split.slice(k, B, H), products[k], split);
-      else if (k == 0) full_team = false;
+      if (omp_get_num_threads() == split.threads) {
+        products[k].pack();
+        body(split.slice(k, B, H), products[k], split);
+      } else if (k == 0) {
+        full_team = false;
+      }
 #endif
     }
     if (full_team) return;
   }
   SliceProducts<T> p = products_for(whole);
+  p.pack();
   body(whole, p, Split{});
 }
 

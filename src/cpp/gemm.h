@@ -44,7 +44,7 @@ class PackedWeights {
   PackedWeights(const T* w, Index ldw, Index M, Index K, Index N) : w_(w), ldw_(ldw), M_(M), K_(K), N_(N) {
     if (N_ == 0) return;
     if (N_ == 1) {  // one row: see vector_product
-      if (LhsOrder == Eigen::RowMajor) packed_lhs_.resize(static_cast<size_t>(K_ * M_));
+      if (LhsOrder == Eigen::RowMajor || ldw_ != M_) packed_lhs_.resize(static_cast<size_t>(K_ * M_));
       return;
     }
     kc_ = K_, mc_ = M_, nc_ = N_;
@@ -95,21 +95,27 @@ class PackedWeights {
     return packed_lhs_.data() + ((k0 / kc_) * blocks(M_, mc_) + i0 / mc_) * kc_ * mc_;
   }
 
-  // For one input row: L^T as (K, M) row-major, row stride ldt_. Column-major weights already
-  // are that; row-major ones are transposed into packed_lhs_, a SIMD tile at a time (Eigen's
-  // transposed copy goes element by element down the columns: 12 % of an LSTM inference on
-  // 100 steps of one sequence).
+  // For one input row: L^T as (K, M) row-major, row stride ldt_. Column-major weights are that
+  // already, but a thread's slice of units is only part of each row: it is copied into
+  // packed_lhs_ (where its rows follow each other, the hardware prefetcher, fetching ahead,
+  // brings in no other thread's units). Row-major weights are transposed into packed_lhs_, a
+  // SIMD tile at a time (Eigen's transposed copy goes element by element down the columns:
+  // 12 % of an LSTM inference on 100 steps of one sequence).
   // PacketBlock<Packet, ...> drops the SIMD type's attributes, as in Eigen's own kernels.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
   void pack_transposed() {
-    if (LhsOrder == Eigen::ColMajor) {
+    if (LhsOrder == Eigen::ColMajor && ldw_ == M_) {
       lt_ = w_, ldt_ = ldw_;
       return;
     }
     using namespace Eigen::internal;
     T* lt = packed_lhs_.data();
     lt_ = lt, ldt_ = M_;
+    if (LhsOrder == Eigen::ColMajor) {
+      for (Index k = 0; k < K_; ++k) std::copy_n(w_ + k * ldw_, M_, lt + k * M_);
+      return;
+    }
     const Index m_tiles = M_ / kLanes * kLanes, k_tiles = K_ / kLanes * kLanes;
     for (Index i = 0; i < m_tiles; i += kLanes)
       for (Index k = 0; k < k_tiles; k += kLanes) {

@@ -220,13 +220,22 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
 @pytest.mark.parametrize("mode", MODES)
 def test_single_sequences_match_reference(mode, dtype, threads):
     """One sequence (B = 1) makes each step's recurrent product a matrix-vector product, which
-    the kernels compute from a transposed copy of w_hh made a SIMD tile at a time. H = 150 leaves
-    part tiles in both directions; on two threads the units are split 64 and 86."""
+    the kernels compute from a transposed copy of w_hh in panels, made a SIMD tile at a time.
+    H = 150 leaves part tiles and a narrower last panel; on two threads the units are split
+    64 and 86."""
     H = 150
     T = int(np.ceil(8.5e6 / (GATES[mode] * H * H)))  # enough recurrent work for two threads
     case = make_case(mode, T, 1, 24, H, dtype, seed=14)
     with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=np.array([T - 3]), reverse=(threads == 2))
+
+
+@pytest.mark.parametrize("T", [1, 15])
+@pytest.mark.parametrize("mode", MODES)
+def test_short_single_sequences_match_reference(mode, T):
+    """Under 16 steps copying w_hh would cost more than it saves: the products read it as it is."""
+    case = make_case(mode, T, 1, 24, 150, np.float32, seed=15)
+    assert_matches_reference(mode, case)
 
 
 @pytest.mark.parametrize("mode", MODES)

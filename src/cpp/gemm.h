@@ -12,23 +12,26 @@
 //
 // A single input row (B = 1) is a matrix-vector product instead, which reads each weight once
 // for one multiply-add: its speed is the speed of reading the weights from cache. It is fastest
-// reading them front to back as L^T, (K, M) row-major: c += a[k] * (row k of L^T) for every k,
-// on a few registers' worth of c at a time. Read row by row as L (a dot product per output,
-// as Eigen's matrix-vector product does for a row-major L) it takes 1.7 times as long here
-// (Zen 5, 512 KB of weights in L2: 4.3 us against 2.5 us). A column-major L is already L^T row-major;
-// a row-major L is transposed into that layout once per sequence.
+// reading them front to back as L^T: c += a[k] * (row k of L^T) for every k, on a few
+// registers' worth of c at a time. Read row by row as L (a dot product per output, as Eigen's
+// matrix-vector product does for a row-major L) it takes 1.7 times as long here (Zen 5,
+// 512 KB of weights in L2: 4.3 us against 2.5 us). So L^T is packed once per sequence, in
+// panels of as many columns as the registers hold (see pack_panels). Packing costs about as
+// much as 15 products read straight from L (LSTM, H = 256), so a sequence of fewer steps than
+// kPackSteps (text generated a step at a time: one) uses Eigen's product on L itself.
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
-#include <vector>
+
+#include "memory.h"
 
 namespace fastrnn {
 
 using Eigen::Index;
 
 // L: (M, K) with LhsOrder Eigen::RowMajor (element (i, k) at w[i * ldw + k]) or Eigen::ColMajor
-// (at w[k * ldw + i]). N: rows of every step's input.
+// (at w[k * ldw + i]). N: rows of every step's input; steps: how many products there will be.
 template <typename T, int LhsOrder>
 class PackedWeights {
   using Traits = Eigen::internal::gebp_traits<T, T>;
@@ -37,29 +40,35 @@ class PackedWeights {
   using ResMapper = Eigen::internal::blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
   using Packet = typename Eigen::internal::packet_traits<T>::type;
   static constexpr Index kLanes = Eigen::internal::unpacket_traits<Packet>::size;
+  static constexpr Index kPanel = 8 * kLanes;  // columns of L^T in registers: eight SIMD packets
+  static constexpr Index kPackSteps = 16;
 
  public:
   // Sizes the buffers; pack() fills them. They are apart so that threads can each pack their
   // own weights inside a parallel region, where nothing may throw.
-  PackedWeights(const T* w, Index ldw, Index M, Index K, Index N) : w_(w), ldw_(ldw), M_(M), K_(K), N_(N) {
+  PackedWeights(const T* w, Index ldw, Index M, Index K, Index N, Index steps)
+      : w_(w), ldw_(ldw), M_(M), K_(K), N_(N), panels_(N == 1 && steps >= kPackSteps) {
     if (N_ == 0) return;
     if (N_ == 1) {  // one row: see vector_product
-      if (LhsOrder == Eigen::RowMajor || ldw_ != M_) packed_lhs_.resize(static_cast<size_t>(K_ * M_));
+      if (panels_) packed_lhs_ = Buffer<T>(static_cast<size_t>(K_ * M_));
       return;
     }
     kc_ = K_, mc_ = M_, nc_ = N_;
     Eigen::internal::computeProductBlockingSizes<T, T>(kc_, mc_, nc_, Index(1));
     kc_ = std::max<Index>(kc_, 1), mc_ = std::max<Index>(mc_, 1), nc_ = std::max<Index>(nc_, 1);
-    packed_lhs_.resize(static_cast<size_t>(blocks(K_, kc_) * blocks(M_, mc_) * kc_ * mc_));
-    packed_rhs_.resize(static_cast<size_t>(kc_ * nc_));
+    packed_lhs_ = Buffer<T>(static_cast<size_t>(blocks(K_, kc_) * blocks(M_, mc_) * kc_ * mc_));
+    packed_rhs_ = Buffer<T>(static_cast<size_t>(kc_ * nc_));
   }
-  PackedWeights(const PackedWeights&) = delete;  // holds pointers into its own buffers
+  PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
 
   // Once per sequence, before accumulate.
   void pack() noexcept {
     if (N_ == 0) return;
-    if (N_ == 1) return pack_transposed();
+    if (N_ == 1) {
+      if (panels_) pack_panels();
+      return;
+    }
     Eigen::internal::gemm_pack_lhs<T, Index, LhsMapper, Traits::mr, Traits::LhsProgress,
                                    typename Traits::LhsPacket4Packing, LhsOrder>
         pack_lhs;
@@ -95,75 +104,98 @@ class PackedWeights {
     return packed_lhs_.data() + ((k0 / kc_) * blocks(M_, mc_) + i0 / mc_) * kc_ * mc_;
   }
 
-  // For one input row: L^T as (K, M) row-major, row stride ldt_. Column-major weights are that
-  // already, but a thread's slice of units is only part of each row: it is copied into
-  // packed_lhs_ (where its rows follow each other, the hardware prefetcher, fetching ahead,
-  // brings in no other thread's units). Row-major weights are transposed into packed_lhs_, a
-  // SIMD tile at a time (Eigen's transposed copy goes element by element down the columns:
-  // 12 % of an LSTM inference on 100 steps of one sequence).
+  // For one input row: L^T in panels of kPanel columns (the last may be narrower), one after
+  // the other, each (K, width) row-major, so that the product reads them front to back. For a
+  // column-major L a panel is a copy of part of each row. A row-major L is transposed, a SIMD
+  // tile at a time: Eigen's transposed copy goes element by element down the columns (12 % of
+  // an LSTM inference on 100 steps of one sequence), and a tile written across all M columns
+  // at once puts its rows 4 KB apart when M = 1024, where they evict each other from L1 (three
+  // times as long as into panels).
+  void pack_panels() {
+    for (Index i0 = 0; i0 < M_; i0 += kPanel) {
+      const Index width = std::min(kPanel, M_ - i0);
+      T* panel = packed_lhs_.data() + i0 * K_;
+      if (LhsOrder == Eigen::ColMajor) {
+        for (Index k = 0; k < K_; ++k) std::copy_n(w_ + k * ldw_ + i0, width, panel + k * width);
+      } else {
+        transpose_rows(i0, width, panel);
+      }
+    }
+  }
+
+  // panel (K, width) = rows [i0, i0 + width) of a row-major L, transposed.
   // PacketBlock<Packet, ...> drops the SIMD type's attributes, as in Eigen's own kernels.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
-  void pack_transposed() {
-    if (LhsOrder == Eigen::ColMajor && ldw_ == M_) {
-      lt_ = w_, ldt_ = ldw_;
-      return;
-    }
+  void transpose_rows(Index i0, Index width, T* panel) const {
     using namespace Eigen::internal;
-    T* lt = packed_lhs_.data();
-    lt_ = lt, ldt_ = M_;
-    if (LhsOrder == Eigen::ColMajor) {
-      for (Index k = 0; k < K_; ++k) std::copy_n(w_ + k * ldw_, M_, lt + k * M_);
-      return;
-    }
-    const Index m_tiles = M_ / kLanes * kLanes, k_tiles = K_ / kLanes * kLanes;
-    for (Index i = 0; i < m_tiles; i += kLanes)
-      for (Index k = 0; k < k_tiles; k += kLanes) {
+    const T* rows = w_ + i0 * ldw_;
+    const Index i_tiles = width / kLanes * kLanes, k_tiles = K_ / kLanes * kLanes;
+    for (Index k = 0; k < k_tiles; k += kLanes)
+      for (Index i = 0; i < i_tiles; i += kLanes) {
         PacketBlock<Packet, kLanes> tile;
-        for (Index r = 0; r < kLanes; ++r) tile.packet[r] = ploadu<Packet>(w_ + (i + r) * ldw_ + k);
+        for (Index r = 0; r < kLanes; ++r) tile.packet[r] = ploadu<Packet>(rows + (i + r) * ldw_ + k);
         ptranspose(tile);
-        for (Index r = 0; r < kLanes; ++r) pstoreu(lt + (k + r) * M_ + i, tile.packet[r]);
+        for (Index r = 0; r < kLanes; ++r) pstoreu(panel + (k + r) * width + i, tile.packet[r]);
       }
-    for (Index i = 0; i < M_; ++i)  // what the tiles left: the last columns of L^T, then its last rows
-      for (Index k = i < m_tiles ? k_tiles : 0; k < K_; ++k) lt[k * M_ + i] = w_[i * ldw_ + k];
+    for (Index i = 0; i < width; ++i)  // what the tiles left: the panel's last columns, then its last rows
+      for (Index k = i < i_tiles ? k_tiles : 0; k < K_; ++k) panel[k * width + i] = rows[i * ldw_ + k];
   }
 #pragma GCC diagnostic pop
 
-  // One input row: c (1, M) += a (1, K) * L^T, eight SIMD packets of columns at a time (enough
-  // independent sums to hide the multiply-add's latency), then fewer for the last columns.
+  // One input row: c (1, M) += a (1, K) * L^T, a panel at a time; the eight packets of a full
+  // panel are enough independent sums to hide the multiply-add's latency.
   void vector_product(const T* a, T* c) const {
-    Index i = 0;
-    for (; i + 8 * kLanes <= M_; i += 8 * kLanes) vector_columns<8>(a, i, c);
-    if (i + 4 * kLanes <= M_) vector_columns<4>(a, i, c), i += 4 * kLanes;
-    if (i + 2 * kLanes <= M_) vector_columns<2>(a, i, c), i += 2 * kLanes;
-    if (i + kLanes <= M_) vector_columns<1>(a, i, c), i += kLanes;
-    for (; i < M_; ++i) {
-      T sum = c[i];
-      for (Index k = 0; k < K_; ++k) sum += a[k] * lt_[k * ldt_ + i];
-      c[i] = sum;
+    if (!panels_) {
+      using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+      using Strided = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, LhsOrder>, 0,
+                                 Eigen::OuterStride<>>;
+      Eigen::Map<Row>(c, M_).noalias() +=
+          Eigen::Map<const Row>(a, K_) * Strided(w_, M_, K_, Eigen::OuterStride<>(ldw_)).transpose();
+      return;
+    }
+    for (Index i0 = 0; i0 < M_; i0 += kPanel) {
+      const Index width = std::min(kPanel, M_ - i0);
+      const T* panel = packed_lhs_.data() + i0 * K_;
+      T* out = c + i0;
+      if (width == kPanel) {
+        vector_columns<8>(a, panel, width, out);
+        continue;
+      }
+      Index i = 0;  // the last, narrower panel: fewer packets, then one column at a time
+      if (i + 4 * kLanes <= width) vector_columns<4>(a, panel + i, width, out + i), i += 4 * kLanes;
+      if (i + 2 * kLanes <= width) vector_columns<2>(a, panel + i, width, out + i), i += 2 * kLanes;
+      if (i + kLanes <= width) vector_columns<1>(a, panel + i, width, out + i), i += kLanes;
+      for (; i < width; ++i) {
+        T sum = out[i];
+        for (Index k = 0; k < K_; ++k) sum += a[k] * panel[k * width + i];
+        out[i] = sum;
+      }
     }
   }
 
-  // c[i0 : i0 + Packets * kLanes] += a (1, K) * those columns of L^T, kept in registers.
+  // out (1, Packets * kLanes) += a (1, K) * cols: the first columns of a panel with row stride
+  // `stride`; out is kept in registers.
   template <int Packets>
-  void vector_columns(const T* a, Index i0, T* c) const {
+  void vector_columns(const T* a, const T* cols, Index stride, T* out) const {
     using namespace Eigen::internal;
     Packet acc[Packets];
-    for (int p = 0; p < Packets; ++p) acc[p] = ploadu<Packet>(c + i0 + p * kLanes);
+    for (int p = 0; p < Packets; ++p) acc[p] = ploadu<Packet>(out + p * kLanes);
     for (Index k = 0; k < K_; ++k) {
       const Packet ak = pset1<Packet>(a[k]);
-      const T* row = lt_ + k * ldt_ + i0;
+      const T* row = cols + k * stride;
       for (int p = 0; p < Packets; ++p) acc[p] = pmadd(ploadu<Packet>(row + p * kLanes), ak, acc[p]);
     }
-    for (int p = 0; p < Packets; ++p) pstoreu(c + i0 + p * kLanes, acc[p]);
+    for (int p = 0; p < Packets; ++p) pstoreu(out + p * kLanes, acc[p]);
   }
 
   const T* w_;
   Index ldw_, M_, K_, N_;
   Index kc_ = 0, mc_ = 0, nc_ = 0;
-  const T* lt_ = nullptr;  // one input row: L^T, (K, M) row-major with row stride ldt_
-  Index ldt_ = 0;
-  std::vector<T, Eigen::aligned_allocator<T>> packed_lhs_, packed_rhs_;
+  bool panels_;  // one row: packed_lhs_ holds L^T in panels
+  // From the block cache: a fresh block of this size each call would cost a page fault for each
+  // page written (LSTM, H = 256, one 10-step sequence took twice as long).
+  Buffer<T> packed_lhs_, packed_rhs_;
 };
 
 }  // namespace fastrnn

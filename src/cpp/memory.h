@@ -1,4 +1,5 @@
-// Memory for the arrays the kernels hand back and for inference's chunk of gates.
+// Memory for the arrays the kernels hand back, for inference's chunk of gates and for the
+// weights packed for the recurrent products.
 //
 // Every block starts on a 64-byte boundary: Eigen handles the unaligned head of an
 // element-wise loop with scalar code, which rounds differently from its SIMD code, so with
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <utility>
 
 namespace fastrnn {
 
@@ -29,14 +31,19 @@ void release(void* p) noexcept;
 std::size_t cached_bytes();
 void empty_cache();
 
-// An uninitialised (n,) buffer of T from allocate, released when it goes out of scope.
+// An uninitialised (n,) buffer of T from allocate, released when it goes out of scope; or,
+// made without a size, none (data() is null) until a sized one is moved in.
 template <typename T>
 class Buffer {
  public:
+  Buffer() = default;
   explicit Buffer(std::size_t n) : p_(static_cast<T*>(allocate(checked_bytes(n)))) {}
   ~Buffer() { release(p_); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& other) noexcept : p_(other.p_) { other.p_ = nullptr; }
+  Buffer& operator=(Buffer&& other) noexcept {
+    std::swap(p_, other.p_);
+    return *this;
+  }
   T* data() const { return p_; }
 
  private:
@@ -44,7 +51,7 @@ class Buffer {
     if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
     return n * sizeof(T);
   }
-  T* p_;
+  T* p_ = nullptr;
 };
 
 }  // namespace fastrnn

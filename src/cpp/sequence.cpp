@@ -96,22 +96,24 @@ template <typename T>
 class RecurrentProduct {
  public:
   // Forward multiplies by w: (G*H, K), w_hh (K = H) or, for the fused input projection, w_ih
-  // (K = I); backward by w_hh.
-  RecurrentProduct(const T* w_hh, const Slice& sl, Index G, Index H, Index shared, bool forward, Index K = -1)
+  // (K = I); backward by w_hh. `steps`: products to come.
+  RecurrentProduct(const T* w_hh, const Slice& sl, Index G, Index H, Index shared, bool forward, Index steps,
+                   Index K = -1)
       : H_(H), G_(G), K_(K < 0 ? H : K) {
     const Index rows = sl.b1 - sl.b0, units = sl.j1 - sl.j0;
     if (!forward) {
       // w_hh[:shared, j0:j1] and w_hh[shared:, j0:j1] as (units, ...) column-major left factors.
-      backward_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + sl.j0, H, units, shared, rows);
+      backward_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + sl.j0, H, units, shared, rows, steps);
       if (shared < G * H)
         backward_own_ = std::make_unique<PackedWeights<T, Eigen::ColMajor>>(w_hh + shared * H + sl.j0, H, units,
-                                                                            G * H - shared, rows);
+                                                                            G * H - shared, rows, steps);
     } else if (units == H) {
-      forward_.push_back(std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh, K_, G * H, K_, rows));
+      forward_.push_back(std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh, K_, G * H, K_, rows, steps));
     } else {
       for (Index k = 0; k < G; ++k)  // the slice's rows of gate block k: (units, K)
         forward_.push_back(
-            std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh + (k * H + sl.j0) * K_, K_, units, K_, rows));
+            std::make_unique<PackedWeights<T, Eigen::RowMajor>>(w_hh + (k * H + sl.j0) * K_, K_, units, K_, rows,
+                                                                steps));
     }
   }
 
@@ -158,13 +160,14 @@ struct SliceProducts {
 // for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
 // whole sequence runs on this thread alone, after the region.
 // w_ih given: also make the input products (w_ih: (G*H, I)) for a projection step by step.
+// steps: how many steps the bodies will run.
 template <typename T, typename Body>
 void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, Index shared, bool forward,
-                Body body, const T* w_ih = nullptr, Index I = 0) {
+                Index steps, Body body, const T* w_ih = nullptr, Index I = 0) {
   auto products_for = [&](const Slice& sl) {
     SliceProducts<T> p;
-    p.recurrent = std::make_unique<RecurrentProduct<T>>(w_hh, sl, G, H, shared, forward);
-    if (w_ih) p.input = std::make_unique<RecurrentProduct<T>>(w_ih, sl, G, H, shared, true, I);
+    p.recurrent = std::make_unique<RecurrentProduct<T>>(w_hh, sl, G, H, shared, forward, steps);
+    if (w_ih) p.input = std::make_unique<RecurrentProduct<T>>(w_ih, sl, G, H, shared, true, steps, I);
     return p;
   };
   const Slice whole{0, B, 0, H};
@@ -320,7 +323,7 @@ void forward(const ForwardArgs<T>& a) {
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
   auto unroll = [&](T* gates, Index t_first, Index s0, Index s1, bool fused) {
     run_slices<T>(
-        split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true,
+        split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true, s1 - s0,
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
           forward_slice<T, Cell>(a, gates, t_first, s0, s1, buf, *p.recurrent, p.input.get(), sl, used);
         },
@@ -517,7 +520,7 @@ void backward(const BackwardArgs<T>& a) {
   // which backward leaves in the workspace's hn.
   const Index shared = Cell::kSeparateRecurrent ? GH - H : GH;
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, shared, /*forward=*/false,
+  run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, shared, /*forward=*/false, steps,
                 [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
                   backward_slice<T, Cell>(a, buf, *p.recurrent, sl, used);
                 });

@@ -3,7 +3,7 @@
 //
 // Eigen's ordinary product would repack the weights into its kernel's layout on every call
 // (for a small batch that costs as much as the arithmetic), allocate its buffers every time,
-// and start threads of its own. `PackedWeights` packs the weights once per sequence and then
+// and start threads of its own. `PackedWeights` packs the weights once per run of the time loop and
 // runs Eigen's blocked kernel (GEBP) on each step's input alone.
 //
 // In Eigen's column-major terms each step computes C^T (M, N) += L (M, K) * R (K, N), where
@@ -15,10 +15,12 @@
 // reading them front to back as L^T: c += a[k] * (row k of L^T) for every k, on a few
 // registers' worth of c at a time. Read row by row as L (a dot product per output, as Eigen's
 // matrix-vector product does for a row-major L) it takes 1.7 times as long here (Zen 5,
-// 512 KB of weights in L2: 4.3 us against 2.5 us). So L^T is packed once per sequence, in
-// panels of as many columns as the registers hold (see pack_panels). Packing costs about as
-// much as 15 products read straight from L (LSTM, H = 256), so a sequence of fewer steps than
-// kPackSteps (text generated a step at a time: one) uses Eigen's product on L itself.
+// 512 KB of weights in L2: 4.3 us against 2.5 us). So L^T is packed once per run of the time
+// loop (a sequence, or a chunk of one in inference), in panels as wide as eight vector
+// registers (see pack_panels). Packing takes about four products' time and saves about a
+// quarter of each, so it pays after about 15 steps (LSTM, H = 256, float32; later for float64);
+// with fewer than kPackSteps steps (text generated a step at a time: one) the products use
+// Eigen's on L itself.
 #pragma once
 
 #include <Eigen/Core>
@@ -106,11 +108,11 @@ class PackedWeights {
 
   // For one input row: L^T in panels of kPanel columns (the last may be narrower), one after
   // the other, each (K, width) row-major, so that the product reads them front to back. For a
-  // column-major L a panel is a copy of part of each row. A row-major L is transposed, a SIMD
-  // tile at a time: Eigen's transposed copy goes element by element down the columns (12 % of
-  // an LSTM inference on 100 steps of one sequence), and a tile written across all M columns
-  // at once puts its rows 4 KB apart when M = 1024, where they evict each other from L1 (three
-  // times as long as into panels).
+  // column-major L a panel is a copy of part of each of its columns (rows of L^T). A row-major L
+  // is transposed, a SIMD tile at a time: Eigen's transposed copy goes element by element down
+  // the columns (12 % of an LSTM inference on 100 steps of one sequence), and a tile written
+  // across all M columns at once puts its rows 4 KB apart when M = 1024, where they evict each
+  // other from L1 (three times as long as into panels).
   void pack_panels() {
     for (Index i0 = 0; i0 < M_; i0 += kPanel) {
       const Index width = std::min(kPanel, M_ - i0);

@@ -3,8 +3,8 @@
 //
 // Eigen's ordinary product would repack the weights into its kernel's layout on every call
 // (for a small batch that costs as much as the arithmetic), allocate its buffers every time,
-// and start threads of its own. `PackedWeights` packs the weights once per run of the time loop and
-// runs Eigen's blocked kernel (GEBP) on each step's input alone.
+// and start threads of its own. `PackedWeights` packs the weights once per run of the time
+// loop and runs Eigen's blocked kernel (GEBP) on each step's input alone.
 //
 // In Eigen's column-major terms each step computes C^T (M, N) += L (M, K) * R (K, N), where
 // L is the weights, R^T is the step's (N, K) row-major input A, and C is the (N, M) row-major

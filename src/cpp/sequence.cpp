@@ -156,9 +156,9 @@ struct SliceProducts {
 // Runs body(slice, products, split) for every slice of `split`, one thread each, in one
 // parallel region for the whole sequence. Everything the bodies need is allocated here first,
 // so nothing can throw between their barriers; each thread then packs its own slice's weights.
-// OpenMP may hand out fewer threads than asked
-// for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region): then the
-// whole sequence runs on this thread alone, after the region.
+// OpenMP may hand out fewer threads than asked for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from
+// inside another parallel region): then the whole sequence runs on this thread alone, after
+// the region.
 // w_ih given: also make the input products (w_ih: (G*H, I)) for a projection step by step.
 // steps: how many steps the bodies will run.
 template <typename T, typename Body>

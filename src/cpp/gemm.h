@@ -42,7 +42,8 @@ class PackedWeights {
   using ResMapper = Eigen::internal::blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
   using Packet = typename Eigen::internal::packet_traits<T>::type;
   static constexpr Index kLanes = Eigen::internal::unpacket_traits<Packet>::size;
-  static constexpr Index kPanel = 8 * kLanes;  // columns of L^T in registers: eight SIMD packets
+  static constexpr int kPanelPackets = 8;  // SIMD packets of L^T's columns kept in registers
+  static constexpr Index kPanel = kPanelPackets * kLanes;
   static constexpr Index kPackSteps = 16;
 
  public:
@@ -64,7 +65,7 @@ class PackedWeights {
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
 
-  // Once per sequence, before accumulate.
+  // Once per run of the time loop, before accumulate.
   void pack() noexcept {
     if (N_ == 0) return;
     if (N_ == 1) {
@@ -145,8 +146,8 @@ class PackedWeights {
   }
 #pragma GCC diagnostic pop
 
-  // One input row: c (1, M) += a (1, K) * L^T, a panel at a time; the eight packets of a full
-  // panel are enough independent sums to hide the multiply-add's latency.
+  // One input row: c (1, M) += a (1, K) * L^T, a panel at a time; the kPanelPackets packets of
+  // a full panel are enough independent sums to hide the multiply-add's latency.
   void vector_product(const T* a, T* c) const {
     if (!panels_) {
       using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
@@ -161,7 +162,7 @@ class PackedWeights {
       const T* panel = packed_lhs_.data() + i0 * K_;
       T* out = c + i0;
       if (width == kPanel) {
-        vector_columns<8>(a, panel, width, out);
+        vector_columns<kPanelPackets>(a, panel, width, out);
         continue;
       }
       Index i = 0;  // the last, narrower panel: fewer packets, then one column at a time

@@ -312,13 +312,14 @@ def test_the_final_state_is_a_new_array_not_the_initial_one(impl, mode):
 # Empty sizes
 
 
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("initial_state", ["given", "none"])
-def test_zero_steps_output_nothing_and_keep_the_initial_state(impl, mode, initial_state):
+def test_zero_steps_output_nothing_and_keep_the_initial_state(impl, mode, initial_state, training):
     case = make_case(mode, 0, B, I, H, np.float64)
     if initial_state == "none":
         case["h0"] = case["c0"] = None
-    y, h_n, c_n, _ = impl.rnn_forward(mode, **case)
+    y, h_n, c_n, _ = impl.rnn_forward(mode, **case, training=training)
     assert y.shape == (0, B, H)
     expected_h = np.zeros((B, H)) if case["h0"] is None else case["h0"]
     np.testing.assert_array_equal(h_n, expected_h)

@@ -344,12 +344,14 @@ void forward(const ForwardArgs<T>& a) {
   // chunks whose gates stay in cache (about 4 MB) between their projection and their use.
   const Index chunk = std::max<Index>(1, (Index(4) << 20) / std::max<Index>(1, B * GH * Index(sizeof(T))));
   Buffer<T> gates(static_cast<size_t>(std::min(chunk, steps) * B * GH));  // reused call after call
-  for (Index s0 = 0; s0 < steps; s0 += chunk) {
+  Index s0 = 0;
+  do {  // once, with no steps, for the final state
     const Index s1 = std::min(steps, s0 + chunk);
     const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index
     project_inputs<T, Cell>(a, buf.bias, t0, t0 + (s1 - s0), gates.data());
     unroll(gates.data(), t0, s0, s1, false);
-  }
+    s0 = s1;
+  } while (s0 < steps);
 }
 
 // ---------------------------------------------------------------------------------------------

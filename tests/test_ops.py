@@ -392,6 +392,21 @@ def test_inference_projecting_by_chunks_or_step_by_step_matches_the_reference(mo
         assert_close(got, w, np.float64, what)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("mode", MODES)
+def test_training_in_chunks_of_steps_matches_the_reference(mode, reverse, threads):
+    """Training goes through a long sequence a chunk of steps at a time (about 4 MB of gates, and
+    2048 rows at least), projecting a chunk's inputs just before the forward loop reaches it and
+    taking its weight gradients just after the backward loop has left it. With (32, G*64)
+    doubles a step, 300 steps take 5 chunks (LSTM), 4 (GRU) or 2 (vanilla RNN); the weight
+    gradients add up over the chunks."""
+    case = make_case(mode, 300, 32, 8, 64, np.float64, seed=20)
+    lengths = np.random.default_rng(2).integers(0, 301, size=32) if reverse else None
+    with kernel_threads(threads):
+        assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+
+
 def test_a_freed_output_block_is_reused_by_the_next_call_of_the_same_size():
     case = make_case("gru", 50, 32, 8, 64, np.float32, seed=18)  # y: 400 KB
     ops.empty_cache()

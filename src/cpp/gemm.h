@@ -16,7 +16,7 @@
 // registers' worth of c at a time. Read row by row as L (a dot product per output, as Eigen's
 // matrix-vector product does for a row-major L) it takes 1.7 times as long here (Zen 5,
 // 512 KB of weights in L2: 4.3 us against 2.5 us). So L^T is packed once per run of the time
-// loop (a sequence, or a chunk of one in inference), in panels as wide as eight vector
+// loop (a sequence, or a chunk of a long one), in panels as wide as eight vector
 // registers (see pack_panels). Packing takes about four products' time and saves about a
 // quarter of each, so it pays after about 15 steps (LSTM, H = 256, float32; later for float64);
 // with fewer than kPackSteps steps (text generated a step at a time: one) the products use

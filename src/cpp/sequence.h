@@ -3,10 +3,11 @@
 // Shapes (all row-major, C order): x: (T, B, I) time-major; states h, c: (B, H);
 // weights in the layout of src/fastrnn/modes.py: w_ih: (G*H, I), w_hh: (G*H, H), biases (G*H,).
 //
-// Forward:  one GEMM projects all T steps of input at once, then each step does one recurrent
-//           GEMM and hands the pre-activations to the cell's element-wise math.
+// Forward:  one GEMM projects all T steps of input at once (or a long sequence's chunk of
+//           steps), then each step does one recurrent GEMM and hands the pre-activations to
+//           the cell's element-wise math.
 // Backward: walks the steps back doing only the recurrent GEMM per step; the input gradient
-//           and the weight gradients are GEMMs over all steps at once.
+//           and the weight gradients are GEMMs over all steps (or a chunk of them) at once.
 //
 // Padding: with lengths, step t of sequence b is valid when t < lengths[b]. Invalid steps keep
 // the state and output zero. With reverse the steps run T-1 .. 0, so each sequence's padded

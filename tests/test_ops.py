@@ -396,13 +396,15 @@ def test_inference_projecting_by_chunks_or_step_by_step_matches_the_reference(mo
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", MODES)
 def test_training_in_chunks_of_steps_matches_the_reference(mode, reverse, threads):
-    """Training goes through a long sequence a chunk of steps at a time (about 4 MB of gates, and
-    2048 rows at least), projecting a chunk's inputs just before the forward loop reaches it and
-    taking its weight gradients just after the backward loop has left it. With (32, G*64)
-    doubles a step, 300 steps take 5 chunks (LSTM), 4 (GRU) or 2 (vanilla RNN); the weight
-    gradients add up over the chunks."""
-    case = make_case(mode, 300, 32, 8, 64, np.float64, seed=20)
-    lengths = np.random.default_rng(2).integers(0, 301, size=32) if reverse else None
+    """Training goes through a sequence with more than 32 MB of gates a chunk of steps at a
+    time (about 4 MB of gates, and 1024 rows or more), projecting a chunk's inputs just before
+    the forward loop reaches it and taking its weight gradients just after the backward loop
+    has left it; the weight gradients add up over the chunks. Here each cell has about 34 MB
+    of (32, G*64) doubles, in 9 chunks of two sizes (58 and 59 steps for LSTM)."""
+    B, H = 32, 64
+    T = {"lstm": 530, "gru": 701}.get(mode, 2100)
+    case = make_case(mode, T, B, 8, H, np.float64, seed=20)
+    lengths = np.random.default_rng(2).integers(0, T + 1, size=B)
     with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
 

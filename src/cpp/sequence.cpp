@@ -86,7 +86,8 @@ void step_barrier(const Split& split) {
 
 const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengths + b0 : nullptr; }
 
-// The recurrent product of one slice and step, with w_hh packed once for the whole sequence.
+// The recurrent product of one slice and step, with w_hh packed once per run of the time loop
+// (a sequence, or a chunk of a long one).
 // Forward, for every gate block k:  out[:, k*H + j] += h (rows, H) . w_hh[k*H + j, :]
 // Backward:                          out[:, j] += d (rows, G*H) . w_hh[:, j]
 // for the slice's units j. With all units in the slice, the forward is one product. Backward,
@@ -154,11 +155,11 @@ struct SliceProducts {
 };
 
 // Runs body(slice, products, split) for every slice of `split`, one thread each, in one
-// parallel region for the whole sequence. Everything the bodies need is allocated here first,
-// so nothing can throw between their barriers; each thread then packs its own slice's weights.
-// OpenMP may hand out fewer threads than asked for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from
-// inside another parallel region): then the whole sequence runs on this thread alone, after
-// the region.
+// parallel region for the whole run of the time loop (a sequence, or a chunk of one).
+// Everything the bodies need is allocated here first, so nothing can throw between their
+// barriers; each thread then packs its own slice's weights. OpenMP may hand out fewer threads
+// than asked for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region):
+// then the whole run goes on this thread alone, after the region.
 // w_ih given: also make the input products (w_ih: (G*H, I)) for a projection step by step.
 // steps: how many steps the bodies will run.
 template <typename T, typename Body>
@@ -303,23 +304,34 @@ void project_inputs(const ForwardArgs<T>& a, const Eigen::Matrix<T, 1, Eigen::Dy
   out.noalias() += ConstMatrixMap<T>(a.x + t0 * B * I, rows, I) * ConstMatrixMap<T>(a.w.w_ih, GH, I).transpose();
 }
 
-// Steps go in chunks of about 4 MB of gates, which can stay in cache (the L2s and the shared L3)
-// from one pass over a chunk to the next instead of going out to memory and back: the input
-// projection and the time loop forward, the time loop and the weight gradients backward.
-// Inference needs nothing more than a chunk's gates. Training keeps them all, and gains less:
-// LSTM 1000x16x64x128 training took 4-7 % less time in four of six interleaved runs and about
-// the same in the other two; GRU and the vanilla RNN took about the same. Its chunks keep kMinChunkRows rows at least, or are the
-// whole sequence: GEMMs on fewer lost more than the cache saved (LSTM 200x128x256x512 in 4-step
-// chunks of 512 rows: the training forward took 17 % longer). Chunks are of even size.
+// Steps go in chunks of at most about 4 MB of gates, which can stay in cache (the L2s and the
+// shared L3) from one pass over a chunk to the next instead of going out to memory and back:
+// the input projection and the time loop forward, the time loop and the weight gradients
+// backward. Inference needs nothing more than a chunk's gates. Training keeps them all, and
+// gains only where they would not stay in the last-level cache anyway: LSTM 1000x16x64x128
+// (33 MB of gates) trained 4-7 % faster in most interleaved runs, while GRU on that shape
+// (25 MB) and on 100x64x128x256 (20 MB) took up to 3 % longer. So training is cut into chunks
+// only beyond kTrainingChunkingBytes of gates, and only into chunks of kMinChunkRows rows or more:
+// GEMMs on fewer rows lost more than the cache saved (LSTM 200x128x256x512 in 4-step chunks of
+// 512 rows: the training forward took 17 % longer).
 constexpr std::size_t kChunkBytes = std::size_t(4) << 20;
-constexpr Index kMinChunkRows = 2048;
+constexpr std::size_t kTrainingChunkingBytes = std::size_t(32) << 20;  // a large L3
+constexpr Index kMinChunkRows = 1024;
 
-// bytes: the size of one value.
-Index chunk_steps(Index steps, Index B, Index GH, std::size_t bytes, bool training) {
+// Chunks of the steps, in order, of sizes differing by one at most; forward and backward cut
+// a sequence alike. `bytes`: the size of one value.
+struct Chunks {
+  Index steps, count;
+  Index begin(Index k) const { return steps * k / count; }  // chunk k: [begin(k), begin(k + 1))
+  Index largest() const { return (steps + count - 1) / count; }
+};
+
+Chunks chunks_of(Index steps, Index B, Index GH, std::size_t bytes, bool training) {
   const Index fit = std::max<Index>(1, Index(kChunkBytes / bytes) / std::max<Index>(1, B * GH));
-  if (steps <= fit || (training && fit * B < kMinChunkRows)) return std::max<Index>(1, steps);
-  const Index chunks = (steps + fit - 1) / fit;
-  return (steps + chunks - 1) / chunks;
+  const Index count = std::max<Index>(1, (steps + fit - 1) / fit);
+  const double gate_bytes = double(steps) * B * GH * bytes;
+  const bool one = gate_bytes <= kTrainingChunkingBytes || steps / count * B < kMinChunkRows;
+  return {steps, training && one ? 1 : count};
 }
 
 template <typename T, typename Cell>
@@ -358,18 +370,16 @@ void forward(const ForwardArgs<T>& a) {
   // Otherwise the projection is a GEMM over a chunk of steps: into the workspace, where
   // training keeps every step's gates for BPTT, or into a chunk's buffer, reused chunk after
   // chunk and call after call.
-  const Index chunk = chunk_steps(steps, B, GH, sizeof(T), a.training);
+  const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), a.training);
   Buffer<T> chunk_gates;
-  if (!a.training) chunk_gates = Buffer<T>(static_cast<size_t>(std::min(chunk, steps) * B * GH));
-  Index s0 = 0;
-  do {  // once, with no steps, for the final state
-    const Index s1 = std::min(steps, s0 + chunk);
+  if (!a.training) chunk_gates = Buffer<T>(static_cast<size_t>(chunks.largest() * B * GH));
+  for (Index k = 0; k < chunks.count; ++k) {  // one, with no steps, for the final state
+    const Index s0 = chunks.begin(k), s1 = chunks.begin(k + 1);
     const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index
     T* gates = a.training ? a.ws.gates + t0 * B * GH : chunk_gates.data();
     project_inputs<T, Cell>(a, buf.bias, t0, t0 + (s1 - s0), gates);
     unroll(gates, t0, s0, s1, false);
-    s0 = s1;
-  } while (s0 < steps);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,18 +562,16 @@ void backward(const BackwardArgs<T>& a) {
   // which backward leaves in the workspace's hn.
   const Index shared = Cell::kSeparateRecurrent ? GH - H : GH;
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  const Index chunk = chunk_steps(steps, B, GH, sizeof(T), true);
-  Index s1 = steps;
-  do {  // from the last chunk back (once, with no steps, for the state gradients)
-    const Index s0 = std::max<Index>(0, s1 - chunk);
+  const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), true);
+  for (Index k = chunks.count - 1; k >= 0; --k) {  // from the last back (one, with no steps, for dh0)
+    const Index s0 = chunks.begin(k), s1 = chunks.begin(k + 1);
     run_slices<T>(split, a.w.w_hh, B, H, Cell::kGates, shared, /*forward=*/false, s1 - s0,
                   [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
                     backward_slice<T, Cell>(a, s0, s1, buf, *p.recurrent, sl, used);
                   });
     const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index
     gradient_products<T, Cell>(a, shared, t0 * B, (s1 - s0) * B, /*add=*/s1 < steps);
-    s1 = s0;
-  } while (s1 > 0);
+  }
 }
 
 template <typename T, typename Fn>

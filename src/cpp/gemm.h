@@ -14,7 +14,7 @@
 // for one multiply-add: its speed is the speed of reading the weights from cache. It is fastest
 // reading them front to back as L^T: c += a[k] * (row k of L^T) for every k, on a few
 // registers' worth of c at a time. Read row by row as L (a dot product per output, as Eigen's
-// matrix-vector product does for a row-major L) it takes 1.7 times as long here (Zen 5,
+// matrix-vector product does for a row-major L) it takes 1.7 times as long (a Zen 5 core,
 // 512 KB of weights in L2: 4.3 us against 2.5 us). So L^T is packed once per run of the time
 // loop (a sequence, or a chunk of a long one), in panels as wide as eight vector
 // registers (see pack_panels). Packing takes about four products' time and saves about a

@@ -319,13 +319,14 @@ constexpr std::size_t kTrainingChunkingBytes = std::size_t(32) << 20;  // a larg
 constexpr Index kMinChunkRows = 1024;
 
 // Chunks of the steps, in order, of sizes differing by one at most; forward and backward cut
-// a sequence alike. `bytes`: the size of one value.
+// a sequence alike.
 struct Chunks {
   Index steps, count;
   Index begin(Index k) const { return steps * k / count; }  // chunk k: [begin(k), begin(k + 1))
   Index largest() const { return (steps + count - 1) / count; }
 };
 
+// bytes: the size of one value.
 Chunks chunks_of(Index steps, Index B, Index GH, std::size_t bytes, bool training) {
   const Index fit = std::max<Index>(1, Index(kChunkBytes / bytes) / std::max<Index>(1, B * GH));
   const Index count = std::max<Index>(1, (steps + fit - 1) / fit);

@@ -324,6 +324,8 @@ struct Chunks {
   Index steps, count;
   Index begin(Index k) const { return steps * k / count; }  // chunk k: [begin(k), begin(k + 1))
   Index largest() const { return (steps + count - 1) / count; }
+  // The first time index of chunk k: with reverse, step s is time steps - 1 - s.
+  Index first_time(Index k, bool reverse) const { return reverse ? steps - begin(k + 1) : begin(k); }
 };
 
 // bytes: the size of one value.
@@ -376,7 +378,7 @@ void forward(const ForwardArgs<T>& a) {
   if (!a.training) chunk_gates = Buffer<T>(static_cast<size_t>(chunks.largest() * B * GH));
   for (Index k = 0; k < chunks.count; ++k) {  // one, with no steps, for the final state
     const Index s0 = chunks.begin(k), s1 = chunks.begin(k + 1);
-    const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index
+    const Index t0 = chunks.first_time(k, a.reverse);
     T* gates = a.training ? a.ws.gates + t0 * B * GH : chunk_gates.data();
     project_inputs<T, Cell>(a, buf.bias, t0, t0 + (s1 - s0), gates);
     unroll(gates, t0, s0, s1, false);
@@ -570,7 +572,7 @@ void backward(const BackwardArgs<T>& a) {
                   [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
                     backward_slice<T, Cell>(a, s0, s1, buf, *p.recurrent, sl, used);
                   });
-    const Index t0 = a.reverse ? steps - s1 : s0;  // the chunk's first time index
+    const Index t0 = chunks.first_time(k, a.reverse);
     gradient_products<T, Cell>(a, shared, t0 * B, (s1 - s0) * B, /*add=*/s1 < steps);
   }
 }

@@ -377,13 +377,32 @@ def test_matmul_falls_back_to_numpy_for_mixed_dtypes_and_keeps_shape_errors():
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", MODES)
-def test_inference_projecting_by_chunks_or_step_by_step_matches_the_reference(mode, reverse, threads):
-    """Inference never holds every step's gates. On one thread it projects the inputs a few
-    steps at a time (about 4 MB of gates: here 8-step chunks of (64, 4*256) doubles, so 40
-    steps take five); with the batch shared between threads each thread projects its own rows
-    step by step."""
+def test_inference_projecting_step_by_step_matches_the_reference(mode, reverse, threads):
+    """Where each thread has 4 rows of the batch or more (or one thread has them all), each
+    projects its own rows' inputs step by step: inference never holds more than one step's
+    gates, and training writes them straight into the workspace."""
     case = make_case(mode, 40, 64, 8, 256, np.float64, seed=17)
     lengths = np.random.default_rng(1).integers(0, 41, size=64)
+    with kernel_threads(threads):
+        y, h_n, c_n, cache = ops.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
+        assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+    want = reference.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
+    assert cache is None
+    for got, w, what in zip((y, h_n, c_n), want[:3], ("y", "h_n", "c_n")):
+        assert_close(got, w, np.float64, what)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("mode", MODES)
+def test_inference_projecting_by_chunks_of_steps_matches_the_reference(mode, reverse, threads):
+    """With fewer rows (here B = 3: one thread's whole batch, or on two threads each a range of
+    the hidden units), inference projects the inputs by GEMM a few steps at a time, at most about
+    4 MB of gates: 85 steps of (3, 4*512) doubles for LSTM, 113 for GRU, 341 for the others. So
+    the sequence goes in three or four even chunks (four of 75 steps for LSTM)."""
+    T = {"lstm": 300, "gru": 300}.get(mode, 900)
+    case = make_case(mode, T, 3, 8, 512, np.float64, seed=17)
+    lengths = np.array([T, T - 100, 7])
     with kernel_threads(threads):
         y, h_n, c_n, cache = ops.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
     want = reference.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
@@ -396,11 +415,11 @@ def test_inference_projecting_by_chunks_or_step_by_step_matches_the_reference(mo
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", MODES)
 def test_training_in_chunks_of_steps_matches_the_reference(mode, reverse, threads):
-    """Training goes through a sequence with more than 32 MB of gates a chunk of steps at a
-    time (about 4 MB of gates, and 1024 rows or more), projecting a chunk's inputs just before
-    the forward loop reaches it and taking its weight gradients just after the backward loop
-    has left it; the weight gradients add up over the chunks. Here each cell has about 34 MB
-    of (32, G*64) doubles, in 9 chunks of two sizes (58 and 59 steps for LSTM)."""
+    """Backward goes through a sequence with more than 32 MB of gates a chunk of steps at a
+    time (about 4 MB of gates, and 1024 rows or more), taking a chunk's weight gradients just
+    after the backward loop has left it; the weight gradients add up over the chunks. Here each
+    cell has about 34 MB of (32, G*64) doubles, in 9 chunks of two sizes (58 and 59 steps for
+    LSTM)."""
     B, H = 32, 64
     T = {"lstm": 530, "gru": 701}.get(mode, 2100)
     case = make_case(mode, T, B, 8, H, np.float64, seed=20)

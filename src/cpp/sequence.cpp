@@ -63,11 +63,13 @@ struct Split {
 
 // A thread is only worth starting for a few million multiply-adds of its own.
 constexpr double kMinWork = 4e6;
+// A slice of the batch has a few rows at least (see forward for why).
+constexpr Index kMinRows = 4;
 
 // `work` is the sequence's multiply-adds in the recurrent products: a thread takes kMinWork of
 // them at least, and a few rows or 64 units of its own.
 Split choose_split(Index B, Index H, double work) {
-  constexpr Index kMinRows = 4, kMinUnits = 64;
+  constexpr Index kMinUnits = 64;
   Index most = std::min<Index>(Eigen::nbThreads(), static_cast<Index>(work / kMinWork));
 #ifdef _OPENMP
   most = std::min<Index>(most, omp_get_thread_limit());
@@ -143,7 +145,8 @@ class RecurrentProduct {
   std::unique_ptr<PackedWeights<T, Eigen::ColMajor>> backward_, backward_own_;
 };
 
-// The products one slice needs: the recurrent one, and for fused inference the input one.
+// The products one slice needs: the recurrent one, and for a projection step by step the input
+// one.
 template <typename T>
 struct SliceProducts {
   std::unique_ptr<RecurrentProduct<T>> recurrent, input;
@@ -227,8 +230,9 @@ struct ForwardBuffers {
 };
 
 // Steps [s0, s1) of the slice; `gates` holds the input projections from time t_first on.
-// With `input`, gates is ignored: each step's projection is made here, into the slice's part
-// of buf.step_gates, just before the recurrent product adds to it.
+// With `input`, each step's projection is made here instead, just before the recurrent product
+// adds to it: into `gates` (the workspace, when training) or, with gates null, into the slice's
+// part of buf.step_gates.
 template <typename T, typename Cell>
 void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, Index s1, ForwardBuffers<T>& buf,
                    RecurrentProduct<T>& recurrent, RecurrentProduct<T>* input, const Slice& sl,
@@ -244,7 +248,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
     const Index row = t * B + b0;  // the slice's first row at step t, in (T*B, ...) buffers
     T* h = buf.h[s % 2].data();
     T* h_new = buf.h[(s + 1) % 2].data();
-    T* g_t = input ? buf.step_gates.data() + b0 * GH + j0 : gates + ((t - t_first) * B + b0) * GH + j0;
+    T* g_t = gates ? gates + ((t - t_first) * B + b0) * GH + j0 : buf.step_gates.data() + b0 * GH + j0;
     if (input) {
       for (Index k = 0; k < G; ++k) gate(g_t, tile, k).rowwise() = buf.bias.segment(k * H + j0, tile.units).array();
       input->forward(a.x + row * a.d.I, g_t);  // (rows, G*H) += x_t (rows, I) . w_ih^T
@@ -306,20 +310,21 @@ void project_inputs(const ForwardArgs<T>& a, const Eigen::Matrix<T, 1, Eigen::Dy
 
 // Steps go in chunks of at most about 4 MB of gates, which can stay in cache (the L2s and the
 // shared L3) from one pass over a chunk to the next instead of going out to memory and back:
-// the input projection and the time loop forward, the time loop and the weight gradients
-// backward. Inference needs nothing more than a chunk's gates. Training keeps them all, and
-// gains only where they would not stay in the last-level cache anyway: LSTM 1000x16x64x128
-// (33 MB of gates) trained 4-7 % faster in most interleaved runs, while GRU on that shape
-// (25 MB) and on 100x64x128x256 (20 MB) took up to 3 % longer. So training is cut into chunks
-// only beyond kTrainingChunkingBytes of gates, and only into chunks of kMinChunkRows rows or more:
-// GEMMs on fewer rows lost more than the cache saved (LSTM 200x128x256x512 in 4-step chunks of
-// 512 rows: the training forward took 17 % longer).
+// for inference projected by GEMM, the input projection and the time loop; backward, the time
+// loop and the weight gradients. Inference needs nothing more than a chunk's gates. Training
+// keeps them all, and its backward gains only where they would not stay in the last-level
+// cache anyway: on LSTM 1000x16x64x128 (33 MB of gates) it took 3-5 % less time in chunks, in
+// interleaved runs, while GRU on that shape (25 MB) and on 100x64x128x256 (20 MB) took up to
+// 3 % longer. So backward is cut into chunks only beyond kTrainingChunkingBytes of gates, and only into
+// chunks of kMinChunkRows rows or more: GEMMs on fewer rows lost more than the cache saved (LSTM
+// 200x128x256x512 in 4-step chunks of 512 rows: backward took 7 % longer). The training forward
+// is not chunked: where it does not project step by step (see forward) it gained nothing from
+// chunks (LSTM 8192x2x64x256: 10 % slower on two threads, 3 % faster on one).
 constexpr std::size_t kChunkBytes = std::size_t(4) << 20;
 constexpr std::size_t kTrainingChunkingBytes = std::size_t(32) << 20;  // a large L3
 constexpr Index kMinChunkRows = 1024;
 
-// Chunks of the steps, in order, of sizes differing by one at most; forward and backward cut
-// a sequence alike.
+// Chunks of the steps, in order, of sizes differing by one at most.
 struct Chunks {
   Index steps, count;
   Index begin(Index k) const { return steps * k / count; }  // chunk k: [begin(k), begin(k + 1))
@@ -364,16 +369,22 @@ void forward(const ForwardArgs<T>& a) {
         fused ? a.w.w_ih : nullptr, a.d.I);
   };
 
-  // Inference keeps nothing. With the batch shared between threads, each thread projects its
-  // own rows step by step, with w_ih packed once, into gates that never leave its cache.
-  if (!a.training && split.threads > 1 && !split.by_units) {
-    buf.step_gates.resize(B, GH);
-    return unroll(nullptr, 0, 0, steps, true);
+  // Where each thread has rows of the batch of its own (or one thread has them all), it projects
+  // its rows step by step, with w_ih packed once, into gates still in its cache when the
+  // recurrent product and the cell read them: into the workspace when training, into one step's
+  // buffer for inference. Against a GEMM over all steps (or a chunk of them), timed in turns in
+  // one process, the forward took 8-18 % less time on 100x64x128x256, 1000x16x64x128 and
+  // rnn_tanh 200x128x256x512, on one thread or two; about the same on 50x32x32x64, LSTM
+  // 200x128x256x512 and, on one thread, 100x4x128x256; and 19 % more on one thread at B = 1,
+  // where each step's product is a matrix-vector product that reads all of w_ih.
+  if (!split.by_units && B / split.threads >= kMinRows) {
+    if (!a.training) buf.step_gates.resize(B, GH);
+    return unroll(a.training ? a.ws.gates : nullptr, 0, 0, steps, true);
   }
-  // Otherwise the projection is a GEMM over a chunk of steps: into the workspace, where
-  // training keeps every step's gates for BPTT, or into a chunk's buffer, reused chunk after
-  // chunk and call after call.
-  const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), a.training);
+  // Otherwise the projection is a GEMM: over all steps into the workspace, where training keeps
+  // every step's gates for BPTT, or over a chunk of steps into a chunk's buffer, reused chunk
+  // after chunk and call after call.
+  const Chunks chunks = a.training ? Chunks{steps, 1} : chunks_of(steps, B, GH, sizeof(T), false);
   Buffer<T> chunk_gates;
   if (!a.training) chunk_gates = Buffer<T>(static_cast<size_t>(chunks.largest() * B * GH));
   for (Index k = 0; k < chunks.count; ++k) {  // one, with no steps, for the final state

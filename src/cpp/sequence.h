@@ -3,9 +3,11 @@
 // Shapes (all row-major, C order): x: (T, B, I) time-major; states h, c: (B, H);
 // weights in the layout of src/fastrnn/modes.py: w_ih: (G*H, I), w_hh: (G*H, H), biases (G*H,).
 //
-// Forward:  one GEMM projects all T steps of input at once (or a long sequence's chunk of
-//           steps), then each step does one recurrent GEMM and hands the pre-activations to
-//           the cell's element-wise math.
+// Forward:  the input projection does not wait on the state: one GEMM over all T steps
+//           (for inference, a long sequence's chunk of steps) or, where each thread has rows
+//           of the batch of its own, one product per step and thread, made just before the
+//           recurrent one so its gates are still in cache. Each step does one recurrent GEMM
+//           and hands the pre-activations to the cell's element-wise math.
 // Backward: walks the steps back doing only the recurrent GEMM per step; the input gradient
 //           and the weight gradients are GEMMs over all steps (or a chunk of them) at once.
 //

@@ -325,11 +325,12 @@ void project_inputs(const ForwardArgs<T>& a, const Eigen::Matrix<T, 1, Eigen::Dy
 // keeps them all, and its backward gains only where they would not stay in the last-level
 // cache anyway: on LSTM 1000x16x64x128 (33 MB of gates) it took 3-5 % less time in chunks, in
 // interleaved runs, while GRU on that shape (25 MB) and on 100x64x128x256 (20 MB) took up to
-// 3 % longer. So backward is cut into chunks only beyond kTrainingChunkingBytes of gates, and only into
-// chunks of kMinChunkRows rows or more: GEMMs on fewer rows lost more than the cache saved (LSTM
-// 200x128x256x512 in 4-step chunks of 512 rows: backward took 7 % longer). The training forward
-// is not chunked: where it does not project step by step (see forward) it gained nothing from
-// chunks (LSTM 8192x2x64x256: 10 % slower on two threads, 3 % faster on one).
+// 3 % longer. So backward is cut into chunks only beyond kTrainingChunkingBytes of gates, and
+// only into chunks of kMinChunkRows rows or more: GEMMs on fewer rows lost more than the cache
+// saved (LSTM 200x128x256x512 in 4-step chunks of 512 rows: backward took 7 % longer). The
+// training forward is not chunked: where it does not project step by step (see forward) it
+// gained nothing from chunks (LSTM 8192x2x64x256: 10 % slower on two threads, 3 % faster on
+// one).
 constexpr std::size_t kChunkBytes = std::size_t(4) << 20;
 constexpr std::size_t kTrainingChunkingBytes = std::size_t(32) << 20;  // a large L3
 constexpr Index kMinChunkRows = 1024;
@@ -370,13 +371,13 @@ void forward(const ForwardArgs<T>& a) {
   }
   buf.bias = input_bias<T, Cell>(a);
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  auto unroll = [&](T* gates, Index t_first, Index s0, Index s1, bool fused) {
+  auto unroll = [&](T* gates, Index t_first, Index s0, Index s1, bool step_by_step) {
     run_slices<T>(
         split, a.w.w_hh, B, H, Cell::kGates, GH, /*forward=*/true, s1 - s0,
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
           forward_slice<T, Cell>(a, gates, t_first, s0, s1, buf, *p.recurrent, p.input.get(), sl, used);
         },
-        fused ? a.w.w_ih : nullptr, a.d.I);
+        step_by_step ? a.w.w_ih : nullptr, a.d.I);
   };
 
   // Where each thread has rows of the batch of its own (or one thread has them all), it projects

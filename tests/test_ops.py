@@ -374,22 +374,28 @@ def test_matmul_falls_back_to_numpy_for_mixed_dtypes_and_keeps_shape_errors():
         ops.matmul(a, np.ones((4, 4), np.float32))
 
 
+def assert_inference_matches_reference(mode, case, **kw):
+    """training=False: the outputs and final states alone, and no cache."""
+    y, h_n, c_n, cache = ops.rnn_forward(mode, **case, **kw, training=False)
+    want = reference.rnn_forward(mode, **case, **kw, training=False)
+    assert cache is None
+    for got, w, what in zip((y, h_n, c_n), want[:3], ("y", "h_n", "c_n")):
+        assert_close(got, w, case["x"].dtype.type, what)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", MODES)
-def test_inference_projecting_step_by_step_matches_the_reference(mode, reverse, threads):
+def test_projecting_inputs_step_by_step_matches_the_reference(mode, reverse, threads):
     """Where each thread has 4 rows of the batch or more (or one thread has them all), each
-    projects its own rows' inputs step by step: inference never holds more than one step's
-    gates, and training writes them straight into the workspace."""
+    projects its own rows' inputs step by step, and backward takes their gradient step by step:
+    inference never holds more than one step's gates, and training writes them straight into
+    the workspace."""
     case = make_case(mode, 40, 64, 8, 256, np.float64, seed=17)
     lengths = np.random.default_rng(1).integers(0, 41, size=64)
     with kernel_threads(threads):
-        y, h_n, c_n, cache = ops.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
+        assert_inference_matches_reference(mode, case, lengths=lengths, reverse=reverse)
         assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
-    want = reference.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
-    assert cache is None
-    for got, w, what in zip((y, h_n, c_n), want[:3], ("y", "h_n", "c_n")):
-        assert_close(got, w, np.float64, what)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -404,11 +410,7 @@ def test_inference_projecting_by_chunks_of_steps_matches_the_reference(mode, rev
     case = make_case(mode, T, 3, 8, 512, np.float64, seed=17)
     lengths = np.array([T, T - 100, 7])
     with kernel_threads(threads):
-        y, h_n, c_n, cache = ops.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
-    want = reference.rnn_forward(mode, **case, lengths=lengths, reverse=reverse, training=False)
-    assert cache is None
-    for got, w, what in zip((y, h_n, c_n), want[:3], ("y", "h_n", "c_n")):
-        assert_close(got, w, np.float64, what)
+        assert_inference_matches_reference(mode, case, lengths=lengths, reverse=reverse)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

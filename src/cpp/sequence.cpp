@@ -344,13 +344,14 @@ struct Chunks {
   Index first_time(Index k, bool reverse) const { return reverse ? steps - begin(k + 1) : begin(k); }
 };
 
-// bytes: the size of one value.
-Chunks chunks_of(Index steps, Index B, Index GH, std::size_t bytes, bool training) {
+// bytes: the size of one value. backward: training's backward, whose gates are all kept, and
+// which chunks only under the rule above; inference always chunks.
+Chunks chunks_of(Index steps, Index B, Index GH, std::size_t bytes, bool backward) {
   const Index fit = std::max<Index>(1, Index(kChunkBytes / bytes) / std::max<Index>(1, B * GH));
   const Index count = std::max<Index>(1, (steps + fit - 1) / fit);
   const double gate_bytes = double(steps) * B * GH * bytes;
   const bool one = gate_bytes <= kTrainingChunkingBytes || steps / count * B < kMinChunkRows;
-  return {steps, training && one ? 1 : count};
+  return {steps, backward && one ? 1 : count};
 }
 
 template <typename T, typename Cell>
@@ -395,7 +396,7 @@ void forward(const ForwardArgs<T>& a) {
   // Otherwise the projection is a GEMM: over all steps into the workspace, where training keeps
   // every step's gates for BPTT, or over a chunk of steps into a chunk's buffer, reused chunk
   // after chunk and call after call.
-  const Chunks chunks = a.training ? Chunks{steps, 1} : chunks_of(steps, B, GH, sizeof(T), false);
+  const Chunks chunks = a.training ? Chunks{steps, 1} : chunks_of(steps, B, GH, sizeof(T), /*backward=*/false);
   Buffer<T> chunk_gates;
   if (!a.training) chunk_gates = Buffer<T>(static_cast<size_t>(chunks.largest() * B * GH));
   for (Index k = 0; k < chunks.count; ++k) {  // one, with no steps, for the final state
@@ -594,7 +595,7 @@ void backward(const BackwardArgs<T>& a) {
   // which backward leaves in the workspace's hn.
   const Index shared = Cell::kSeparateRecurrent ? GH - H : GH;
   const Split split = choose_split(B, H, double(steps) * B * GH * H);
-  const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), true);
+  const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), /*backward=*/true);
   // Where forward projected the inputs step by step, each step's input gradient is likewise
   // taken in the time loop, from gate gradients just made and still in cache, instead of by a
   // GEMM that reads them all back afterwards: backward took 1.5-4 % less time on 50x32x32x64,

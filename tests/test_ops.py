@@ -127,6 +127,20 @@ def test_empty_sequences_and_batches(mode, T, B):
     assert np.all(grads["w_ih"] == 0) or B > 0 and T > 0
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("B", [3, 64])
+@pytest.mark.parametrize("I, H", [(0, 12), (5, 0), (0, 0)], ids=["no-inputs", "no-units", "neither"])
+@pytest.mark.parametrize("mode", MODES)
+def test_no_input_features_or_no_hidden_units_match_reference(mode, I, H, B, threads):
+    """I = 0 leaves the biases and the state alone to drive the cell (x: (T, B, 0)); H = 0 gives
+    empty outputs and zero-sized weights. Either way every product has an empty side and does
+    nothing; B = 64 takes the step-by-step input products, B = 3 the GEMM over all steps."""
+    case = make_case(mode, 7, B, I, H, np.float64, seed=16)
+    with kernel_threads(threads):
+        assert_matches_reference(mode, case)
+        assert_inference_matches_reference(mode, case)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_inference_mode_gives_the_training_outputs(mode):
     case = make_case(mode, 8, 4, 5, 6, np.float32, seed=7)
@@ -228,6 +242,25 @@ def test_single_sequences_match_reference(mode, dtype, threads):
     case = make_case(mode, T, 1, 24, H, dtype, seed=14)
     with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=np.array([T - 3]), reverse=(threads == 2))
+
+
+# Hidden sizes where each step's product packs w_hh in several of Eigen's cache-sized blocks of
+# odd lengths (G*H from about 640 rows up, in float32 with AVX-512), and a round one beside them.
+PACKED_BLOCK_SIZES = {"rnn_tanh": [641, 655, 673, 640], "rnn_relu": [647, 640],
+                      "lstm": [161, 163, 171, 235, 299, 160], "gru": [321, 323, 337, 320]}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode, H", [(m, H) for m, sizes in PACKED_BLOCK_SIZES.items() for H in sizes])
+def test_weights_packed_in_blocks_of_odd_length_match_reference(mode, H, dtype, threads):
+    """The recurrent products pack the weights once per call, cut into blocks sized for the
+    caches; Eigen's packing stores whole SIMD registers at aligned addresses from each block's
+    start, so every block must start on an alignment boundary, whatever the hidden size."""
+    case = make_case(mode, 3, 3, 5, H, dtype, seed=15)
+    with kernel_threads(threads):
+        assert_matches_reference(mode, case)
+        assert_inference_matches_reference(mode, case)
 
 
 @pytest.mark.parametrize("T", [1, 15])

@@ -45,13 +45,15 @@ class PackedWeights {
   static constexpr int kPanelPackets = 8;  // SIMD packets of L^T's columns kept in registers
   static constexpr Index kPanel = kPanelPackets * kLanes;
   static constexpr Index kPackSteps = 16;
+  static constexpr Index kAlign = std::max<Index>(1, EIGEN_MAX_ALIGN_BYTES / sizeof(T));  // values
 
  public:
   // Sizes the buffers; pack() fills them. They are apart so that threads can each pack their
   // own weights inside a parallel region, where nothing may throw.
   PackedWeights(const T* w, Index ldw, Index M, Index K, Index N, Index steps)
-      : w_(w), ldw_(ldw), M_(M), K_(K), N_(N), panels_(N == 1 && steps >= kPackSteps) {
-    if (N_ == 0) return;
+      : w_(w), ldw_(ldw), M_(M), K_(K), N_(N), empty_(M == 0 || K == 0 || N == 0),
+        panels_(N == 1 && steps >= kPackSteps) {
+    if (empty_) return;  // nothing to multiply (and Eigen's blocking would divide by zero)
     if (N_ == 1) {  // one row: see vector_product
       if (panels_) packed_lhs_ = Buffer<T>(static_cast<size_t>(K_ * M_));
       return;
@@ -59,7 +61,10 @@ class PackedWeights {
     kc_ = K_, mc_ = M_, nc_ = N_;
     Eigen::internal::computeProductBlockingSizes<T, T>(kc_, mc_, nc_, Index(1));
     kc_ = std::max<Index>(kc_, 1), mc_ = std::max<Index>(mc_, 1), nc_ = std::max<Index>(nc_, 1);
-    packed_lhs_ = Buffer<T>(static_cast<size_t>(blocks(K_, kc_) * blocks(M_, mc_) * kc_ * mc_));
+    // Eigen's packing stores whole SIMD registers to aligned addresses from each block's start,
+    // so every block starts on an alignment boundary, however odd kc * mc is.
+    block_ = (kc_ * mc_ + kAlign - 1) / kAlign * kAlign;
+    packed_lhs_ = Buffer<T>(static_cast<size_t>(blocks(K_, kc_) * blocks(M_, mc_) * block_));
     packed_rhs_ = Buffer<T>(static_cast<size_t>(kc_ * nc_));
   }
   PackedWeights(const PackedWeights&) = delete;
@@ -67,7 +72,7 @@ class PackedWeights {
 
   // Once per run of the time loop, before accumulate.
   void pack() noexcept {
-    if (N_ == 0) return;
+    if (empty_) return;
     if (N_ == 1) {
       if (panels_) pack_panels();
       return;
@@ -83,7 +88,7 @@ class PackedWeights {
 
   // C (N, M) += A (N, K) * L^T; a, c row-major with row strides lda, ldc.
   void accumulate(const T* a, Index lda, T* c, Index ldc) {
-    if (M_ == 0 || N_ == 0 || K_ == 0) return;
+    if (empty_) return;
     if (N_ == 1) return vector_product(a, c);
     Eigen::internal::gemm_pack_rhs<T, Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
     Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
@@ -104,7 +109,7 @@ class PackedWeights {
  private:
   static Index blocks(Index n, Index block) { return (n + block - 1) / block; }
   T* lhs_block(Index k0, Index i0) {
-    return packed_lhs_.data() + ((k0 / kc_) * blocks(M_, mc_) + i0 / mc_) * kc_ * mc_;
+    return packed_lhs_.data() + ((k0 / kc_) * blocks(M_, mc_) + i0 / mc_) * block_;
   }
 
   // For one input row: L^T in panels of kPanel columns (the last may be narrower), one after
@@ -194,7 +199,9 @@ class PackedWeights {
 
   const T* w_;
   Index ldw_, M_, K_, N_;
+  bool empty_;  // M, K or N is zero
   Index kc_ = 0, mc_ = 0, nc_ = 0;
+  Index block_ = 0;  // the distance between packed blocks of L: kc * mc rounded up to kAlign
   bool panels_;  // one row: packed_lhs_ holds L^T in panels
   // From the block cache: a fresh block of this size each call would cost a page fault for each
   // page written (LSTM, H = 256, one 10-step sequence took twice as long).

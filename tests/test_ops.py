@@ -463,6 +463,37 @@ def test_training_in_chunks_of_steps_matches_the_reference(mode, reverse, thread
         assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
 
 
+def assert_column_sums(got, rows):
+    """got (n,) float32 is the column sums of rows (m, n) to within 32 float32 rounding steps of
+    each column's sum of magnitudes: what blocked summation keeps to (a sum in one long run over
+    tens of thousands of rows of one sign drifts by about the square root of their number)."""
+    exact = rows.astype(np.float64).sum(axis=0)
+    bound = 32 * np.finfo(np.float32).eps * np.abs(rows.astype(np.float64)).sum(axis=0)
+    err = np.abs(got.astype(np.float64) - exact)
+    assert np.all(err <= bound), f"worst error {float((err / bound).max()):.2f} times the bound"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("B, H", [(16, 32), (1, 128)], ids=["rows-split", "units-split"])
+@pytest.mark.parametrize("mode", MODES)
+def test_bias_gradients_are_the_gate_gradients_summed_over_every_step_and_row(mode, B, H, threads):
+    """Backward adds up each step's gate gradients for the bias gradients inside the time loop:
+    each thread its own batch rows (B = 16) or hidden units (B = 1), in blocks of about 256 rows.
+    Backward leaves the gate gradients in the workspace (and for GRU, in 'hn', the gradient of
+    W_hn h + b_hn, which is b_hh's last block's), so the sums can be checked against them
+    directly, over 24,000 rows of float32."""
+    T, G = 24000 // B, GATES[mode]
+    case = make_case(mode, T, B, 8, H, np.float32, seed=3)
+    with kernel_threads(threads):
+        y, _, _, cache = ops.rnn_forward(mode, **case)
+        grads = ops.rnn_backward(cache, np.ones_like(y))
+    shared = (G - 1) * H if mode == "gru" else G * H  # columns where b_hh's gradient is b_ih's
+    assert_column_sums(grads["b_ih"], cache.workspace["gates"].reshape(T * B, G * H))
+    np.testing.assert_array_equal(grads["b_hh"][:shared], grads["b_ih"][:shared])
+    if mode == "gru":
+        assert_column_sums(grads["b_hh"][shared:], cache.workspace["hn"].reshape(T * B, H))
+
+
 def test_a_freed_output_block_is_reused_by_the_next_call_of_the_same_size():
     case = make_case("gru", 50, 32, 8, 64, np.float32, seed=18)  # y: 400 KB
     ops.empty_cache()

@@ -9,9 +9,9 @@
 //           recurrent one so its gates are still in cache. Each step does one recurrent GEMM
 //           and hands the pre-activations to the cell's element-wise math.
 // Backward: walks the steps back doing the recurrent GEMM per step (and where forward
-//           projected inputs step by step, the input gradient's product too); the weight
-//           gradients (and otherwise the input gradient) are GEMMs over all steps (or a chunk
-//           of them) at once.
+//           projected inputs step by step, the input gradient's product too), summing the
+//           bias gradients as it goes; the weight gradients (and otherwise the input gradient)
+//           are GEMMs over all steps (or a chunk of them) at once.
 //
 // Padding: with lengths, step t of sequence b is valid when t < lengths[b]. Invalid steps keep
 // the state and output zero. With reverse the steps run T-1 .. 0, so each sequence's padded

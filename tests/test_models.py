@@ -120,6 +120,32 @@ def test_get_weights_set_weights_round_trip_changes_predictions_accordingly():
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)
 
 
+@pytest.mark.parametrize("bad", ["last-shape", "kernel-text", "complex"])
+def test_set_weights_that_fail_leave_every_weight_as_it_was(bad):
+    """Every array is checked before any is assigned: a bad one anywhere changes nothing."""
+    model = small_model()
+    before = model.get_weights()
+    weights = [np.ones_like(w) for w in before]
+    if bad == "last-shape":
+        weights[-1] = np.ones(3)  # the Dense bias, after the recurrent layer's weights
+    elif bad == "kernel-text":
+        weights[2] = np.full(weights[2].shape, "x")  # the recurrent bias, after its kernels
+    else:
+        weights[1] = weights[1] + 1j
+    with pytest.raises(ValueError, match="weight"):
+        model.set_weights(weights)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    if bad != "last-shape":  # the same within one layer: its kernel stays as it was
+        with pytest.raises(ValueError, match="weight"):
+            model.layers[0].set_weights(weights[:3])
+        np.testing.assert_array_equal(model.layers[0].get_weights()[0], before[0])
+
+
+def test_an_unbuilt_model_has_no_weights_yet():
+    assert Sequential([Embedding(5, 3), LSTM(4), Dense(1)]).get_weights() == []
+
+
 def test_model_set_weights_with_wrong_count_names_expected_count():
     model = small_model()
     with pytest.raises(ValueError, match="expects 5 arrays"):
@@ -220,6 +246,53 @@ def test_bad_batch_size_and_validation_split_raise():
         model.fit(x, y, validation_split=1.0, verbose=0)
     with pytest.raises(ValueError, match="validation_data"):
         model.fit(x, y, validation_data=(x, y, y), verbose=0)
+
+
+@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch"])
+def test_an_empty_batch_is_refused_before_any_step(method):
+    model = small_model(optimizer="adam", loss="mse")
+    x, y = xy()
+    with pytest.raises(ValueError, match="at least one sample"):
+        getattr(model, method)(x[:0], y[:0])
+    assert model.optimizer.iterations == 0
+
+
+@pytest.mark.parametrize("method", ["fit", "train_on_batch", "evaluate", "test_on_batch"])
+def test_a_batch_that_fails_leaves_a_stateful_layer_carrying_the_state_it_had(method):
+    model = Sequential([LSTM(4, stateful=True, batch_input_shape=(2, 5, 3)), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    model.predict(x, batch_size=2, verbose=0)  # now carrying a state
+    carried = [s.copy() for s in model.layers[0].states]
+    with pytest.raises(ValueError, match="shape"):
+        kwargs = {"verbose": 0, "batch_size": 2} if method in ("fit", "evaluate") else {}
+        getattr(model, method)(x, np.zeros((2, 7)), **kwargs)  # targets of the wrong shape
+    for got, want in zip(model.layers[0].states, carried):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("order", ["float64-then-float32", "float32-then-float64"])
+@pytest.mark.parametrize("wrap", [False, True])
+def test_layers_of_different_dtypes_train_together(order, wrap):
+    """Each layer runs in its own dtype; the model converts outputs forward and gradients back
+    between them, as Keras's autocasting does."""
+    first, second = ("float64", "float32") if order == "float64-then-float32" else ("float32", "float64")
+    recurrent = LSTM(4, dtype=first)
+    layer = Bidirectional(recurrent, input_shape=(5, 3)) if wrap else LSTM(4, dtype=first, input_shape=(5, 3))
+    model = Sequential([layer, Dense(1, dtype=second)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = xy(8, 5, 3)
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert all(w.dtype == np.dtype(first) for w in model.layers[0].get_weights())
+    assert model.predict(x, verbose=0).dtype == np.dtype(second)
+
+
+def test_a_bidirectional_wrapper_given_a_dtype_runs_both_directions_in_it():
+    model = Sequential([Bidirectional(LSTM(4), dtype="float64", input_shape=(5, 3)), Dense(1)])
+    x, _ = xy(4, 5, 3)
+    assert model.layers[0].forward_layer.dtype == np.float64
+    assert model.predict(x, verbose=0).shape == (4, 1)
 
 
 def test_targets_not_matching_the_output_raise_value_error():

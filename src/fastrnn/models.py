@@ -102,17 +102,20 @@ class Model:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights) -> None:
-        """Set all weights from a list like ``get_weights()`` returns (ValueError on a mismatch)."""
+        """Set all weights from a list like ``get_weights()`` returns (ValueError on a mismatch,
+        with no weight changed)."""
         weights = list(weights)
         expected = sum(len(layer.weight_shapes()) for layer in self._built_layers("set_weights"))
         if len(weights) != expected:
             raise ValueError(f"model {self.name!r}: set_weights expects {expected} arrays "
                              f"(get_weights() order), got {len(weights)}")
-        k = 0
-        for layer in self.layers:
+        checked, k = [], 0
+        for layer in self.layers:  # every layer's arrays checked before any is assigned
             n = len(layer.weight_shapes())
-            layer.set_weights(weights[k:k + n])
+            checked.append(layer.checked_weights(weights[k:k + n]))
             k += n
+        for layer, arrays in zip(self.layers, checked):
+            layer.assign_weights(arrays)
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self._built_layers("count_params"))
@@ -179,8 +182,24 @@ class Model:
             return None
         return mask
 
+    @contextlib.contextmanager
+    def _states_kept_on_error(self):
+        """Stateful layers' carried states as they were before the block, if it raises: a batch
+        that fails (targets of the wrong shape, say) leaves no trace."""
+        saved = [layer.carried_states() for layer in self._layers]
+        try:
+            yield
+        except BaseException:
+            for layer, states in zip(self._layers, saved):
+                layer.restore_states(states)
+            raise
+
     def _train_step(self, x, y) -> float:
         """One optimizer step on a batch; updates the metrics; returns the batch loss."""
+        with self._states_kept_on_error():
+            return self._train_step_unguarded(x, y)
+
+    def _train_step_unguarded(self, x, y) -> float:
         y_pred, mask = self.forward(x, training=True)
         loss_mask = self._loss_mask(mask, y_pred)
         loss = self.loss(y, y_pred, mask=loss_mask)
@@ -194,8 +213,9 @@ class Model:
         return float(loss)
 
     def _test_step(self, x, y) -> float:
-        y_pred, mask = self.forward(x, training=False)
-        loss = self.loss(y, y_pred, mask=self._loss_mask(mask, y_pred))
+        with self._states_kept_on_error():
+            y_pred, mask = self.forward(x, training=False)
+            loss = self.loss(y, y_pred, mask=self._loss_mask(mask, y_pred))
         self._ensure_metrics(y, y_pred)
         for metric in self.metrics:
             metric.update(y, y_pred)
@@ -233,7 +253,9 @@ class Model:
 
     def predict_on_batch(self, x):
         """The model's output for one batch (inference mode)."""
-        return self.forward(self._check_x(x, "predict_on_batch"), training=False)[0]
+        x = self._check_x(x, "predict_on_batch")
+        with self._states_kept_on_error():
+            return self.forward(x, training=False)[0]
 
     def _format_logs(self, logs, return_dict):
         if return_dict:
@@ -256,7 +278,7 @@ class Model:
 
     def _check_xy(self, x, y, what):
         x = self._check_x(x, what)
-        if what in ("evaluate", "validation_data") and len(x) == 0:
+        if what in ("evaluate", "validation_data", "train_on_batch", "test_on_batch") and len(x) == 0:
             raise ValueError(f"{what} needs at least one sample, got an empty x")
         if y is None:
             raise ValueError(f"{what} needs targets y")
@@ -443,7 +465,8 @@ class Model:
         outputs = []
         for step, start in enumerate(range(0, len(x), batch_size)):
             callback_list.on_predict_batch_begin(step)
-            outputs.append(self.forward(x[start:start + batch_size], training=False)[0])
+            with self._states_kept_on_error():
+                outputs.append(self.forward(x[start:start + batch_size], training=False)[0])
             callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
         return np.concatenate(outputs, axis=0)
@@ -556,6 +579,8 @@ class Sequential(Model):
     def backward(self, dy):
         """Gradient of the output -> every layer's ``grads`` (after a training forward)."""
         for layer in reversed(self._layers):
+            if isinstance(dy, np.ndarray):  # layers of another dtype downstream: as Keras autocasts
+                dy = dy.astype(layer.dtype, copy=False)
             dy = layer.backward(dy)
             if dy is None:  # an Embedding: ids have no gradient, and nothing comes before
                 break

@@ -184,6 +184,14 @@ class Layer:
     def reset_states(self) -> None:
         """Forget carried states (stateful recurrent layers); nothing for other layers."""
 
+    def carried_states(self):
+        """What the layer carries from batch to batch, to hand back to ``restore_states``
+        (stateful recurrent layers); None for other layers."""
+        return None
+
+    def restore_states(self, saved) -> None:
+        """Go back to what ``carried_states`` returned."""
+
     def _backward_cache(self):
         if self._cache is None:
             raise RuntimeError(f"{self.who}: backward needs a call with training=True first")
@@ -203,8 +211,8 @@ class Layer:
         return int(sum(p.size for p in self.params))
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the weights in Keras's layout and order."""
-        return [p.copy() for p in self.params]
+        """Copies of the weights in Keras's layout and order; [] before the layer is built."""
+        return [p.copy() for p in self.params] if self.built else []
 
     def weight_shapes(self) -> list[tuple]:
         """The shapes ``set_weights`` expects, Keras's layout."""
@@ -213,21 +221,35 @@ class Layer:
     def set_weights(self, weights) -> None:
         """Set the weights from arrays in Keras's layout (as ``get_weights`` returns them).
 
-        Wrong count or shapes raise ValueError naming the expected shapes.
+        A wrong count, a wrong shape or anything but real numbers raises ValueError naming
+        the expected shapes, and leaves every weight as it was.
         """
+        self.assign_weights(self.checked_weights(weights))
+
+    def checked_weights(self, weights) -> list[np.ndarray]:
+        """weights as arrays of the layer's dtype, once their count, shapes and kinds are checked
+        (ValueError otherwise): what ``assign_weights`` can take without failing half-way."""
         if not self.built:
             raise ValueError(f"{self.who} is not built yet: call it on data or give it an "
                              "input_shape before set_weights")
         expected = self.weight_shapes()
-        weights = [np.asarray(w) for w in weights]
+        weights = list(weights)
         if len(weights) != len(expected):
             raise ValueError(f"{self.who}: set_weights expects {len(expected)} arrays with shapes "
                              f"{expected}, got {len(weights)}")
+        checked = []
         for k, (w, shape) in enumerate(zip(weights, expected)):
+            try:
+                w = np.asarray(w)
+            except ValueError as e:  # ragged nested lists
+                raise ValueError(f"{self.who}: weight {k} is not an array: {e}") from None
+            if w.dtype.kind not in "biuf":
+                raise ValueError(f"{self.who}: weight {k} must hold real numbers, got dtype {w.dtype}")
             if w.shape != tuple(shape):
                 raise ValueError(f"{self.who}: weight {k} must have shape {tuple(shape)} "
                                  f"(expected shapes {expected}), got {w.shape}")
-        self.assign_weights(weights)
+            checked.append(w.astype(self.dtype, copy=False))
+        return checked
 
     def assign_weights(self, weights) -> None:
         """Copy checked Keras-layout weights into the parameters, in place."""

@@ -105,7 +105,10 @@ class Recurrent(Layer):
         return shapes
 
     def get_weights(self):
-        """[kernel (F, G*H), recurrent_kernel (H, G*H), bias] in Keras's layout and gate order."""
+        """[kernel (F, G*H), recurrent_kernel (H, G*H), bias] in Keras's layout and gate order;
+        [] before the layer is built."""
+        if not self.built:
+            return []
         return kernel_to_keras(self.mode, self.w_ih, self.w_hh, self.b_ih, self.b_hh)
 
     def assign_weights(self, weights):
@@ -129,6 +132,12 @@ class Recurrent(Layer):
             raise ValueError(f"{self.who}: states must be {self.state_count} arrays of shape "
                              f"(batch, {self.units}), got {[s.shape for s in states]}")
         self.states = states
+
+    def carried_states(self):
+        return self.states  # replaced, never changed in place, by each stateful call
+
+    def restore_states(self, saved):
+        self.states = saved
 
     def _initial_states(self, batch: int, initial_state):
         """-> (h0, c0), each (B, H) or None (zeros), from initial_state or the carried state."""
@@ -182,6 +191,7 @@ class Recurrent(Layer):
         dy_tm: (T, B, H) or None; dh_n, dc_n: (B, H) or None.
         """
         cache, drop, _ = self._backward_cache()
+        dy_tm, dh_n, dc_n = (None if d is None else np.asarray(d, dtype=self.dtype) for d in (dy_tm, dh_n, dc_n))
         g = ops.rnn_backward(cache, dy_tm, dh_n, dc_n)
         self.grads = [g[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if g[k] is not None]
         self.initial_state_grads = [g["h0"]] + ([g["c0"]] if "c0" in g else [])

@@ -22,7 +22,8 @@ class Bidirectional(Layer):
     """Bidirectional(layer, merge_mode='concat'|'sum'|'mul'|'ave', backward_layer=None).
 
     x: (B, T, F) -> (B, T, M) with the layer's return_sequences, else (B, M), where M is
-    2H for 'concat' and H otherwise. Weights: the forward layer's then the backward's.
+    2H for 'concat' and H otherwise. Weights: the forward layer's then the backward's. Both
+    directions run in the wrapper's dtype (by default the layer's).
     """
 
     input_ndim = 3
@@ -40,6 +41,7 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         self.layer_spec = serialize(layer)
         self.layer_spec["config"].pop("batch_input_shape", None)
+        self.layer_spec["config"]["dtype"] = self.dtype.name  # both directions run in the wrapper's
         self.merge_mode = merge_mode
         self.forward_layer = self._copy(self.layer_spec, "forward_" + layer.name)
         if backward_layer is None:
@@ -50,6 +52,7 @@ class Bidirectional(Layer):
             self._check_backward_layer(layer, backward_layer)
             self.backward_spec = serialize(backward_layer)
             self.backward_spec["config"].pop("batch_input_shape", None)
+            self.backward_spec["config"]["dtype"] = self.dtype.name
             self.backward_layer = self._copy(self.backward_spec, backward_layer.name)
         self.return_sequences = layer.return_sequences
         for sub in (self.forward_layer, self.backward_layer):
@@ -74,6 +77,13 @@ class Bidirectional(Layer):
     @property
     def stateful(self):
         return self.forward_layer.stateful
+
+    def carried_states(self):
+        return self.forward_layer.carried_states(), self.backward_layer.carried_states()
+
+    def restore_states(self, saved):
+        self.forward_layer.restore_states(saved[0])
+        self.backward_layer.restore_states(saved[1])
 
     # -- parameters ----------------------------------------------------------------------
 
@@ -193,6 +203,12 @@ class TimeDistributed(Layer):
 
     def assign_weights(self, weights):
         self.layer.assign_weights(weights)
+
+    def carried_states(self):
+        return self.layer.carried_states()
+
+    def restore_states(self, saved):
+        self.layer.restore_states(saved)
 
     def call(self, x, training=False, mask=None):
         B, T = x.shape[:2]

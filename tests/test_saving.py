@@ -246,5 +246,59 @@ def test_archive_with_inconsistent_weights_raises_value_error(tmp_path):
         load_model(path)
 
 
+def rewrite_archive(path, change):
+    """Re-save the model file at path with change(arrays) applied to its entries."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    change(arrays)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("architecture", ["[1, 2]", '{"class_name": "Sequential", "config": 3}',
+                                          '{"class_name": "Sequential", "config": {"layers": [7]}}',
+                                          "[" * 100000 + "]" * 100000],
+                         ids=["a-list", "config-not-a-dict", "layer-not-a-dict", "deeply-nested"])
+def test_archive_with_a_malformed_architecture_raises_value_error(tmp_path, architecture):
+    path = tmp_path / "m.npz"
+    trained_model().save(path)
+    rewrite_archive(path, lambda a: a.update(architecture=np.array(architecture)))
+    with pytest.raises(ValueError):
+        load_model(path)
+
+
+@pytest.mark.parametrize("slot", [np.zeros((7,)), np.array("text")], ids=["wrong-shape", "string"])
+def test_optimizer_state_that_does_not_fit_the_weights_raises_value_error_on_load(tmp_path, slot):
+    path = tmp_path / "m.npz"
+    trained_model().save(path)
+    rewrite_archive(path, lambda a: a.update(optimizer_0002=slot))
+    with pytest.raises(ValueError, match="not consistent"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("flag_bits, compress_type", [(0x1, None), (0, 99)], ids=["encrypted", "unknown-compression"])
+def test_archive_entries_zip_cannot_read_raise_value_error(tmp_path, flag_bits, compress_type):
+    """Entries marked encrypted, or packed by a method zipfile does not know, in the central
+    directory (where a flipped bit or two can put them)."""
+    path = tmp_path / "m.npz"
+    trained_model().save(path)
+    raw = bytearray(path.read_bytes())
+    # The entry's record in the central directory: a signature, flags at +8, the compression
+    # method at +10, the name's length at +28 and the name at +46.
+    start = 0
+    while True:
+        record = raw.find(b"PK\x01\x02", start)
+        assert record >= 0
+        name_length = int.from_bytes(raw[record + 28:record + 30], "little")
+        if raw[record + 46:record + 46 + name_length] == b"architecture.npy":
+            break
+        start = record + 4
+    raw[record + 8] |= flag_bits
+    if compress_type is not None:
+        raw[record + 10:record + 12] = compress_type.to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="not a readable fastrnn model file"):
+        load_model(path)
+
+
 def test_load_model_is_available_from_the_package():
     assert fastrnn.load_model is load_model

@@ -171,11 +171,17 @@ class Optimizer:
         }
 
     def _check_built_for(self, params) -> None:
-        n_built = self._n_params()
+        self._check_slots_for(self._slots, params)
+
+    @staticmethod
+    def _check_slots_for(slots: dict, params) -> None:
+        """ValueError unless slots (name -> one array per param) fit params; casts them to the
+        params' dtypes."""
+        n_built = len(next(iter(slots.values()))) if slots else None
         if n_built is not None and len(params) != n_built:
             raise ValueError(f"this optimizer was built for {n_built} params, got {len(params)}; "
                              "pass the same list on every call, or use a new optimizer")
-        for name, arrays in self._slots.items():
+        for name, arrays in slots.items():
             for i, (param, slot) in enumerate(zip(params, arrays)):
                 if slot.shape != param.shape:
                     raise ValueError(f"params[{i}] has shape {param.shape} but the optimizer's "
@@ -228,8 +234,12 @@ class Optimizer:
                 state.extend(a.copy() for a in self._slots[name])
         return state
 
-    def set_state(self, state: list) -> None:
-        """Restore what ``get_state`` returned; the next step continues from there."""
+    def set_state(self, state: list, params=None) -> None:
+        """Restore what ``get_state`` returned; the next step continues from there.
+
+        params: the list the next steps will update (e.g. ``model.trainable_params``), to check
+        the slots against now rather than at the first step. A ValueError changes nothing.
+        """
         if not isinstance(state, (list, tuple)) or len(state) == 0:
             raise ValueError("state must be a non-empty list [iterations, *slots] from get_state()")
         iterations = np.asarray(state[0])
@@ -253,6 +263,8 @@ class Optimizer:
                     if old.shape != new.shape:
                         raise ValueError(f"state slot {name!r}[{i}] has shape {new.shape}, expected {old.shape}")
                     slots[name][i] = new.astype(old.dtype)
+        if arrays and params is not None:
+            self._check_slots_for(slots, list(params))
         self.iterations = int(iterations)
         # With no slot arrays (a fresh optimizer's state) the slots are built on the next step.
         self._slots = slots if arrays else None

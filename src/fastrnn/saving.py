@@ -133,8 +133,8 @@ def load_model(path, custom_objects=None, compile=True):
         model = _build_model(contents)
         if compile and contents["compile"] is not None:
             _compile(model, contents, custom_objects)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: the fastrnn model file is not consistent: {err}") from err
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError, RecursionError) as err:
+        raise ValueError(f"{path}: the fastrnn model file is not consistent: {err!r}") from err
     model.metadata = contents["metadata"]
     return model
 
@@ -159,7 +159,8 @@ def _read_archive(path) -> dict:
             contents["optimizer"] = [data[k] for k in sorted(n for n in names if n.startswith("optimizer_"))]
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError,
+            NotImplementedError, RuntimeError) as err:  # zipfile: unknown compression, encryption
         raise ValueError(f"{path} is not a readable fastrnn model file: {err}") from err
     return contents
 
@@ -186,4 +187,4 @@ def _compile(model, contents, custom_objects):
                   loss=losses.deserialize(spec["loss"], custom_objects),
                   metrics=metric_ids)
     if contents["optimizer"]:
-        model.optimizer.set_state(contents["optimizer"])
+        model.optimizer.set_state(contents["optimizer"], model.trainable_params)

@@ -136,6 +136,17 @@ def test_text_generate_prints_the_prime_and_then_new_characters(text_model):
     assert len(out) == 4 + 50 + 1  # prime, 50 characters, print's newline
 
 
+@pytest.mark.parametrize("argv", [("forecast",), ("sentiment", "train"), ("text", "train")])
+def test_a_negative_seed_is_a_usage_error(argv):
+    code, _, err = run_cli(*argv, "--seed", "-1")
+    assert code == 2 and "argument --seed: expected a number >= 0" in err and "Traceback" not in err
+
+
+def test_a_negative_seed_for_generating_text_is_a_usage_error(text_model):
+    code, _, err = run_cli("text", "generate", text_model[3], "--seed", "-1")
+    assert code == 2 and "argument --seed: expected a number >= 0" in err and "Traceback" not in err
+
+
 def test_text_generate_with_a_seed_repeats(text_model):
     path = text_model[3]
     argv = ["text", "generate", path, "--prime", "def ", "--length", "40", "--temperature", "1.2"]

@@ -105,7 +105,7 @@ def add_training_arguments(parser, epochs: int, batch_size: int, learning_rate: 
                         help=f"examples per gradient step (default {batch_size})")
     parser.add_argument("--learning-rate", type=positive_float, default=learning_rate,
                         help=f"Adam's learning rate (default {learning_rate})")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed: the same seed repeats the same run (default 0)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="0 quiet, 1 a live progress bar, 2 one line per epoch (default 1)")

@@ -87,7 +87,7 @@ def _add_generate(commands) -> None:
                         "likely character (default 0.8)")
     p.add_argument("--top-k", type=positive_int, default=None,
                    help="draw only among the k most likely characters (default: all)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=non_negative_int, default=None,
                    help="random seed: the same seed repeats the same text (default: random)")
 
 

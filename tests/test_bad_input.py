@@ -42,6 +42,16 @@ def raises(kind, message):
 # Types and dtypes of the arrays
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("kind", [np.ma.masked_array, np.asmatrix], ids=["masked", "matrix"])
+def test_a_masked_array_or_matrix_is_a_type_error_rather_than_a_silent_plain_array(impl, kind):
+    """The kernels would drop a mask or matrix semantics; padding is given as lengths."""
+    case = lstm_case()
+    case["w_hh"] = kind(case["w_hh"])
+    with raises(TypeError, "w_hh must be a plain numpy.ndarray"):
+        impl.rnn_forward("lstm", **case)
+
+
 @pytest.mark.parametrize("name", ARRAY_ARGS)
 def test_an_array_argument_given_as_a_list_is_a_type_error_naming_it(impl, name):
     case = lstm_case()

@@ -645,6 +645,8 @@ def test_embedding_rejects_ids_out_of_range_and_non_integers():
         layer(np.array([[1.5, 2.0]]))
     with pytest.raises(TypeError, match="integer ids"):
         layer(np.array([[True, False]]))
+    with pytest.raises(ValueError, match="from 1 to 18446744073709551615"):  # as given, not wrapped
+        layer(np.array([[1, 2**64 - 1]], dtype=np.uint64))
 
 
 def test_embedding_accepts_whole_floats_as_ids():

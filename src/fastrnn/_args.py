@@ -154,6 +154,9 @@ def _check_array(name, a, dtype=None) -> np.ndarray:
     """A numpy.ndarray of float32/float64, and of ``dtype`` (x's) when given."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if isinstance(a, (np.ma.MaskedArray, np.matrix)):  # their semantics would be dropped silently
+        raise TypeError(f"{name} must be a plain numpy.ndarray, got {type(a).__name__} (pass "
+                        f"np.asarray({name}), and padding as lengths)")
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
     if dtype is not None and a.dtype != dtype:

@@ -187,11 +187,10 @@ class Embedding(Layer):
         if ids.dtype.kind == "f":
             if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)):
                 raise ValueError(f"{self.who}: input must hold integer ids, got non-integer values")
-        ids = ids.astype(np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):
+        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim):  # before int64 could wrap
             raise ValueError(f"{self.who}: ids must be in [0, input_dim) = [0, {self.input_dim}), "
                              f"got values from {ids.min()} to {ids.max()}")
-        return ids
+        return ids.astype(np.int64)
 
     def check_input_shape(self, shape):
         if len(shape) < 1:

@@ -197,16 +197,13 @@ class Model:
     def _train_step(self, x, y) -> float:
         """One optimizer step on a batch; updates the metrics; returns the batch loss."""
         with self._states_kept_on_error():
-            return self._train_step_unguarded(x, y)
-
-    def _train_step_unguarded(self, x, y) -> float:
-        y_pred, mask = self.forward(x, training=True)
-        loss_mask = self._loss_mask(mask, y_pred)
-        loss = self.loss(y, y_pred, mask=loss_mask)
-        self.backward(self.loss.gradient(y, y_pred, mask=loss_mask))
-        if self._train_params is None:
-            self._train_params = self.trainable_params
-        self.optimizer.apply_gradients(self._train_params, self._trainable_grads())
+            y_pred, mask = self.forward(x, training=True)
+            loss_mask = self._loss_mask(mask, y_pred)
+            loss = self.loss(y, y_pred, mask=loss_mask)
+            self.backward(self.loss.gradient(y, y_pred, mask=loss_mask))
+            if self._train_params is None:
+                self._train_params = self.trainable_params
+            self.optimizer.apply_gradients(self._train_params, self._trainable_grads())
         self._ensure_metrics(y, y_pred)
         for metric in self.metrics:
             metric.update(y, y_pred)

@@ -191,7 +191,9 @@ class Recurrent(Layer):
         dy_tm: (T, B, H) or None; dh_n, dc_n: (B, H) or None.
         """
         cache, drop, _ = self._backward_cache()
-        dy_tm, dh_n, dc_n = (None if d is None else np.asarray(d, dtype=self.dtype) for d in (dy_tm, dh_n, dc_n))
+        # In the layer's dtype, whatever the layer after it runs in (as Keras autocasts).
+        dy_tm, dh_n, dc_n = (None if d is None else np.asarray(d, dtype=self.dtype)
+                             for d in (dy_tm, dh_n, dc_n))
         g = ops.rnn_backward(cache, dy_tm, dh_n, dc_n)
         self.grads = [g[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if g[k] is not None]
         self.initial_state_grads = [g["h0"]] + ([g["c0"]] if "c0" in g else [])

@@ -218,6 +218,22 @@ def test_batches_large_enough_to_split_across_threads_match_reference(mode, thre
 
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("mode", MODES)
+def test_little_work_on_a_few_rows_a_thread_matches_reference(mode, threads):
+    """A slice of the batch goes to a thread for a million multiply-adds of recurrent work: here
+    4 or 5 rows a thread (B = 8 on two, 13 on three) and 1.7-2.2 million multiply-adds, with
+    lengths, in both directions."""
+    B = 8 if threads == 2 else 13
+    H = {1: (96, 80), 4: (48, 40), 3: (56, 48)}[GATES[mode]][threads - 2]  # 4.4-5.4 M in all
+    case = make_case(mode, 60, B, 8, H, np.float64, seed=21)
+    lengths = np.random.default_rng(3).integers(0, 61, size=B)
+    with kernel_threads(threads):
+        for reverse in (False, True):
+            assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+            assert_inference_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("mode", MODES)
 def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode, threads):
     """Too few rows to share out, so the kernels give each thread a range of hidden units
     (here 144 units: uneven ranges, cut on multiples of 16) and sync the threads every step."""

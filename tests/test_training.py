@@ -242,6 +242,34 @@ def test_loss_of_masked_sequence_outputs_averages_over_real_steps_only():
     assert model.evaluate(ids, targets, verbose=0) == pytest.approx(expected, rel=1e-5)
 
 
+def test_metrics_of_masked_sequence_outputs_count_real_steps_only():
+    def label_probability(y_true, y_pred):  # (B, T) the probability given to each step's label
+        return np.take_along_axis(y_pred, np.asarray(y_true)[..., None], axis=-1)[..., 0]
+
+    set_random_seed(3)
+    model = Sequential([Embedding(7, 4, mask_zero=True, input_shape=(6,)),
+                        LSTM(8, return_sequences=True), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", label_probability])
+    ids = np.array([[1, 2, 3, 4, 5, 6], [2, 3, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0]])
+    probs = model.predict(ids, verbose=0)  # (3, 6, 3)
+    guess = probs.argmax(-1)
+    real = ids != 0
+    # Every padded step's target is the model's guess, every real step's target is not, but
+    # the first: counted, padded steps would lift the accuracy from 1/9 to 5/9.
+    targets = np.where(real, (guess + 1) % 3, guess)
+    targets[0, 0] = guess[0, 0]
+    expected = {"accuracy": 1 / 9, "label_probability": label_probability(targets, probs)[real].mean()}
+
+    logs = model.evaluate(ids, targets, verbose=0, return_dict=True)
+    for name, value in expected.items():
+        assert logs[name] == pytest.approx(value, rel=1e-6), name
+    # Training reports the metrics of the batch it was given, before its update (no dropout).
+    logs = model.train_on_batch(ids, targets, return_dict=True)
+    for name, value in expected.items():
+        assert logs[name] == pytest.approx(value, rel=1e-6), name
+
+
 # ------------------------------------------------------------------------------------
 # Callbacks, stopping, Ctrl-C, output.
 

@@ -182,6 +182,13 @@ class Model:
             return None
         return mask
 
+    def _update_metrics(self, y, y_pred, loss_mask):
+        """Add a batch to the metrics. Masked steps count for nothing, as in the loss: the mask
+        is the metrics' sample weight, so each is a mean over the unmasked steps."""
+        self._ensure_metrics(y, y_pred)
+        for metric in self.metrics:
+            metric.update(y, y_pred, sample_weight=loss_mask)
+
     @contextlib.contextmanager
     def _states_kept_on_error(self):
         """Stateful layers' carried states as they were before the block, if it raises: a batch
@@ -204,18 +211,15 @@ class Model:
             if self._train_params is None:
                 self._train_params = self.trainable_params
             self.optimizer.apply_gradients(self._train_params, self._trainable_grads())
-        self._ensure_metrics(y, y_pred)
-        for metric in self.metrics:
-            metric.update(y, y_pred)
+        self._update_metrics(y, y_pred, loss_mask)
         return float(loss)
 
     def _test_step(self, x, y) -> float:
         with self._states_kept_on_error():
             y_pred, mask = self.forward(x, training=False)
-            loss = self.loss(y, y_pred, mask=self._loss_mask(mask, y_pred))
-        self._ensure_metrics(y, y_pred)
-        for metric in self.metrics:
-            metric.update(y, y_pred)
+            loss_mask = self._loss_mask(mask, y_pred)
+            loss = self.loss(y, y_pred, mask=loss_mask)
+        self._update_metrics(y, y_pred, loss_mask)
         return float(loss)
 
     def compute_gradients(self, x, y):

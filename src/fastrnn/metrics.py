@@ -292,7 +292,10 @@ def direction_of(name: str) -> str | None:
 
 
 def _accuracy_for(name: str, loss, y_true, y_pred) -> Metric:
-    """Pick the accuracy Keras would: by the loss if it says, else by the shapes."""
+    """Binary, categorical or sparse accuracy: by the loss where it is a crossentropy, else by the
+    shapes, as Keras 3 does for every loss. Going by the loss differs from Keras 3 for
+    multi-label outputs under binary crossentropy (binary accuracy here, categorical there)
+    and for binary crossentropy on logits (a threshold of 0 here, 0.5 there)."""
     if loss is not None:
         loss = _losses.get(loss)
         if isinstance(loss, _losses.BinaryCrossentropy):
@@ -320,9 +323,9 @@ def get(identifier, loss=None, y_true=None, y_pred=None) -> Metric:
 
     'accuracy'/'acc' becomes binary, categorical or sparse categorical accuracy,
     chosen by ``loss`` when it is a crossentropy, else by the shapes of y_true and
-    y_pred (as Keras: y_pred's last axis 1 -> binary; labels without a class axis
-    -> sparse; else categorical). A metric named by a string is reported under
-    that string.
+    y_pred (as Keras 3 does for any loss: y_pred's last axis 1 -> binary; labels
+    without a class axis -> sparse; else categorical). A metric named by a string is
+    reported under that string.
     """
     if isinstance(identifier, Metric):
         return identifier

@@ -194,9 +194,26 @@ def test_calls_from_several_python_threads_give_the_single_thread_results():
 def test_thread_count_can_be_set_and_read():
     with kernel_threads(1):
         assert ops.get_num_threads() == 1
-    for bad in (0, -1, 1.5, "2", True):
+    for bad in (0, -1, 1.5, "2", True, 2**31, np.int64(2**40)):
         with pytest.raises(ValueError, match="n must be an integer"):
             ops.set_num_threads(bad)
+
+
+def test_a_thread_count_set_during_a_call_applies_from_the_next_call():
+    case = make_case("lstm", 400, 32, 64, 128, np.float32, seed=21)
+    with kernel_threads(2):
+        y, _, _, cache = ops.rnn_forward("lstm", **case)
+        two = ops.rnn_backward(cache, np.ones_like(y))
+    for delay in (0.002, 0.01):  # a backward takes some tens of milliseconds
+        with kernel_threads(2):
+            y, _, _, cache = ops.rnn_forward("lstm", **case)
+            switch = threading.Timer(delay, ops.set_num_threads, args=(1,))
+            switch.start()
+            got = ops.rnn_backward(cache, np.ones_like(y))
+            switch.join()
+            assert ops.get_num_threads() == 1
+        for key, want in two.items():
+            np.testing.assert_array_equal(got[key], want, err_msg=key)  # 2 threads' bits
 
 
 def test_build_info_names_eigen_and_simd():
@@ -403,6 +420,46 @@ def test_a_forked_child_can_use_the_kernels_after_the_parent_did():
 
 def _forward_lstm(case):
     return ops.rnn_forward("lstm", **case)[0]
+
+
+def test_a_child_forked_while_another_thread_runs_a_kernel_can_use_the_kernels():
+    import multiprocessing
+    import time
+    long_case = make_case("lstm", 3000, 64, 64, 256, np.float32, seed=22)  # most of a second
+    case = make_case("gru", 20, 3, 4, 8, np.float64, seed=23)
+    want = ops.rnn_forward("gru", **case)[0]
+    busy = threading.Thread(target=ops.rnn_forward, args=("lstm",), kwargs={**long_case, "training": False})
+    busy.start()
+    time.sleep(0.1)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:  # forks now: it waits for the kernel call under way
+        got = pool.apply_async(_forward_gru, (case,)).get(timeout=60)
+    busy.join()
+    np.testing.assert_array_equal(got, want)
+
+
+def _forward_gru(case):
+    return ops.rnn_forward("gru", **case)[0]
+
+
+def test_a_child_forked_after_kernels_ran_on_threads_stays_on_one():
+    import multiprocessing
+    with kernel_threads(2):
+        ops.rnn_forward("lstm", **make_case("lstm", 40, 64, 8, 256, np.float32, seed=24))
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            threads, error = pool.apply_async(_ask_for_two_threads).get(timeout=60)
+    assert threads == 1
+    assert "forked after the kernels had run on several threads" in error
+
+
+def _ask_for_two_threads():
+    threads = ops.get_num_threads()
+    try:
+        ops.set_num_threads(2)
+    except RuntimeError as e:
+        ops.set_num_threads(1)  # one thread is always allowed
+        return threads, str(e)
+    return threads, ""
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

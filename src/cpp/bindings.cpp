@@ -2,6 +2,9 @@
 // releases the GIL and calls the sequence driver. The friendly argument handling (None for
 // zeros, any memory layout, messages in the user's terms) lives in src/fastrnn/ops.py; the
 // checks here make sure that nothing reaching the kernels can read or write out of bounds.
+#ifndef _WIN32
+#include <pthread.h>
+#endif
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -10,6 +13,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <new>
 #include <string>
 #include <vector>
@@ -26,8 +30,51 @@ using fastrnn::Mode;
 namespace {
 
 // One kernel call at a time: each already uses every thread it is given, so calls from several
-// Python threads take turns instead of oversubscribing the cores.
+// Python threads take turns instead of oversubscribing the cores. The thread count changes only
+// between calls (set_num_threads takes a turn too), since a call reads it more than once: a
+// count changed halfway would give a result of neither count.
 std::mutex kernel_mutex;
+
+// GNU OpenMP's thread pool, made by the first call on several threads, does not survive a fork:
+// a child that enters a parallel region waits for the pool's threads for ever. So a child forked
+// after such a call runs on one thread (fastrnn.ops sets it) and may not ask for more.
+bool ran_on_threads = false;        // under kernel_mutex
+bool forked_after_threads = false;  // set in the child, before it runs any Python
+
+// A kernel call's turn: holds kernel_mutex for the call.
+class KernelTurn {
+ public:
+  KernelTurn() : lock_(kernel_mutex) {
+    if (fastrnn::get_num_threads() > 1) ran_on_threads = true;
+  }
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+};
+
+void set_num_threads(int n) {
+  if (n > 1 && forked_after_threads)
+    throw std::runtime_error(
+        "this process was forked after the kernels had run on several threads, whose OpenMP "
+        "threads do not survive a fork: it runs them on one thread. Start worker processes with "
+        "the 'spawn' or 'forkserver' method to use more");
+  py::gil_scoped_release release;  // while an earlier call finishes
+  std::lock_guard<std::mutex> lock(kernel_mutex);
+  fastrnn::set_num_threads(n);
+}
+
+// A fork waits for the kernel call under way (if any), so that the child never inherits
+// kernel_mutex locked by a thread it does not have. Registered after the block cache's handler
+// (memory.cpp), so that it runs first: the call may still need the cache to finish.
+void wait_for_kernels_at_fork() {
+#ifndef _WIN32
+  pthread_atfork([] { kernel_mutex.lock(); }, [] { kernel_mutex.unlock(); },
+                 [] {
+                   forked_after_threads = ran_on_threads;
+                   kernel_mutex.unlock();
+                 });
+#endif
+}
 
 std::string shape_str(const std::vector<py::ssize_t>& shape) {
   std::string s = "(";
@@ -166,7 +213,7 @@ py::tuple forward_impl(const Shape& s, const py::array& x, const py::object& h0,
   }
   {
     py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(kernel_mutex);
+    KernelTurn turn;
     fastrnn::rnn_forward<T>(a);
   }
   return py::make_tuple(y, h_n, c_n, workspace);
@@ -228,7 +275,7 @@ py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih
   }
   {
     py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(kernel_mutex);
+    KernelTurn turn;
     fastrnn::rnn_backward<T>(a);
   }
   return grads;
@@ -277,7 +324,7 @@ py::array_t<T> matmul_impl(const py::array& a, const py::array& b, bool ta, bool
   auto out = empty<T>({m, n});
   {
     py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(kernel_mutex);
+    KernelTurn turn;
     Eigen::Map<RowMat> C(out.mutable_data(), m, n);
     if (!ta && !tb) C.noalias() = A * B;
     else if (ta && !tb) C.noalias() = A.transpose() * B;
@@ -338,6 +385,7 @@ py::dict cpu_supports() {
 #endif
 
 PYBIND11_MODULE(FASTRNN_MODULE, m) {
+  wait_for_kernels_at_fork();
   m.doc() = "fastrnn C++ kernels. Use fastrnn.ops, which documents the arguments.";
   m.def("forward", &forward, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"),
@@ -349,7 +397,7 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
         "BPTT -> dict of gradients. Overwrites workspace['gates'] (and 'hn').");
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),
         "op(a) @ op(b) for C-contiguous 2-D arrays of one dtype, on the kernels' threads.");
-  m.def("set_num_threads", &fastrnn::set_num_threads, py::arg("n"));
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastrnn::get_num_threads);
   m.def("build_info", &build_info);
   m.def("cpu_supports", &cpu_supports);

@@ -16,9 +16,11 @@ size; a fresh block costs a page fault per page on first write, which took more 
 small call's time. ``cached_bytes()`` tells how much is kept, ``empty_cache()`` hands it back.
 
 Threads: the kernels use ``get_num_threads()`` OpenMP threads (one per physical core by default).
-GNU OpenMP cannot be used again in a process forked after it ran (multiprocessing's default start
-method on Linux), so a forked child starts with one thread; ``set_num_threads`` there if it
-should use more, or use the "spawn" or "forkserver" start method.
+GNU OpenMP's threads do not survive a fork (multiprocessing's default start method on Linux), so
+a forked child runs the kernels on one thread; where the parent had run them on several, asking
+the child for more raises RuntimeError. Worker processes started with the "spawn" or
+"forkserver" method use threads as usual. A fork waits for a kernel call under way in another
+thread to finish. The thread count changes between kernel calls, never during one.
 """
 from __future__ import annotations
 
@@ -123,13 +125,18 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+_MAX_THREADS = 2**31 - 1  # OpenMP's count is a C int
+
+
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads (n >= 1) for the kernels' GEMMs and element-wise work.
 
-    The default is the number of physical cores, or ``OMP_NUM_THREADS`` when that is set.
+    The default is the number of physical cores, or ``OMP_NUM_THREADS`` when that is set. A call
+    made while a kernel runs in another thread waits for it to finish. RuntimeError for n > 1 in
+    a process forked after the kernels ran on several threads (see the module's docstring).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"n must be an integer from 1 to {_MAX_THREADS}, got {n!r}")
     _core.set_num_threads(int(n))
 
 

@@ -428,3 +428,31 @@ def test_the_commands_are_reachable_through_python_m_fastrnn():
         result = subprocess.run([sys.executable, "-m", "fastrnn", command, "--help"],
                                 capture_output=True, text=True, cwd=src)
         assert result.returncode == 0 and "usage: fastrnn " + command in result.stdout
+
+
+# --------------------------------------------------------------------------- the whole program
+
+def run_program(*argv, env=None, stdout=subprocess.PIPE):
+    """``python -m fastrnn ARGV...`` in a child process; its stdout to ``stdout``."""
+    import os
+    return subprocess.run([sys.executable, "-m", "fastrnn", *argv], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["info"]])
+def test_a_bad_fastrnn_isa_is_one_line_naming_it_with_exit_code_2(argv):
+    done = run_program(*argv, env={"FASTRNN_ISA": "bogus"})
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "FASTRNN_ISA='bogus'" in done.stderr
+
+
+def test_output_to_a_reader_that_went_away_stops_quietly():
+    import os
+    read, write = os.pipe()
+    os.close(read)  # before the program writes a byte: its first write fails
+    with os.fdopen(write, "w") as closed:
+        done = run_program("info", stdout=closed)
+    assert done.returncode == 1
+    assert done.stderr == ""

@@ -6,6 +6,7 @@ the parser it adds sets ``func(args) -> int`` (the exit code).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 
@@ -31,13 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ImportError as e:  # the kernels did not load; a bad FASTRNN_ISA is the user's to fix
+        print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2 if os.environ.get("FASTRNN_ISA", "").strip() else 1
     args = parser.parse_args(argv or ["check"])
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`fastrnn text generate ... | head`). Output still buffered would
+        # fail again at exit, so it goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,9 +2,6 @@
 // releases the GIL and calls the sequence driver. The friendly argument handling (None for
 // zeros, any memory layout, messages in the user's terms) lives in src/fastrnn/ops.py; the
 // checks here make sure that nothing reaching the kernels can read or write out of bounds.
-#ifndef _WIN32
-#include <pthread.h>
-#endif
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -13,10 +10,14 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <stdexcept>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#ifndef _WIN32
+#include <pthread.h>
+#endif
 
 #include <Eigen/Core>
 

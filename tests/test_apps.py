@@ -10,6 +10,7 @@ import csv
 import importlib.util
 import io
 import math
+import os
 import re
 import subprocess
 import sys
@@ -417,26 +418,23 @@ def test_forecast_without_matplotlib_says_how_to_install_it(monkeypatch):
 
 # --------------------------------------------------------------------------- the real entry point
 
+def run_program(*argv, env=None, stdout=subprocess.PIPE):
+    """``python -m fastrnn ARGV...`` in a child process, from the folder holding the fastrnn
+    these tests import (so that it runs that one); its stdout to ``stdout``."""
+    src = str(Path(fastrnn.__file__).parents[1])
+    return subprocess.run([sys.executable, "-m", "fastrnn", *argv], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, cwd=src, env={**os.environ, **(env or {})}, timeout=120)
+
+
 def test_the_commands_are_reachable_through_python_m_fastrnn():
     from fastrnn import cli
 
     missing = [m.__name__ for m in APP_MODULES if m.__name__ not in cli.COMMAND_MODULES]
     if missing:
         pytest.skip(f"not yet in fastrnn.cli.COMMAND_MODULES: {missing}")
-    src = str(Path(fastrnn.__file__).parents[1])
     for command in ("text", "sentiment", "forecast"):
-        result = subprocess.run([sys.executable, "-m", "fastrnn", command, "--help"],
-                                capture_output=True, text=True, cwd=src)
+        result = run_program(command, "--help")
         assert result.returncode == 0 and "usage: fastrnn " + command in result.stdout
-
-
-# --------------------------------------------------------------------------- the whole program
-
-def run_program(*argv, env=None, stdout=subprocess.PIPE):
-    """``python -m fastrnn ARGV...`` in a child process; its stdout to ``stdout``."""
-    import os
-    return subprocess.run([sys.executable, "-m", "fastrnn", *argv], stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["info"]])
@@ -449,7 +447,6 @@ def test_a_bad_fastrnn_isa_is_one_line_naming_it_with_exit_code_2(argv):
 
 
 def test_output_to_a_reader_that_went_away_stops_quietly():
-    import os
     read, write = os.pipe()
     os.close(read)  # before the program writes a byte: its first write fails
     with os.fdopen(write, "w") as closed:

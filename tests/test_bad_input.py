@@ -7,7 +7,9 @@ argument. Also: unusual memory layouts, inputs left untouched, empty sizes, NaN.
 """
 from __future__ import annotations
 
+import copy
 import importlib
+import pickle
 import re
 
 import numpy as np
@@ -171,6 +173,15 @@ def test_lengths_outside_zero_to_T_is_a_value_error(impl, lengths):
 ])
 def test_lengths_that_are_not_integers_is_a_type_error(impl, lengths):
     with raises(TypeError, "lengths must hold integers"):
+        impl.rnn_forward("lstm", **lstm_case(), lengths=lengths)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("kind", [np.ma.masked_array, np.asmatrix], ids=["masked", "matrix"])
+def test_lengths_as_a_masked_array_or_matrix_is_a_type_error(impl, kind):
+    """A masked entry has no length to read; a matrix is 2-D. Neither is read as if it were plain."""
+    lengths = kind(np.array([4, 1, 2]))
+    with raises(TypeError, f"lengths must be a plain array of integers, got {type(lengths).__name__}"):
         impl.rnn_forward("lstm", **lstm_case(), lengths=lengths)
 
 
@@ -399,3 +410,26 @@ def test_a_cache_serves_one_backward(impl):
     impl.rnn_backward(cache, np.ones_like(y))
     with pytest.raises(RuntimeError, match="already used by rnn_backward"):
         impl.rnn_backward(cache, np.ones_like(y))
+
+
+def test_a_shallow_copy_of_a_cache_is_refused(impl):
+    """It would share the workspace backward overwrites, and so give a second, wrong, backward."""
+    _, _, _, cache = impl.rnn_forward("lstm", **lstm_case())
+    with raises(TypeError, "cannot be shallow-copied"):
+        copy.copy(cache)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda c: pickle.loads(pickle.dumps(c))],
+                         ids=["deepcopy", "pickle"])
+def test_a_deep_copy_of_a_cache_serves_a_backward_of_its_own(impl, mode, duplicate):
+    case = make_case(mode, T, B, I, H, np.float64)
+    y, _, _, cache = impl.rnn_forward(mode, **case)
+    twin = duplicate(cache)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    want = impl.rnn_backward(cache, dy)
+    got = impl.rnn_backward(twin, dy)
+    for name, grad in want.items():
+        assert_same(got[name], grad, name)
+    with pytest.raises(RuntimeError, match="already used by rnn_backward"):
+        impl.rnn_backward(twin, dy)

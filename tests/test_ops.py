@@ -480,6 +480,15 @@ def test_matmul_falls_back_to_numpy_for_mixed_dtypes_and_keeps_shape_errors():
         ops.matmul(a, np.ones((4, 4), np.float32))
 
 
+def test_matmul_of_lists_or_masked_arrays_is_numpys():
+    """Only plain ndarrays go to the kernels; anything else keeps NumPy's meaning."""
+    assert ops.matmul([[1.0, 2.0]], [[3.0], [4.0]]).tolist() == [[11.0]]
+    a = np.ma.masked_array(np.ones((2, 2), np.float32), mask=[[False, True], [False, False]])
+    got = ops.matmul(a, a)
+    assert isinstance(got, np.ma.MaskedArray)
+    assert got.mask.tolist() == (a @ a).mask.tolist() == [[False, True], [False, False]]
+
+
 def assert_inference_matches_reference(mode, case, **kw):
     """training=False: the outputs and final states alone, and no cache."""
     y, h_n, c_n, cache = ops.rnn_forward(mode, **case, **kw, training=False)

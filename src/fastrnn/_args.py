@@ -110,6 +110,20 @@ def check_cache(cache, cache_class: type) -> None:
                         f"({cache_class.__name__}), got {type(cache).__name__}")
 
 
+class OneBackward:
+    """Base of the caches: each serves one ``rnn_backward`` (see ``claim_cache``).
+
+    A shallow copy would share the workspace that backward overwrites but not the mark that it
+    did, so it is refused; ``copy.deepcopy`` copies the workspace too and makes a cache of its own.
+    """
+
+    used = False
+
+    def __copy__(self):
+        raise TypeError(f"a {type(self).__name__} cannot be shallow-copied: the copy would share the "
+                        f"workspace rnn_backward overwrites; use copy.deepcopy, or run rnn_forward again")
+
+
 _claim_lock = threading.Lock()
 
 
@@ -136,6 +150,8 @@ def check_lengths(lengths, T: int, B: int) -> np.ndarray | None:
     """Check ``lengths`` (any array_like of integers in [0, T], shape (B,)); return an int64 copy."""
     if lengths is None:
         return None
+    if isinstance(lengths, (np.ma.MaskedArray, np.matrix)):  # a mask would be dropped silently
+        raise TypeError(f"lengths must be a plain array of integers, got {type(lengths).__name__}")
     given = np.asarray(lengths)
     if given.size == 0 and not isinstance(lengths, np.ndarray):
         given = given.astype(np.int64)  # an empty list comes out as float64

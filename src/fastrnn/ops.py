@@ -29,20 +29,19 @@ import os
 import numpy as np
 
 from fastrnn import _core
-from fastrnn._args import check_backward, check_cache, check_forward, claim_cache
+from fastrnn._args import OneBackward, check_backward, check_cache, check_forward, claim_cache
 
 __all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info",
            "cached_bytes", "empty_cache"]
 
 
-class KernelCache:
+class KernelCache(OneBackward):
     """What ``rnn_backward`` needs from the forward pass: its inputs and the kernels' workspace."""
 
     def __init__(self, args, arrays, workspace):
         self.args = args                # fastrnn._args.ForwardArgs
         self.arrays = arrays            # C-contiguous x, w_ih, w_hh, b_ih, b_hh as the kernels saw them
         self.workspace = workspace      # dict of (T, B, ...) arrays, see src/cpp/sequence.h
-        self.used = False
 
 
 def _contiguous(a):
@@ -89,8 +88,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     The model layers use it for their products, so that a model's heavy work runs on one pool
     of threads: NumPy's BLAS keeps threads of its own, and on a few cores the two pools slow
     each other down badly. Transposed views are used in place. Arrays that are not both float32
-    or both float64 fall back to NumPy.
+    or both float64, and anything but plain ndarrays (lists, masked arrays), fall back to NumPy.
     """
+    if type(a) is not np.ndarray or type(b) is not np.ndarray:  # keep subclasses' semantics
+        return np.matmul(a, b)
     if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)
             or a.shape[1] != b.shape[0]):
         return a @ b

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastrnn._args import ForwardArgs, check_backward, check_cache, check_forward, claim_cache
+from fastrnn._args import ForwardArgs, OneBackward, check_backward, check_cache, check_forward, claim_cache
 
 __all__ = ["rnn_forward", "rnn_backward"]
 
@@ -128,14 +128,13 @@ def rnn_backward(cache, dy, dh_n=None, dc_n=None):
     return grads
 
 
-class _ReferenceCache:
+class _ReferenceCache(OneBackward):
     """What ``rnn_backward`` needs from a forward: the checked arguments and every step's state."""
 
     def __init__(self, args: ForwardArgs, valid: np.ndarray, saved: list):
         self.args = args
         self.valid = valid  # (T, B, 1) bool, step t is part of sequence b
         self.saved = saved  # per step t: (h, c, cell_saved), the state before step t
-        self.used = False  # a cache serves one rnn_backward, as the kernels' does
 
 
 # ----------------------------------------------------------------------------------------

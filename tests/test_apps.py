@@ -453,3 +453,67 @@ def test_output_to_a_reader_that_went_away_stops_quietly():
         done = run_program("info", stdout=closed)
     assert done.returncode == 1
     assert done.stderr == ""
+
+
+# --------------------------------------------------------------------------- check, and sizes too big
+
+def run_main(capsys, *argv):
+    """``fastrnn.cli.main(argv)`` in this process; (exit code, stdout, stderr)."""
+    from fastrnn import cli
+
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as stop:  # argparse's usage errors
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_compares_every_mode_with_the_reference(capsys):
+    code, out, _ = run_main(capsys, "check", "--shape", 4, 3, 5, 6, "--repeats", 1)
+    assert code == 0
+    assert "shape T=4 B=3 I=5 H=6, float32" in out
+    for mode in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
+        assert re.search(rf"^{mode} +\d\.\d\de-\d\d ", out, re.MULTILINE), out
+    assert out.rstrip().endswith("all modes agree with the reference")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--shape", -1, 2, 3, 4], "argument --shape: must be a positive number, got -1"),
+    (["--shape", 2, 0, 3, 4], "argument --shape: must be a positive number, got 0"),
+    (["--repeats", 0], "argument --repeats: must be a positive number, got 0"),
+])
+def test_check_refuses_sizes_and_repeats_below_one(capsys, argv, fragment):
+    code, out, err = run_main(capsys, "check", *argv)
+    assert code == 2 and out == ""
+    assert fragment in err and "Traceback" not in err
+
+
+def test_check_refuses_a_shape_beyond_the_machines_memory_before_allocating(capsys):
+    code, out, err = run_main(capsys, "check", "--shape", 100000, 10000, 1000, 1000)
+    assert code == 2 and out == ""
+    assert err.startswith("fastrnn check: error: shape 100000x10000x1000x1000 needs at least")
+
+
+@pytest.mark.parametrize("allocate", [lambda: np.empty(2**60, np.uint8),  # beyond any address space
+                                      lambda: np.empty(2**62, np.float64)],  # beyond NumPy's sizes
+                         ids=["MemoryError", "too-big"])
+def test_a_size_this_machine_cannot_hold_is_one_line_with_exit_code_1(capsys, monkeypatch, allocate):
+    """Such as `fastrnn forecast --units 10000000000`: NumPy's own message, no traceback."""
+    from fastrnn import selfcheck
+
+    monkeypatch.setattr(selfcheck, "run_info", lambda args: allocate())
+    code, _, err = run_main(capsys, "info")
+    assert code == 1
+    assert err.startswith("fastrnn: error: not enough memory: ") and len(err.splitlines()) == 1
+
+
+def test_other_value_errors_are_not_taken_for_memory(capsys, monkeypatch):
+    from fastrnn import selfcheck
+
+    def fail(args):
+        raise ValueError("something else")
+
+    monkeypatch.setattr(selfcheck, "run_info", fail)
+    with pytest.raises(ValueError, match="something else"):
+        run_main(capsys, "info")

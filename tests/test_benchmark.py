@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -235,6 +236,65 @@ def test_bad_shape_argument_is_rejected_with_its_name(bad, capsys):
         fb.main(["--shapes", bad])
     assert exit_info.value.code == 2
     assert repr(bad) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--threads", "0"], "argument --threads: must be a positive number, got 0"),
+    (["--threads", str(2**31)], f"argument --threads: must be at most {2**31 - 1}"),
+    (["--budget", "inf"], "argument --budget: must be a positive number, got inf"),
+    (["--budget", "nan"], "argument --budget: must be a positive number, got nan"),
+])
+def test_bad_numbers_are_usage_errors_naming_the_option(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fb.main(argv)
+    assert exit_info.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_an_output_in_a_missing_folder_is_refused_before_the_run(tmp_path, option, capsys):
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(SystemExit) as exit_info:
+        fb.main(["--shapes", TINY, *FAST, option, str(missing / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: no such folder: {missing}" in err
+    assert "GEMM" not in err and not missing.exists()
+
+
+@pytest.mark.parametrize("shape", ["100000x10000x1000x1000", "1x2x3x" + "9" * 30])
+def test_a_shape_beyond_the_machines_memory_is_refused_before_the_run(shape, capsys):
+    if fb.physical_memory_bytes() is None:
+        pytest.skip("this OS does not tell its memory size")
+    code, out, err = run_cli(capsys, "--shapes", "small", shape, "--modes", "gru", *FAST)
+    assert code == 2 and out == ""
+    assert f"fastrnn bench: error: shape {shape} needs at least" in err
+    assert "more than this machine's" in err
+
+
+def test_json_is_written_whole_and_nothing_beside_it(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code, out, _ = run_cli(capsys, "--shapes", TINY, "--modes", "rnn_tanh", "--tasks", "infer",
+                           "--impls", "fastrnn", "--json", str(path), *FAST)
+    assert code == 0 and f"wrote {path}" in out
+    assert json.loads(path.read_text())["results"][0]["shape"] == TINY
+    assert os.listdir(tmp_path) == ["bench.json"]
+
+
+@pytest.mark.parametrize("mode", fb.ALL_MODES)
+def test_the_memory_a_call_needs_is_the_arrays_it_holds(mode):
+    """The bound counts the case's arrays, what the call returns and (train) the workspace."""
+    from fastrnn import ops
+
+    case = fb.make_case(mode, (7, 3, 5, 11), np.float32)
+    inputs = [case.x, case.h0, case.c0, case.w_ih, case.w_hh, case.b_ih, case.b_hh]
+    y, h_n, c_n, _ = ops.rnn_forward(mode, *inputs[:2], *inputs[3:], c0=case.c0, training=False)
+    infer = [*inputs, y, h_n, c_n]
+    assert fb.call_bytes(mode, (7, 3, 5, 11), np.float32, "infer") == sum(a.nbytes for a in infer if a is not None)
+    y, h_n, c_n, cache = ops.rnn_forward(mode, *inputs[:2], *inputs[3:], c0=case.c0)
+    grads = ops.rnn_backward(cache, case.dy)
+    train = [*inputs, case.dy, cache.workspace["gates"], y, h_n, c_n, *grads.values()]
+    assert fb.call_bytes(mode, (7, 3, 5, 11), np.float32, "train") == sum(a.nbytes for a in train if a is not None)
 
 
 def test_slow_reference_is_skipped_and_noted(capsys):

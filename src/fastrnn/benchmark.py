@@ -83,6 +83,7 @@ ROUNDS = 5  # turns the implementations of a case take in rotation, each a fifth
 SETTLE_S = 0.12
 QUICK_BUDGET_S = 0.25
 REFERENCE_LIMIT_S = 10.0
+MAX_THREADS = 2**31 - 1  # OpenMP's thread count is a C int
 
 #: The scaling study: T grows at fixed B, then B grows at fixed T; I = H = 128.
 SCALING_T = (100, 1000, 10000)
@@ -480,6 +481,43 @@ def _train_outputs_values(mode: str, shape: tuple) -> int:
             + 2 * G * H)  # db_ih, db_hh
 
 
+def call_bytes(mode: str, shape: tuple, dtype, task: str) -> int:
+    """A lower bound on the memory one call of the case holds: the case's arrays, what the call
+    returns and, for ``train``, the workspace."""
+    T, B, I, H = shape  # noqa: E741
+    G = GATES[mode]
+    states = (2 if mode == "lstm" else 1) * B * H  # h0 (and c0), or h_n (and c_n)
+    case = T * B * I + G * H * (I + H + 2) + states  # x, weights, biases, initial states
+    if task == "infer":
+        return np.dtype(dtype).itemsize * (case + T * B * H + states)  # y, final states
+    case += T * B * H  # dy
+    return np.dtype(dtype).itemsize * (case + T * B * G * H + _train_outputs_values(mode, shape))
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's memory, where the OS tells."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def too_big_for_memory(shapes: dict, modes, dtype, tasks) -> str | None:
+    """Names the first of ``shapes`` (name -> (T, B, I, H)) whose calls cannot fit in this
+    machine's memory, or None. Checked before a run so that it fails at once, not hours in."""
+    memory = physical_memory_bytes()
+    if memory is None:
+        return None
+    for name, shape in shapes.items():
+        need = max(call_bytes(mode, shape, dtype, task) for mode in modes for task in tasks)
+        if need > memory:
+            written = "x".join(map(str, shape))
+            label = written if name == written else f"{name} = {written}"
+            return (f"shape {label} needs at least {need / 2**30:.3g} GiB "
+                    f"for one call, more than this machine's {memory / 2**30:.3g} GiB")
+    return None
+
+
 def _read_status_kb(field_name: str) -> int | None:
     try:
         with open("/proc/self/status") as status:
@@ -793,6 +831,18 @@ def _collect_notes(rows: list[dict], machine: dict, start_notes: list[str]) -> l
     return notes
 
 
+def write_json(report: dict, path: str) -> None:
+    """Write ``report`` to ``path`` whole or not at all: a file beside it, then renamed over it."""
+    partial = f"{path}.partial"
+    try:
+        with open(partial, "w") as out:
+            json.dump(report, out, indent=1)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
 def write_plot(report: dict, path: str) -> None:
     """A bar chart per task: median time per implementation for each (cell, shape), log scale."""
     import matplotlib
@@ -902,16 +952,29 @@ def _shape_argument(text: str):
     return text, shape
 
 
-def _positive(kind):
+def positive(kind, most=None):
+    """argparse type: a finite number of ``kind`` (int or float) above 0 and at most ``most``."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}, got {text}")
         return value
     return parse
+
+
+def writable_path(text: str) -> str:
+    """argparse type: a file path whose folder exists, so a run never fails at its end."""
+    folder = os.path.dirname(text) or "."
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"no such folder: {folder}")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder")
+    return text
 
 
 DESCRIPTION = ("Time fastrnn's kernels beside PyTorch and ONNX Runtime (when installed) and the NumPy "
@@ -942,20 +1005,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impls", nargs="+", choices=IMPLS, metavar="IMPL",
                         help=f"implementations among {', '.join(IMPLS)} (default: all; "
                              "those not installed are skipped with a note)")
-    parser.add_argument("--threads", type=_positive(int),
+    parser.add_argument("--threads", type=positive(int, MAX_THREADS),
                         help="threads for fastrnn, torch and onnxruntime alike (default: fastrnn's)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--budget", type=_positive(float), metavar="SECONDS",
+    parser.add_argument("--budget", type=positive(float), metavar="SECONDS",
                         help=f"timing budget per implementation and case (default {BUDGET_S:g}, "
                              f"--quick {QUICK_BUDGET_S:g})")
-    parser.add_argument("--reference-limit", type=_positive(float), default=REFERENCE_LIMIT_S, metavar="SECONDS",
+    parser.add_argument("--reference-limit", type=positive(float), default=REFERENCE_LIMIT_S, metavar="SECONDS",
                         help="skip the NumPy reference where one call would take longer (default %(default)s)")
     parser.add_argument("--scaling", action="store_true",
                         help=f"also time T = {SCALING_T} at B = {SCALING_FIXED_B} and B = {SCALING_B} at "
                              f"T = {SCALING_FIXED_T} (I = H = {SCALING_IH})")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
-    parser.add_argument("--json", metavar="PATH", help="write the full results and machine facts as JSON")
-    parser.add_argument("--plot", metavar="PATH", help="write a bar chart PNG (needs matplotlib)")
+    parser.add_argument("--json", metavar="PATH", type=writable_path, help="write the full results and machine facts as JSON")
+    parser.add_argument("--plot", metavar="PATH", type=writable_path, help="write a bar chart PNG (needs matplotlib)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -994,6 +1057,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"fastrnn bench: cannot load fastrnn's kernels: {exc}", file=sys.stderr)
         return 1
     settings = settings_from_args(args)
+    tasks = settings.tasks + (("train",) if settings.memory else ())
+    too_big = too_big_for_memory(settings.shapes, settings.modes, settings.dtype, tasks)
+    if too_big:
+        print(f"fastrnn bench: error: {too_big}", file=sys.stderr)
+        return 2
 
     def progress(message: str) -> None:
         if not args.quiet:
@@ -1002,8 +1070,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_benchmark(settings, progress)
     print(format_report(report))
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump(report, out, indent=1)
+        write_json(report, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         write_plot(report, args.plot)

@@ -43,11 +43,23 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, ValueError) as e:
+        if not _out_of_memory(e):
+            raise
+        # Sizes the user asked for (--units, --shape, ...) that this machine cannot hold.
+        print(f"fastrnn: error: not enough memory: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`fastrnn text generate ... | head`). Output still buffered would
         # fail again at exit, so it goes nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _out_of_memory(e: Exception) -> bool:
+    """An allocation that failed: MemoryError, or NumPy's ValueError for a size beyond any memory."""
+    return isinstance(e, MemoryError) or str(e).startswith(
+        ("array is too big", "Maximum allowed dimension exceeded"))
 
 
 if __name__ == "__main__":

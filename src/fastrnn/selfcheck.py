@@ -7,12 +7,13 @@ medium-sized batch, forward and backward, and prints the largest difference betw
 from __future__ import annotations
 
 import platform
+import sys
 import time
 
 import numpy as np
 
 from fastrnn import ops, reference
-from fastrnn.benchmark import make_case
+from fastrnn.benchmark import make_case, positive, too_big_for_memory
 from fastrnn.modes import GATES
 
 # float32 kernels against the float32 reference: both round, so allow a few float32 ulps per step.
@@ -23,10 +24,10 @@ def add_parser(subparsers) -> None:
     check = subparsers.add_parser(
         "check", help="compare the kernels with the NumPy reference and time both (the default)",
         description=__doc__.split("\n\n")[1])
-    check.add_argument("--shape", type=int, nargs=4, metavar=("T", "B", "I", "H"),
+    check.add_argument("--shape", type=positive(int), nargs=4, metavar=("T", "B", "I", "H"),
                        default=[100, 32, 64, 128], help="sizes of the batch (default: 100 32 64 128)")
     check.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    check.add_argument("--repeats", type=int, default=3, help="timed runs per implementation")
+    check.add_argument("--repeats", type=positive(int), default=3, help="timed runs per implementation")
     check.set_defaults(func=run_check)
     info = subparsers.add_parser("info", help="print facts about this build of the kernels")
     info.set_defaults(func=run_info)
@@ -77,6 +78,10 @@ def relative_difference(a: dict, b: dict) -> float:
 
 def run_check(args) -> int:
     T, B, I, H = args.shape
+    too_big = too_big_for_memory({f"{T}x{B}x{I}x{H}": (T, B, I, H)}, GATES, args.dtype, ["train"])
+    if too_big:
+        print(f"fastrnn check: error: {too_big}", file=sys.stderr)
+        return 2
     print(build_facts())
     print(f"shape T={T} B={B} I={I} H={H}, {args.dtype}, forward + backward, "
           f"median of {args.repeats}")

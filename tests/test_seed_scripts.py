@@ -1,11 +1,10 @@
-"""Keras scripts from the tutorials in /work/shared/seeds run on fastrnn with only their imports changed.
+"""Keras scripts from introductory RNN tutorials run on fastrnn with only their imports changed.
 
-Two of the seed pages hold complete Keras programs (003: a SimpleRNN binary classifier
-on random data; 004: a SimpleRNN regressor). They are embedded below verbatim except
-for the two import lines (``keras.models`` -> ``fastrnn.models``, ``keras.layers`` ->
-``fastrnn.layers``). A third page (001) describes a character-level text generator
-without printing its code; ``TEXT_GENERATOR`` is that program written in the same Keras
-style from the description (its text chosen so that five characters always determine
+Two tutorials hold complete Keras programs (a SimpleRNN binary classifier on random data; a
+SimpleRNN regressor). They are embedded below verbatim except for the two import lines
+(``keras.models`` -> ``fastrnn.models``, ``keras.layers`` -> ``fastrnn.layers``). A third
+describes a character-level text generator without printing its code; ``TEXT_GENERATOR`` is
+that program written in the same Keras style from the description (its text chosen so that five characters always determine
 the next one, which makes reproducing it a fair test).
 """
 from __future__ import annotations
@@ -14,7 +13,7 @@ import numpy as np
 
 from fastrnn.utils import set_random_seed
 
-# /work/shared/seeds/003_fdf8e9e0a6d582b7.txt
+# A tutorial's binary classifier.
 CLASSIFIER = '''
 import numpy as np
 from fastrnn.models import Sequential
@@ -40,7 +39,7 @@ accuracy = model.evaluate(x_train, y_train)
 print("Accuracy:", accuracy)
 '''
 
-# /work/shared/seeds/004_19780cf1025e8645.txt
+# A tutorial's regressor.
 REGRESSOR = '''
 import numpy as np
 from fastrnn.models import Sequential
@@ -57,7 +56,7 @@ model.compile(optimizer='adam', loss='mean_squared_error')
 model.fit(X, y, epochs=10)
 '''
 
-# Written from the description in /work/shared/seeds/001_73458e65990e142b.txt.
+# Written from a tutorial's description of a character-level generator.
 TEXT_GENERATOR = '''
 import numpy as np
 from fastrnn.models import Sequential

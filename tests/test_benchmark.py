@@ -245,10 +245,19 @@ def test_bad_shape_argument_is_rejected_with_its_name(bad, capsys):
     (["--budget", "nan"], "argument --budget: must be a positive number, got nan"),
 ])
 def test_bad_numbers_are_usage_errors_naming_the_option(argv, fragment, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        fb.main(argv)
+    with pytest.raises(SystemExit) as exit_info:  # a tiny run, should the numbers be taken
+        fb.main(["--shapes", TINY, "--modes", "gru", "--impls", "fastrnn", "--quiet", "--no-memory", *argv])
     assert exit_info.value.code == 2
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_an_empty_or_folder_output_path_is_refused_before_the_run(tmp_path, option, capsys):
+    for path, message in [("", "expected a file path"), (str(tmp_path), f"{tmp_path} is a folder")]:
+        with pytest.raises(SystemExit) as exit_info:
+            fb.main(["--shapes", TINY, *FAST, option, path])
+        assert exit_info.value.code == 2
+        assert f"argument {option}: {message}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("option", ["--json", "--plot"])
@@ -278,6 +287,15 @@ def test_json_is_written_whole_and_nothing_beside_it(tmp_path, capsys):
                            "--impls", "fastrnn", "--json", str(path), *FAST)
     assert code == 0 and f"wrote {path}" in out
     assert json.loads(path.read_text())["results"][0]["shape"] == TINY
+    assert os.listdir(tmp_path) == ["bench.json"]
+
+
+def test_json_that_fails_to_write_leaves_the_old_file_and_nothing_beside_it(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text('{"old": 1}')
+    with pytest.raises(TypeError):
+        fb.write_json({"results": [object()]}, str(path))  # not JSON
+    assert path.read_text() == '{"old": 1}'
     assert os.listdir(tmp_path) == ["bench.json"]
 
 

@@ -832,15 +832,10 @@ def _collect_notes(rows: list[dict], machine: dict, start_notes: list[str]) -> l
 
 
 def write_json(report: dict, path: str) -> None:
-    """Write ``report`` to ``path`` whole or not at all: a file beside it, then renamed over it."""
-    partial = f"{path}.partial"
-    try:
-        with open(partial, "w") as out:
-            json.dump(report, out, indent=1)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    """Write ``report`` to ``path`` whole or not at all (see ``fastrnn.saving.write_atomically``)."""
+    from fastrnn.saving import write_atomically
+
+    write_atomically(path, lambda f: f.write(json.dumps(report, indent=1).encode()))
 
 
 def write_plot(report: dict, path: str) -> None:
@@ -969,6 +964,8 @@ def positive(kind, most=None):
 
 def writable_path(text: str) -> str:
     """argparse type: a file path whose folder exists, so a run never fails at its end."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file path, got an empty string")
     folder = os.path.dirname(text) or "."
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError(f"no such folder: {folder}")

@@ -54,7 +54,7 @@ def save_model(model, path, metadata=None) -> None:
     if model.compiled:
         for k, s in enumerate(model.optimizer.get_state()):
             arrays[f"optimizer_{k:04d}"] = s
-    _write_atomically(os.fspath(path), arrays)
+    write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))
 
 
 def _compile_config(model):
@@ -76,12 +76,14 @@ def _compile_config(model):
             "metrics": metric_specs}
 
 
-def _write_atomically(path: str, arrays: dict) -> None:
+def write_atomically(path: str, write) -> None:
+    """Call ``write(f)`` on a new binary file beside ``path`` and rename it over ``path``: the
+    file at ``path`` is then the whole of what ``write`` wrote, or as it was before."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode(path))

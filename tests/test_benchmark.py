@@ -239,10 +239,12 @@ def test_bad_shape_argument_is_rejected_with_its_name(bad, capsys):
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--threads", "0"], "argument --threads: must be a positive number, got 0"),
+    (["--threads", "0"], "argument --threads: must be a finite number above 0, got 0"),
+    (["--threads", "1e3"], "argument --threads: '1e3' is not a whole number"),
     (["--threads", str(2**31)], f"argument --threads: must be at most {2**31 - 1}"),
-    (["--budget", "inf"], "argument --budget: must be a positive number, got inf"),
-    (["--budget", "nan"], "argument --budget: must be a positive number, got nan"),
+    (["--budget", "inf"], "argument --budget: must be a finite number above 0, got inf"),
+    (["--budget", "nan"], "argument --budget: must be a finite number above 0, got nan"),
+    (["--budget", "soon"], "argument --budget: 'soon' is not a number"),
 ])
 def test_bad_numbers_are_usage_errors_naming_the_option(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exit_info:  # a tiny run, should the numbers be taken
@@ -288,6 +290,29 @@ def test_json_is_written_whole_and_nothing_beside_it(tmp_path, capsys):
     assert code == 0 and f"wrote {path}" in out
     assert json.loads(path.read_text())["results"][0]["shape"] == TINY
     assert os.listdir(tmp_path) == ["bench.json"]
+
+
+def test_an_output_in_a_folder_that_takes_no_files_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(fb.tempfile, "TemporaryFile", refuse)  # as a read-only folder would
+    with pytest.raises(SystemExit) as exit_info:
+        fb.main(["--shapes", TINY, *FAST, "--json", str(tmp_path / "out.json")])
+    assert exit_info.value.code == 2
+    assert f"argument --json: cannot write in {tmp_path}: Permission denied" in capsys.readouterr().err
+
+
+def test_memory_is_checked_for_the_tasks_asked_for(monkeypatch, capsys):
+    """A shape whose inference fits is run for inference, though its training would not fit."""
+    shape = (6, 3, 4, 5)
+    infer, train = (fb.call_bytes("gru", shape, np.float32, task) for task in ("infer", "train"))
+    monkeypatch.setattr(fb, "physical_memory_bytes", lambda: (infer + train) // 2)
+    code, _, err = run_cli(capsys, "--shapes", TINY, "--modes", "gru", "--tasks", "train", *FAST)
+    assert code == 2 and f"shape {TINY} needs at least" in err
+    code, out, _ = run_cli(capsys, "--shapes", TINY, "--modes", "gru", "--tasks", "infer", "--impls", "fastrnn",
+                           "--budget", "0.001", "--threads", "1", "--quiet")  # memory probes on
+    assert code == 0 and "gru" in out
 
 
 def test_json_that_fails_to_write_leaves_the_old_file_and_nothing_beside_it(tmp_path):

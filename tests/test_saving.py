@@ -164,6 +164,28 @@ def test_saving_over_an_existing_model_replaces_it(tmp_path):
     assert load_model(path).get_config() == model.get_config()
 
 
+def test_saving_keeps_an_existing_files_permissions(tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"")
+    path.chmod(0o600)
+    Sequential([Dense(2, input_shape=(3,))]).save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    Sequential([Dense(2, input_shape=(3,))]).save(tmp_path / "new.npz")
+    assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_saving_through_a_symbolic_link_replaces_the_file_it_points_to(tmp_path):
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "m.npz"
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    model = trained_model()
+    model.save(link)
+    assert link.is_symlink() and link.resolve() == target
+    assert load_model(target).get_config() == model.get_config()
+    assert files_in(tmp_path / "models") == ["m.npz"]
+
+
 # ------------------------------------------------------------------------------------
 # Files that are not fastrnn models.
 

@@ -4,8 +4,8 @@ Two tutorials hold complete Keras programs (a SimpleRNN binary classifier on ran
 SimpleRNN regressor). They are embedded below verbatim except for the two import lines
 (``keras.models`` -> ``fastrnn.models``, ``keras.layers`` -> ``fastrnn.layers``). A third
 describes a character-level text generator without printing its code; ``TEXT_GENERATOR`` is
-that program written in the same Keras style from the description (its text chosen so that five characters always determine
-the next one, which makes reproducing it a fair test).
+that program written in the same Keras style from the description (its text chosen so that
+five characters always determine the next one, which makes reproducing it a fair test).
 """
 from __future__ import annotations
 

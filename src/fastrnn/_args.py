@@ -124,6 +124,8 @@ class OneBackward:
                         f"workspace rnn_backward overwrites; use copy.deepcopy, or run rnn_forward again")
 
 
+MAX_THREADS = 2**31 - 1  # OpenMP's thread count is a C int
+
 _claim_lock = threading.Lock()
 
 
@@ -150,7 +152,8 @@ def check_lengths(lengths, T: int, B: int) -> np.ndarray | None:
     """Check ``lengths`` (any array_like of integers in [0, T], shape (B,)); return an int64 copy."""
     if lengths is None:
         return None
-    if isinstance(lengths, (np.ma.MaskedArray, np.matrix)):  # a mask would be dropped silently
+    # A masked entry has no length to read, and a matrix is 2-D whatever it holds.
+    if isinstance(lengths, (np.ma.MaskedArray, np.matrix)):
         raise TypeError(f"lengths must be a plain array of integers, got {type(lengths).__name__}")
     given = np.asarray(lengths)
     if given.size == 0 and not isinstance(lengths, np.ndarray):

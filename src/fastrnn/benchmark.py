@@ -49,11 +49,13 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastrnn._args import MAX_THREADS
 from fastrnn.modes import GATES
 
 # ----------------------------------------------------------------------------------------
@@ -83,7 +85,6 @@ ROUNDS = 5  # turns the implementations of a case take in rotation, each a fifth
 SETTLE_S = 0.12
 QUICK_BUDGET_S = 0.25
 REFERENCE_LIMIT_S = 10.0
-MAX_THREADS = 2**31 - 1  # OpenMP's thread count is a C int
 
 #: The scaling study: T grows at fixed B, then B grows at fixed T; I = H = 128.
 SCALING_T = (100, 1000, 10000)
@@ -953,9 +954,10 @@ def positive(kind, most=None):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+            raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
         if most is not None and value > most:
             raise argparse.ArgumentTypeError(f"must be at most {most}, got {text}")
         return value
@@ -963,7 +965,8 @@ def positive(kind, most=None):
 
 
 def writable_path(text: str) -> str:
-    """argparse type: a file path whose folder exists, so a run never fails at its end."""
+    """argparse type: a file path in a folder that exists and takes new files, so that a run
+    does not fail at its end, when it writes its results."""
     if not text:
         raise argparse.ArgumentTypeError("expected a file path, got an empty string")
     folder = os.path.dirname(text) or "."
@@ -971,6 +974,11 @@ def writable_path(text: str) -> str:
         raise argparse.ArgumentTypeError(f"no such folder: {folder}")
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a folder")
+    try:  # the results go to a new file beside the target first (write_atomically)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write in {folder}: {e.strerror}") from None
     return text
 
 
@@ -1054,8 +1062,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fastrnn bench: cannot load fastrnn's kernels: {exc}", file=sys.stderr)
         return 1
     settings = settings_from_args(args)
-    tasks = settings.tasks + (("train",) if settings.memory else ())
-    too_big = too_big_for_memory(settings.shapes, settings.modes, settings.dtype, tasks)
+    too_big = too_big_for_memory(settings.shapes, settings.modes, settings.dtype, settings.tasks)
     if too_big:
         print(f"fastrnn bench: error: {too_big}", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         if not _out_of_memory(e):
             raise
         # Sizes the user asked for (--units, --shape, ...) that this machine cannot hold.
-        print(f"fastrnn: error: not enough memory: {e}", file=sys.stderr)
+        print(f"fastrnn: error: not enough memory{': ' if str(e) else ''}{e}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader went away (`fastrnn text generate ... | head`). Output still buffered would

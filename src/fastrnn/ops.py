@@ -29,7 +29,7 @@ import os
 import numpy as np
 
 from fastrnn import _core
-from fastrnn._args import OneBackward, check_backward, check_cache, check_forward, claim_cache
+from fastrnn._args import MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, claim_cache
 
 __all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info",
            "cached_bytes", "empty_cache"]
@@ -126,9 +126,6 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-_MAX_THREADS = 2**31 - 1  # OpenMP's count is a C int
-
-
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads (n >= 1) for the kernels' GEMMs and element-wise work.
 
@@ -136,8 +133,8 @@ def set_num_threads(n: int) -> None:
     made while a kernel runs in another thread waits for it to finish. RuntimeError for n > 1 in
     a process forked after the kernels ran on several threads (see the module's docstring).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= _MAX_THREADS:
-        raise ValueError(f"n must be an integer from 1 to {_MAX_THREADS}, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n must be an integer from 1 to {MAX_THREADS}, got {n!r}")
     _core.set_num_threads(int(n))
 
 

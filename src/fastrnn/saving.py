@@ -78,8 +78,10 @@ def _compile_config(model):
 
 def write_atomically(path: str, write) -> None:
     """Call ``write(f)`` on a new binary file beside ``path`` and rename it over ``path``: the
-    file at ``path`` is then the whole of what ``write`` wrote, or as it was before."""
-    folder = os.path.dirname(os.path.abspath(path))
+    file at ``path`` is then the whole of what ``write`` wrote, or as it was before. A symbolic
+    link keeps pointing where it did, and the file it points to is the one replaced."""
+    path = os.path.realpath(path)
+    folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -479,10 +479,10 @@ def test_check_compares_every_mode_with_the_reference(capsys):
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--shape", -1, 2, 3, 4], "argument --shape: must be a finite number above 0, got -1"),
-    (["--shape", 2, 0, 3, 4], "argument --shape: must be a finite number above 0, got 0"),
-    (["--repeats", 0], "argument --repeats: must be a finite number above 0, got 0"),
-    (["--repeats", 2.5], "argument --repeats: '2.5' is not a whole number"),
+    (["--shape", -1, 2, 3, 4], "argument --shape: expected a number >= 1, got -1"),
+    (["--shape", 2, 0, 3, 4], "argument --shape: expected a number >= 1, got 0"),
+    (["--repeats", 0], "argument --repeats: expected a number >= 1, got 0"),
+    (["--repeats", 2.5], "argument --repeats: expected a whole number, got '2.5'"),
 ])
 def test_check_refuses_sizes_and_repeats_below_one(capsys, argv, fragment):
     code, out, err = run_main(capsys, "check", *argv)

@@ -239,12 +239,13 @@ def test_bad_shape_argument_is_rejected_with_its_name(bad, capsys):
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--threads", "0"], "argument --threads: must be a finite number above 0, got 0"),
-    (["--threads", "1e3"], "argument --threads: '1e3' is not a whole number"),
-    (["--threads", str(2**31)], f"argument --threads: must be at most {2**31 - 1}"),
-    (["--budget", "inf"], "argument --budget: must be a finite number above 0, got inf"),
-    (["--budget", "nan"], "argument --budget: must be a finite number above 0, got nan"),
-    (["--budget", "soon"], "argument --budget: 'soon' is not a number"),
+    (["--threads", "0"], "argument --threads: expected a number >= 1, got 0"),
+    (["--threads", "1e3"], "argument --threads: expected a whole number, got '1e3'"),
+    (["--threads", str(2**31)], f"argument --threads: expected a number <= {2**31 - 1}, got {2**31}"),
+    (["--budget", "0"], "argument --budget: expected a number > 0, got 0"),
+    (["--budget", "inf"], "argument --budget: expected a finite number >= 0, got inf"),
+    (["--budget", "nan"], "argument --budget: expected a finite number >= 0, got nan"),
+    (["--budget", "soon"], "argument --budget: expected a number, got 'soon'"),
 ])
 def test_bad_numbers_are_usage_errors_naming_the_option(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exit_info:  # a tiny run, should the numbers be taken

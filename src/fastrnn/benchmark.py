@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastrnn._args import MAX_THREADS
+from fastrnn.apps._common import positive_float, positive_int
 from fastrnn.modes import GATES
 
 # ----------------------------------------------------------------------------------------
@@ -948,20 +949,12 @@ def _shape_argument(text: str):
     return text, shape
 
 
-def positive(kind, most=None):
-    """argparse type: a finite number of ``kind`` (int or float) above 0 and at most ``most``."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            what = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-        if most is not None and value > most:
-            raise argparse.ArgumentTypeError(f"must be at most {most}, got {text}")
-        return value
-    return parse
+def thread_count_argument(text: str) -> int:
+    """argparse type: a thread count, from 1 to what OpenMP takes."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected a number <= {MAX_THREADS}, got {value}")
+    return value
 
 
 def writable_path(text: str) -> str:
@@ -1010,13 +1003,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impls", nargs="+", choices=IMPLS, metavar="IMPL",
                         help=f"implementations among {', '.join(IMPLS)} (default: all; "
                              "those not installed are skipped with a note)")
-    parser.add_argument("--threads", type=positive(int, MAX_THREADS),
+    parser.add_argument("--threads", type=thread_count_argument,
                         help="threads for fastrnn, torch and onnxruntime alike (default: fastrnn's)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--budget", type=positive(float), metavar="SECONDS",
+    parser.add_argument("--budget", type=positive_float, metavar="SECONDS",
                         help=f"timing budget per implementation and case (default {BUDGET_S:g}, "
                              f"--quick {QUICK_BUDGET_S:g})")
-    parser.add_argument("--reference-limit", type=positive(float), default=REFERENCE_LIMIT_S, metavar="SECONDS",
+    parser.add_argument("--reference-limit", type=positive_float, default=REFERENCE_LIMIT_S, metavar="SECONDS",
                         help="skip the NumPy reference where one call would take longer (default %(default)s)")
     parser.add_argument("--scaling", action="store_true",
                         help=f"also time T = {SCALING_T} at B = {SCALING_FIXED_B} and B = {SCALING_B} at "

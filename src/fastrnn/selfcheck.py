@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from fastrnn import ops, reference
-from fastrnn.benchmark import make_case, positive, too_big_for_memory
+from fastrnn.apps._common import positive_int
+from fastrnn.benchmark import make_case, too_big_for_memory
 from fastrnn.modes import GATES
 
 # float32 kernels against the float32 reference: both round, so allow a few float32 ulps per step.
@@ -24,10 +25,10 @@ def add_parser(subparsers) -> None:
     check = subparsers.add_parser(
         "check", help="compare the kernels with the NumPy reference and time both (the default)",
         description=__doc__.split("\n\n")[1])
-    check.add_argument("--shape", type=positive(int), nargs=4, metavar=("T", "B", "I", "H"),
+    check.add_argument("--shape", type=positive_int, nargs=4, metavar=("T", "B", "I", "H"),
                        default=[100, 32, 64, 128], help="sizes of the batch (default: 100 32 64 128)")
     check.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    check.add_argument("--repeats", type=positive(int), default=3, help="timed runs per implementation")
+    check.add_argument("--repeats", type=positive_int, default=3, help="timed runs per implementation")
     check.set_defaults(func=run_check)
     info = subparsers.add_parser("info", help="print facts about this build of the kernels")
     info.set_defaults(func=run_info)

@@ -1,5 +1,6 @@
-"""What the three sub-commands share: bad-input errors and exit codes, argument types,
-reading the user's files, and saving/loading a model with the metadata the command needs.
+"""What the three app sub-commands share: bad-input errors and exit codes, argument types (which
+``check`` and ``bench`` use too), reading the user's files, and saving/loading a model with the
+metadata the command needs.
 
 Exit codes: 0 success, 2 bad input or usage (argparse's convention), 1 a failure that
 is not the input's fault (e.g. the output file cannot be written). Either way the

@@ -230,6 +230,17 @@ def test_bench_subcommand_plugs_into_a_command_line():
     assert args.shapes == [("small", fb.SHAPES["small"]), ("2x1x3x4", (2, 1, 3, 4))]
 
 
+def test_python_m_fastrnn_benchmark_reports_an_allocation_that_fails_as_fastrnn_bench_does(monkeypatch, capsys):
+    """``python -m fastrnn.benchmark`` is ``fastrnn bench``: one line and exit code 1, no traceback."""
+    def run_out_of_memory(settings, progress):
+        raise MemoryError("Unable to allocate 8.00 TiB")
+
+    monkeypatch.setattr(fb, "run_benchmark", run_out_of_memory)
+    code = fb.main(["--shapes", TINY, "--modes", "gru", "--impls", "fastrnn", "--quiet", "--no-memory"])
+    assert code == 1
+    assert capsys.readouterr().err == "fastrnn: error: not enough memory: Unable to allocate 8.00 TiB\n"
+
+
 @pytest.mark.parametrize("bad", ["huge", "2x3x4", "2x0x3x4", "axbxcxd"])
 def test_bad_shape_argument_is_rejected_with_its_name(bad, capsys):
     with pytest.raises(SystemExit) as exit_info:

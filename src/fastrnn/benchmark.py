@@ -1076,11 +1076,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m fastrnn.benchmark``: the ``bench`` sub-command on its own."""
-    parser = argparse.ArgumentParser(prog="fastrnn bench", description=DESCRIPTION)
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run(args)
+    """``python -m fastrnn.benchmark``: ``fastrnn bench``, through the command line's own entry
+    point, so that its errors (out of memory, a closed pipe) read the same."""
+    from fastrnn import cli
+
+    return cli.main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -369,6 +369,45 @@ def test_float64_tanh_maps_inf_to_one_and_keeps_nan():
     assert np.isnan(y[0, :, 2]).all()
 
 
+def kernel_sigmoid(x, bias=None):
+    """The logistic function of a float64 vector as the LSTM kernel computes it: one step from
+    c0 = 0 with the input gate's pre-activation x and a candidate g = tanh(40) = 1 exactly, so that
+    c_n = i * g is the input gate itself. 64 units wide for SIMD; ``bias`` (64,), added to the
+    input gate, brings in values that x would spoil (an inf times the identity's zeros)."""
+    H, n = 64, len(x)
+    x = np.concatenate([x, np.zeros(-n % H)])
+    w_ih = np.zeros((4 * H, H))
+    w_ih[:H] = np.eye(H)
+    b = np.zeros(4 * H)
+    b[2 * H:3 * H] = 40.0
+    if bias is not None:
+        b[:H] = bias
+    _, _, c_n, _ = ops.rnn_forward("lstm", x.reshape(1, -1, H), None, w_ih, np.zeros((4 * H, H)), b,
+                                   training=False)
+    return c_n.ravel()[:n]
+
+
+def test_float64_sigmoid_is_within_two_and_a_half_units_in_the_last_place():
+    """1 / (1 + e^-x) rounds three times: e^-x, the sum and the quotient, each by up to half a unit,
+    and the sum's half unit of e^-x weighs most where e^-x is large. Down to where e^-x overflows
+    (x = -709.78): below that it is 0."""
+    x = np.concatenate([np.linspace(-40, 40, 400_001), np.linspace(-709, 40, 100_001),
+                        -np.geomspace(1e-300, 1e-3, 2000), np.geomspace(1e-300, 1e-3, 2000),
+                        [0.0, 36.04, 36.05, 37.5, 708.0, 709.78]])
+    got = kernel_sigmoid(x)
+    exact = 1 / (1 + np.exp(-x.astype(np.longdouble)))  # x86's 80-bit long double: 11 more bits
+    ulps = np.abs(got - exact) / np.spacing(exact.astype(np.float64))
+    assert ulps.max() <= 2.5, f"{float(ulps.max()):.2f} ulp at x = {x[ulps.argmax()]!r}"
+
+
+def test_float64_sigmoid_at_the_ends_of_the_line_and_nan():
+    bias = np.zeros(64)
+    bias[:6] = [np.inf, -np.inf, np.nan, -709.79, -745.2, 1e308]
+    got = kernel_sigmoid(np.zeros(64), bias)[:6]
+    np.testing.assert_array_equal(got[[0, 1, 3, 4, 5]], [1.0, 0.0, 0.0, 0.0, 1.0])
+    assert np.isnan(got[2])
+
+
 def test_padding_passes_the_state_gradient_through_exactly_even_with_inf_weights():
     case = make_case("lstm", 3, 2, 3, 4, np.float64, seed=13)
     case["w_hh"][0, 0] = np.inf

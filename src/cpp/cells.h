@@ -64,6 +64,65 @@ ConstArrayView<T> state(const T* p, const Tile& t) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// e^x for a packet of doubles, for the logistic function and tanh below. On AVX-512 it is our
+// own: Eigen 3.4's divides and rebuilds the exponent in several steps (on a Zen 4 core 1.18 ns
+// a value against 0.84, and with it the float64 logistic function takes 0.8-0.95 ns a value
+// instead of 1.5-1.6 and tanh 1.5 instead of 2.2-2.4); elsewhere it is Eigen's.
+// x = (16 k + j) ln2/16 + r with |r| <= ln2/32, so e^x = 2^k 2^(j/16) e^r: 2^(j/16) from a
+// 16-entry table held in two registers, with a second table of what rounding it to a double
+// left out; e^r - 1 its degree-7 Taylor polynomial (remainder below 2e-18 of e^r); 2^k applied
+// by vscalefpd, which rounds once and gives inf, subnormals and 0 as they fall. Against the C
+// library's exp on 6 million values from -750 to 712 it differed in 0.7 % of them, by one unit
+// in the last place; the logistic function and tanh built on it are tested in units in the
+// last place.
+#if defined(EIGEN_VECTORIZE_AVX512)
+inline Eigen::internal::Packet8d exp_avx512(const Eigen::internal::Packet8d& x) {
+  // Beyond these bounds e^x is inf or 0 all the same, and every step below stays finite.
+  const __m512d xc = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-746.0)), _mm512_set1_pd(710.0));
+  // x 16/ln2 + 1.5 2^52 rounds x 16/ln2 to an integer n = 16 k + j and leaves j in its lowest bits.
+  const __m512d shifter = _mm512_set1_pd(0x1.8p52);
+  const __m512d s = _mm512_fmadd_pd(xc, _mm512_set1_pd(23.083120654223414), shifter);
+  const __m512d n = _mm512_sub_pd(s, shifter);
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.04332169878499658), xc);            // ln2/16, high
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.4494042586539372e-18), r);                  // ... and low part
+  __m512d q = _mm512_set1_pd(1.0 / 5040);
+  for (double c : {1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0}) q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(c));
+  q = _mm512_mul_pd(q, r);  // e^r - 1
+  const __m512d table_lo = _mm512_setr_pd(1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916,
+                                          1.189207115002721, 1.241857812073484, 1.2968395546510096,
+                                          1.3542555469368927);
+  const __m512d table_hi = _mm512_setr_pd(1.4142135623730951, 1.4768261459394993, 1.5422108254079407,
+                                          1.6104903319492543, 1.681792830507429, 1.7562521603732995,
+                                          1.8340080864093424, 1.9152065613971474);
+  // ... and what rounding 2^(j/16) to a double left out
+  const __m512d tail_lo = _mm512_setr_pd(0.0, 8.551889705537965e-17, -3.046782079812471e-17, 8.912812676025408e-17,
+                                         3.982015231465646e-17, 4.658027591836937e-17, 2.5382502794888315e-17,
+                                         7.70094837980299e-17);
+  const __m512d tail_hi = _mm512_setr_pd(-9.667293313452913e-17, -3.483994556892796e-17, 7.949834809697621e-17,
+                                         2.4707192569797888e-17, 8.199010020581497e-17, 2.960140695448873e-17,
+                                         3.283107224245627e-17, -1.0619946056195963e-16);
+  const __m512i j = _mm512_castpd_si512(s);  // the table lookups read its lowest four bits
+  const __m512d t = _mm512_permutex2var_pd(table_lo, j, table_hi);  // 2^(j/16) = t + tail
+  const __m512d tail = _mm512_permutex2var_pd(tail_lo, j, tail_hi);
+  const __m512d y = _mm512_add_pd(t, _mm512_fmadd_pd(t, q, tail));  // t (1 + q) + tail, rounded once at the end
+  const __m512d e = _mm512_scalef_pd(y, _mm512_mul_pd(n, _mm512_set1_pd(1.0 / 16)));  // y 2^floor(n/16)
+  return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q), e, x);  // NaN stays NaN
+}
+#endif
+
+// Packet8d as a template argument drops the SIMD type's attributes, as in Eigen's own kernels.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+template <typename Packet>
+Packet double_exp(const Packet& x) {
+#if defined(EIGEN_VECTORIZE_AVX512)
+  if constexpr (std::is_same_v<Packet, Eigen::internal::Packet8d>) return exp_avx512(x);
+#endif
+  return Eigen::internal::pexp(x);
+}
+#pragma GCC diagnostic pop
+
+// ---------------------------------------------------------------------------------------------
 // tanh for double with SIMD: Eigen 3.4 vectorises tanh only for float, and a scalar tanh per
 // element would make float64 several times slower than float32 in the cells. With a = |x|:
 //   a >= 0.625:  tanh a = 1 - 2 / (e^2a + 1), accurate there since the result is above 0.55;
@@ -88,7 +147,7 @@ struct DoubleTanhOp {
     for (int j = 10; j >= 0; --j) p = pmadd(p, u, pset1<Packet>(kPoly[j]));
     const Packet small = pmadd(pmul(a, u), p, a);
     // e^2a is finite for every a (pexp clamps), so a = inf gives exactly 1; NaN stays NaN.
-    const Packet large = psub(one, pdiv(pset1<Packet>(2.0), padd(pexp(padd(a, a)), one)));
+    const Packet large = psub(one, pdiv(pset1<Packet>(2.0), padd(double_exp(padd(a, a)), one)));
     const Packet r = pselect(pcmp_lt(a, pset1<Packet>(kSmall)), small, large);
     return pselect(pcmp_lt(x, pzero(x)), pnegate(r), r);
   }
@@ -113,8 +172,22 @@ struct Relu {
     return (y > typename Y::Scalar(0)).select(dy, typename Y::Scalar(0));
   }
 };
+// The logistic function for double, 1 / (1 + e^-x) as Eigen's, on the exp above.
+struct DoubleSigmoidOp {
+  double operator()(double x) const { return 1.0 / (1.0 + std::exp(-x)); }
+  template <typename Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;
+    const Packet one = pset1<Packet>(1.0);
+    return pdiv(one, padd(one, double_exp(pnegate(x))));
+  }
+};
+
 struct Sigmoid {
-  template <typename X> static auto f(const X& x) { return x.logistic(); }
+  template <typename X> static auto f(const X& x) {
+    if constexpr (std::is_same_v<typename X::Scalar, double>) return x.unaryExpr(DoubleSigmoidOp());
+    else return x.logistic();
+  }
   template <typename Y> static auto df(const Y& y) { return y * (1 - y); }
 };
 
@@ -231,5 +304,9 @@ namespace Eigen::internal {
 template <>
 struct functor_traits<fastrnn::DoubleTanhOp> {
   enum { Cost = 40, PacketAccess = packet_traits<double>::HasExp && packet_traits<double>::HasDiv };
+};
+template <>
+struct functor_traits<fastrnn::DoubleSigmoidOp> {
+  enum { Cost = 30, PacketAccess = packet_traits<double>::HasExp && packet_traits<double>::HasDiv };
 };
 }  // namespace Eigen::internal

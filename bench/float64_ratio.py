@@ -6,6 +6,7 @@ of at most 2.2: a float64 multiply-add takes as long as two float32 ones in the 
 2 is the floor wherever the GEMMs dominate.
 
 Run: ``python bench/float64_ratio.py [--budget SECONDS] [--modes ...] [--shapes ...] [--tasks ...]``
+(the budget is for each dtype of a case).
 """
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ import sys
 
 import fastrnn.benchmark as fb
 from fastrnn import ops
+from fastrnn.apps._common import positive_float
 
 TARGET = 2.2
 
 
 def ratio_rows(modes, shapes, tasks, budget_s):
-    """Yield ``(mode, shape_name, task, float32 s, float64 s)`` for every case, timed in turns."""
+    """Yield ``(mode, shape_name, task, float32 s, float64 s)`` for every case, timed in turns.
+
+    shapes: ``(name, (T, B, I, H))`` pairs; budget_s: seconds for each dtype of a case."""
     for mode in modes:
-        for shape_name in shapes:
+        for shape_name, shape in shapes:
             for task in tasks:
-                runners = {dtype: fb.functional_runner(ops, fb.make_case(mode, fb.SHAPES[shape_name], dtype), task)
+                runners = {dtype: fb.functional_runner(ops, fb.make_case(mode, shape, dtype), task)
                            for dtype in ("float32", "float64")}
                 timings = fb.measure_side_by_side(runners, budget_s)
                 yield mode, shape_name, task, timings["float32"][0].median, timings["float64"][0].median
@@ -31,17 +35,21 @@ def ratio_rows(modes, shapes, tasks, budget_s):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=2.0, help="seconds per case (default 2)")
+    parser.add_argument("--budget", type=positive_float, default=2.0, metavar="SECONDS",
+                        help="timing budget for each dtype of a case (default 2)")
     parser.add_argument("--modes", nargs="+", default=list(fb.DEFAULT_MODES), choices=fb.ALL_MODES)
-    parser.add_argument("--shapes", nargs="+", default=list(fb.SHAPES), choices=list(fb.SHAPES))
+    parser.add_argument("--shapes", nargs="+", type=fb.shape_argument, default=list(fb.SHAPES.items()),
+                        metavar="SHAPE", help=f"names ({', '.join(fb.SHAPES)}) or TxBxIxH (default: all names)")
     parser.add_argument("--tasks", nargs="+", default=list(fb.TASKS), choices=fb.TASKS)
     args = parser.parse_args(argv)
 
-    print("cell      shape    task   float32 ms  float64 ms  ratio")
+    width = max(len(name) for name, _ in args.shapes)
+    print(f"{'cell':9} {'shape':{width}} task   float32 ms  float64 ms  ratio")
     ratios = []
     for mode, shape_name, task, f32, f64 in ratio_rows(args.modes, args.shapes, args.tasks, args.budget):
         ratios.append(f64 / f32)
-        print(f"{mode:9} {shape_name:8} {task:5} {f32 * 1e3:11.3f} {f64 * 1e3:11.3f}  {ratios[-1]:5.2f}", flush=True)
+        print(f"{mode:9} {shape_name:{width}} {task:5} {f32 * 1e3:11.3f} {f64 * 1e3:11.3f}  {ratios[-1]:5.2f}",
+              flush=True)
     print(f"ratio {min(ratios):.2f}-{max(ratios):.2f}; at most {TARGET} in {sum(r <= TARGET for r in ratios)} "
           f"of {len(ratios)}")
     return 0

@@ -934,8 +934,9 @@ def _settings_dict(settings: Settings) -> dict:
 # Command line.
 
 
-def _shape_argument(text: str):
-    """A shape name from SHAPES, or T x B x I x H written as e.g. '20x4x8x16'."""
+def shape_argument(text: str) -> tuple:
+    """argparse type: (name, (T, B, I, H)) from a name in SHAPES or from T x B x I x H written as
+    e.g. '20x4x8x16'."""
     if text in SHAPES:
         return text, SHAPES[text]
     parts = text.lower().split("x")
@@ -996,7 +997,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                              "under a minute")
     parser.add_argument("--modes", nargs="+", choices=ALL_MODES, metavar="MODE",
                         help=f"cells among {', '.join(ALL_MODES)} (default: {' '.join(DEFAULT_MODES)})")
-    parser.add_argument("--shapes", nargs="+", type=_shape_argument, metavar="SHAPE",
+    parser.add_argument("--shapes", nargs="+", type=shape_argument, metavar="SHAPE",
                         help=f"names ({', '.join(SHAPES)}) or TxBxIxH (default: all names)")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, metavar="TASK",
                         help="train and/or infer (default: both)")

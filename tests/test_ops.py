@@ -393,6 +393,8 @@ def test_float64_sigmoid_is_within_two_and_a_half_units_in_the_last_place():
     a search of 50 million points found 2.4995 units, near x = -53 ln2 = -36.74; this grid's worst
     is 2.28. Down to where e^-x overflows (x = -709.78): below that it is 0, as Eigen's own
     logistic function gives too."""
+    if np.finfo(np.longdouble).nmant < 63:
+        pytest.skip("needs a long double with more precision than a double for the exact values")
     x = np.concatenate([np.linspace(-40, 40, 400_001), np.linspace(-709, 40, 100_001),
                         -np.geomspace(1e-300, 1e-3, 2000), np.geomspace(1e-300, 1e-3, 2000),
                         [0.0, 36.04, 36.05, 37.5, 708.0, 709.78]])

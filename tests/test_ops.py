@@ -249,6 +249,22 @@ def test_little_work_on_a_few_rows_a_thread_matches_reference(mode, threads):
             assert_inference_matches_reference(mode, case, lengths=lengths, reverse=reverse)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("mode", MODES)
+def test_weight_gradients_shared_out_by_gate_columns_match_reference(mode, threads):
+    """The weight gradients are products over all T*B rows, which the threads share out by gate
+    columns, cut on multiples of 16. With H = 48, GRU's recurrent side differs from the input
+    side in columns 96-143 (the last gate block): on three threads one thread's columns start at
+    96, on four one thread's straddle it (80-111) and one's start inside it (112-143)."""
+    B, I, H = 64, 16, 48
+    GH = GATES[mode] * H
+    T = int(np.ceil(4.5e6 * threads / (B * GH * (I + H))))  # enough work for every thread
+    case = make_case(mode, T, B, I, H, np.float64, seed=12)
+    lengths = np.random.default_rng(4).integers(0, T + 1, size=B)
+    with kernel_threads(threads):
+        assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 3))
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("mode", MODES)
 def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode, threads):

@@ -385,6 +385,35 @@ def test_plot_writes_a_png(tmp_path, capsys):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_plot_is_written_whole_and_leaves_the_callers_matplotlib_backend_alone(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    report = {"settings": {"tasks": ["train"], "impls": ["fastrnn"], "threads": 1, "dtype": "float32"},
+              "results": [{"task": "train", "mode": "lstm", "shape": "small",
+                           "times": {"fastrnn": {"median_ms": 1.0}}}]}
+    path = tmp_path / "bench.png"
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")  # the caller's choice
+    try:
+        fb.write_plot(report, str(path))
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(backend)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def broken_savefig(self, f, **kwargs):
+        f.write(b"half a PNG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    old = path.read_bytes()
+    with pytest.raises(OSError, match="disk full"):
+        fb.write_plot(report, str(path))
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["bench.png"]
+
+
 def test_scaling_rows_are_relative_to_the_first_of_each_series(monkeypatch):
     monkeypatch.setattr(fb, "SCALING_T", (4, 8))
     monkeypatch.setattr(fb, "SCALING_B", (2, 4))

@@ -66,6 +66,23 @@ def test_plot_history_without_a_path_returns_the_figure_and_writes_nothing(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_plot_that_fails_halfway_leaves_the_old_file_and_nothing_beside_it(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    def broken_savefig(self, f, **kwargs):
+        f.write(PNG_SIGNATURE)
+        raise OSError("disk full")
+
+    path = tmp_path / "h.png"
+    path.write_bytes(b"the old plot")
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        plot.plot_history(HISTORY, path)
+    assert path.read_bytes() == b"the old plot"
+    assert os.listdir(tmp_path) == ["h.png"]
+
+
 def test_history_plot_of_a_real_fit_draws_its_loss_curves(tmp_path):
     pytest.importorskip("matplotlib")
     import fastrnn

@@ -841,14 +841,14 @@ def write_json(report: dict, path: str) -> None:
 
 
 def write_plot(report: dict, path: str) -> None:
-    """A bar chart per task: median time per implementation for each (cell, shape), log scale."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A bar chart per task: median time per implementation for each (cell, shape), log scale.
+    Written whole or not at all, as ``fastrnn.plot``'s plots are."""
+    from fastrnn import plot
 
     tasks = [t for t in report["settings"]["tasks"] if any(r["task"] == t for r in report["results"])]
     impls = report["settings"]["impls"]
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(12, 4.5 * len(tasks)), squeeze=False)
+    fig = plot._figure(12, 4.5 * len(tasks))
+    axes = fig.subplots(len(tasks), 1, squeeze=False)
     for ax, task in zip(axes[:, 0], tasks):
         rows = [r for r in report["results"] if r["task"] == task]
         width = 0.8 / len(impls)
@@ -864,9 +864,7 @@ def write_plot(report: dict, path: str) -> None:
         ax.set_title(f"{task}: {report['settings']['threads']} thread(s), {report['settings']['dtype']}")
         ax.legend(fontsize=8)
         ax.grid(axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot._save(fig, path)
 
 
 # ----------------------------------------------------------------------------------------

@@ -30,12 +30,17 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path):
-    """Write ``fig`` as a PNG at ``path`` and return the path; with path None, return ``fig``."""
+    """Write ``fig`` as a PNG at ``path`` and return the path; with path None, return ``fig``.
+
+    The file is written whole or not at all (``fastrnn.saving.write_atomically``): a plot that
+    fails halfway leaves what was at ``path`` before."""
+    from fastrnn.saving import write_atomically
+
     fig.tight_layout()
     if path is None:
         return fig
     path = os.fspath(path)
-    fig.savefig(path, format="png")
+    write_atomically(path, lambda f: fig.savefig(f, format="png"))
     return path
 
 

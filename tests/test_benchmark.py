@@ -285,6 +285,17 @@ def test_an_output_in_a_missing_folder_is_refused_before_the_run(tmp_path, optio
     assert "GEMM" not in err and not missing.exists()
 
 
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_an_output_through_a_link_into_a_missing_folder_is_refused_before_the_run(tmp_path, option, capsys):
+    """The file is written beside the one the link points to, so that folder is the one checked."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "no" / "such" / "out")
+    with pytest.raises(SystemExit) as exit_info:
+        fb.main(["--shapes", TINY, *FAST, option, str(link)])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: no such folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("shape", ["100000x10000x1000x1000", "1x2x3x" + "9" * 30])
 def test_a_shape_beyond_the_machines_memory_is_refused_before_the_run(shape, capsys):
     if fb.physical_memory_bytes() is None:
@@ -412,6 +423,17 @@ def test_the_plot_is_written_whole_and_leaves_the_callers_matplotlib_backend_alo
         fb.write_plot(report, str(path))
     assert path.read_bytes() == old
     assert os.listdir(tmp_path) == ["bench.png"]
+
+
+@pytest.mark.parametrize("suffix, head", [(".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_the_plot_takes_its_format_from_the_suffix(tmp_path, suffix, head):
+    pytest.importorskip("matplotlib")
+    report = {"settings": {"tasks": ["infer"], "impls": ["fastrnn"], "threads": 1, "dtype": "float32"},
+              "results": [{"task": "infer", "mode": "gru", "shape": "small",
+                           "times": {"fastrnn": {"median_ms": 1.0}}}]}
+    path = tmp_path / ("bench" + suffix)
+    fb.write_plot(report, str(path))
+    assert path.read_bytes().startswith(head)
 
 
 def test_scaling_rows_are_relative_to_the_first_of_each_series(monkeypatch):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 import zipfile
 
 import numpy as np
@@ -170,8 +172,36 @@ def test_saving_keeps_an_existing_files_permissions(tmp_path):
     path.chmod(0o600)
     Sequential([Dense(2, input_shape=(3,))]).save(path)
     assert path.stat().st_mode & 0o777 == 0o600
-    Sequential([Dense(2, input_shape=(3,))]).save(tmp_path / "new.npz")
-    assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o644
+
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+                         ids=["umask-022", "umask-077", "umask-002"])
+def test_a_new_file_gets_the_permissions_the_umask_allows(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        Sequential([Dense(2, input_shape=(3,))]).save(tmp_path / "new.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.npz").stat().st_mode & 0o777 == mode
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_saving_to_a_pipe_writes_through_it_and_leaves_the_pipe(tmp_path):
+    """A target that is not a regular file (a pipe, /dev/stdout, /dev/null) is written to, not
+    renamed over: that would put a plain file in place of the pipe or device."""
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(path.read_bytes()), daemon=True)
+    reader.start()
+    model = trained_model()
+    model.save(path)
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(path.stat().st_mode)
+    (tmp_path / "m.npz").write_bytes(received[0])
+    assert load_model(tmp_path / "m.npz").get_config() == model.get_config()
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "pipe"]
 
 
 def test_saving_through_a_symbolic_link_replaces_the_file_it_points_to(tmp_path):

@@ -548,8 +548,9 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
 //   dx rows [r0, r1):          d_gates[r0:r1] . w_ih                       (rows, I)
 //   rows [g0, g1) of dw_ih:    d_gates[:, g0:g1]^T . x                     (n, I)
 //   ... of dw_hh:              d_gates[:, g0:g1]^T . h_prev (GRU's last block: hn's gradient)
-// Each thread takes a share of dw's rows (d_gates' columns) and of dx's rows, as single-threaded
-// products: its dw_ih and dw_hh share the packing of its columns of d_gates
+// Each thread takes a share of dw's rows (d_gates' columns) and of dx's rows, as products of its
+// own (on two threads or more, each single-threaded): its dw_ih and dw_hh share the packing of
+// its columns of d_gates
 // (add_gradient_products). One share a thread, not more: each share packs all of x and h_prev.
 // Before, on 1024 rows or more each product was one GEMM threaded by Eigen, which on products
 // this size spends much of its time keeping its threads in step (on fewer rows, each product
@@ -557,7 +558,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
 // in one process, both orders, two threads, float32):
 //   LSTM 50x32x32x64 9 % less time, 100x64x128x256 4 % less, 1000x16x64x128 5 % less;
 //   GRU on those 30 %, 7 % and 15-22 % less; rnn_tanh 50x32x32x64 about 40 % less;
-//   the same within 3 % on 100x1x128x256 and 200x128x256x512 (LSTM, GRU).
+//   the same within 4 % on 100x1x128x256 and 200x128x256x512 (LSTM, GRU).
 template <typename T, typename Cell>
 void gradient_products(const BackwardArgs<T>& a, Index shared, Index first, Index rows, bool add, bool with_dx) {
   const Index I = a.d.I, H = a.d.H, GH = Cell::kGates * H;

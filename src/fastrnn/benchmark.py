@@ -46,6 +46,7 @@ import importlib
 import json
 import os
 import platform
+import stat
 import statistics
 import subprocess
 import sys
@@ -842,7 +843,8 @@ def write_json(report: dict, path: str) -> None:
 
 def write_plot(report: dict, path: str) -> None:
     """A bar chart per task: median time per implementation for each (cell, shape), log scale.
-    Written whole or not at all, as ``fastrnn.plot``'s plots are."""
+    Written whole or not at all, as ``fastrnn.plot``'s plots are; PNG, or the format that the
+    path's suffix names (``.svg``, ``.pdf``)."""
     from fastrnn import plot
 
     tasks = [t for t in report["settings"]["tasks"] if any(r["task"] == t for r in report["results"])]
@@ -864,7 +866,7 @@ def write_plot(report: dict, path: str) -> None:
         ax.set_title(f"{task}: {report['settings']['threads']} thread(s), {report['settings']['dtype']}")
         ax.legend(fontsize=8)
         ax.grid(axis="y", which="both", alpha=0.3)
-    plot._save(fig, path)
+    plot._save(fig, path, format=None)
 
 
 # ----------------------------------------------------------------------------------------
@@ -961,12 +963,17 @@ def writable_path(text: str) -> str:
     does not fail at its end, when it writes its results."""
     if not text:
         raise argparse.ArgumentTypeError("expected a file path, got an empty string")
-    folder = os.path.dirname(text) or "."
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"no such folder: {folder}")
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a folder")
-    try:  # the results go to a new file beside the target first (write_atomically)
+    if os.path.exists(text) and not stat.S_ISREG(os.stat(text).st_mode):  # /dev/stdout, a pipe
+        if not os.access(text, os.W_OK):
+            raise argparse.ArgumentTypeError(f"cannot write to {text}")
+        return text
+    # The file written first is beside the one a symbolic link points to (write_atomically).
+    folder = os.path.dirname(os.path.realpath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"no such folder: {os.path.dirname(text) or '.'}")
+    try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
@@ -1015,7 +1022,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"T = {SCALING_FIXED_T} (I = H = {SCALING_IH})")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--json", metavar="PATH", type=writable_path, help="write the full results and machine facts as JSON")
-    parser.add_argument("--plot", metavar="PATH", type=writable_path, help="write a bar chart PNG (needs matplotlib)")
+    parser.add_argument("--plot", metavar="PATH", type=writable_path, help="write a bar chart: PNG, or SVG or PDF by the suffix (needs matplotlib)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 

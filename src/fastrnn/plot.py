@@ -29,8 +29,9 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path):
-    """Write ``fig`` as a PNG at ``path`` and return the path; with path None, return ``fig``.
+def _save(fig, path, format="png"):
+    """Write ``fig`` at ``path`` and return the path; with path None, return ``fig``. ``format``
+    None takes it from the path's suffix (PNG without one).
 
     The file is written whole or not at all (``fastrnn.saving.write_atomically``): a plot that
     fails halfway leaves what was at ``path`` before."""
@@ -40,7 +41,9 @@ def _save(fig, path):
     if path is None:
         return fig
     path = os.fspath(path)
-    write_atomically(path, lambda f: fig.savefig(f, format="png"))
+    if format is None:
+        format = os.path.splitext(path)[1][1:].lower() or "png"
+    write_atomically(path, lambda f: fig.savefig(f, format=format, dpi="figure"))
     return path
 
 

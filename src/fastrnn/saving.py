@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -79,7 +80,14 @@ def _compile_config(model):
 def write_atomically(path: str, write) -> None:
     """Call ``write(f)`` on a new binary file beside ``path`` and rename it over ``path``: the
     file at ``path`` is then the whole of what ``write`` wrote, or as it was before. A symbolic
-    link keeps pointing where it did, and the file it points to is the one replaced."""
+    link keeps pointing where it did, and the file it points to is the one replaced.
+
+    A target that exists and is not a regular file (``/dev/null``, a pipe, a terminal) is written
+    to directly: renaming over it would replace the device or pipe itself."""
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        with open(path, "wb") as f:
+            write(f)
+        return
     path = os.path.realpath(path)
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -100,11 +108,27 @@ def write_atomically(path: str, write) -> None:
 
 
 def _file_mode(path):
-    """Keep an existing file's permissions; a new file gets the usual rw-r--r--."""
+    """Keep an existing file's permissions; a new file gets what ``open`` would give it, rw for
+    all less the process's umask (mkstemp's temporary file is rw for its owner only)."""
     try:
         return os.stat(path).st_mode & 0o777
     except FileNotFoundError:
-        return 0o644
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask: from /proc where Linux shows it, else by setting it and back (which
+    another thread creating a file in between would see)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _sync_folder(folder):

@@ -550,8 +550,8 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
 //   ... of dw_hh:              d_gates[:, g0:g1]^T . h_prev (GRU's last block: hn's gradient)
 // Each thread takes a share of dw's rows (d_gates' columns) and of dx's rows, as products of its
 // own (on two threads or more, each single-threaded): its dw_ih and dw_hh share the packing of
-// its columns of d_gates
-// (add_gradient_products). One share a thread, not more: each share packs all of x and h_prev.
+// its columns of d_gates (add_gradient_products). One share a thread, not more: each share
+// packs all of x and h_prev.
 // Before, on 1024 rows or more each product was one GEMM threaded by Eigen, which on products
 // this size spends much of its time keeping its threads in step (on fewer rows, each product
 // was cut into single-threaded pieces). Against that, backward took (two builds timed in turns

@@ -46,7 +46,6 @@ import importlib
 import json
 import os
 import platform
-import stat
 import statistics
 import subprocess
 import sys
@@ -965,7 +964,9 @@ def writable_path(text: str) -> str:
         raise argparse.ArgumentTypeError("expected a file path, got an empty string")
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a folder")
-    if os.path.exists(text) and not stat.S_ISREG(os.stat(text).st_mode):  # /dev/stdout, a pipe
+    from fastrnn.saving import is_special_file
+
+    if is_special_file(text):  # /dev/stdout, a pipe: written into, not replaced
         if not os.access(text, os.W_OK):
             raise argparse.ArgumentTypeError(f"cannot write to {text}")
         return text

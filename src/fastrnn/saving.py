@@ -84,7 +84,7 @@ def write_atomically(path: str, write) -> None:
 
     A target that exists and is not a regular file (``/dev/null``, a pipe, a terminal) is written
     to directly: renaming over it would replace the device or pipe itself."""
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+    if is_special_file(path):
         with open(path, "wb") as f:
             write(f)
         return
@@ -105,6 +105,12 @@ def write_atomically(path: str, write) -> None:
             pass
         raise
     _sync_folder(folder)
+
+
+def is_special_file(path) -> bool:
+    """Whether ``path`` exists and is not a regular file (a device, a pipe, a terminal), which
+    ``write_atomically`` writes into rather than replaces."""
+    return os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode)
 
 
 def _file_mode(path):

@@ -217,7 +217,7 @@ class PackedWeights {
 // two products d is packed twice; here it is packed once for both, a block of rows at a time,
 // and each product packs only its own narrow x or h_prev. In isolation on one thread (float32,
 // d of 1600x256 with I = 32 and H = 64, 16000x512 with 64 and 128, 6400x1024 with 128 and 256)
-// that took 5-8 % less time than Eigen's two products; about the same on 100x1024 and
+// that took 5-12 % less time than Eigen's two products; about the same on 100x1024 and
 // 25600x2048.
 //
 // One product: dw (n, width) += d^T (n, rows) x (rows, width), with d the (rows, n) matrix at

@@ -174,7 +174,6 @@ def test_saving_keeps_an_existing_files_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
                          ids=["umask-022", "umask-077", "umask-002"])
 def test_a_new_file_gets_the_permissions_the_umask_allows(tmp_path, umask, mode):

@@ -364,9 +364,10 @@ LEVELS = [level for level, ok in _core.available_levels().items() if ok] or [Non
 
 
 def forward_at(level, mode, x, w_ih, b):
-    """One inference call of the kernels built for ``level``: (y, h_n, c_n), from zero states."""
+    """One inference call of the kernels built for ``level``: (y, h_n, c_n), from zero states and
+    with no recurrence (w_hh zero)."""
     kernels = _core.kernels if level is None else import_module(f"fastrnn.{_core.LEVELS[level]}")
-    H = x.shape[-1] if mode == "rnn_tanh" else w_ih.shape[0] // 4
+    H = w_ih.shape[0] // GATES[mode]
     return kernels.forward(mode, x, None, None, w_ih, np.zeros((w_ih.shape[0], H)), b, None, None, False,
                            False)[:3]
 

@@ -678,12 +678,72 @@ def test_a_freed_output_block_is_reused_by_the_next_call_of_the_same_size():
     np.testing.assert_array_equal(y, want)
 
 
-def test_kept_blocks_stay_under_64_mb_and_empty_cache_gives_them_back():
-    big = [ops.matmul(np.ones((2048, 1), np.float32), np.ones((1, 1024 + k), np.float32)) for k in range(12)]
-    del big  # twelve blocks of 8 MB and more
-    assert 0 < ops.cached_bytes() <= 64 << 20
+@contextlib.contextmanager
+def cache_limit(nbytes):
+    """Keep at most nbytes of freed blocks inside the block, then go back to the previous limit."""
+    before = ops.get_cache_limit()
+    ops.set_cache_limit(nbytes)
+    try:
+        yield
+    finally:
+        ops.set_cache_limit(before)
+
+
+def block_of(nbytes):
+    """A kernel array of nbytes (a multiple of 4096), made by a cheap product."""
+    return ops.matmul(np.ones((nbytes // 4096, 1), np.float32), np.ones((1, 1024), np.float32))
+
+
+def test_a_freed_80_mb_block_is_kept_for_the_next_call_by_default():
+    """The default limit is 1 GB, so a training step's workspace of hundreds of MB is reused by
+    the next step instead of being faulted in afresh."""
+    assert ops.get_cache_limit() == 2**30
     ops.empty_cache()
-    assert ops.cached_bytes() == 0
+    big = block_of(80 << 20)
+    first = big.ctypes.data
+    del big
+    assert ops.cached_bytes() == 80 << 20
+    assert block_of(80 << 20).ctypes.data == first
+
+
+def test_kept_blocks_stay_under_the_limit_and_empty_cache_gives_them_back():
+    with cache_limit(64 << 20):
+        big = [block_of((8 << 20) + k * 4096) for k in range(12)]
+        del big  # twelve blocks of 8 MB and more
+        assert 0 < ops.cached_bytes() <= 64 << 20
+        ops.empty_cache()
+        assert ops.cached_bytes() == 0
+
+
+def test_a_lower_limit_hands_back_the_oldest_blocks_at_once_and_zero_keeps_none():
+    ops.empty_cache()
+    oldest, middle, newest = (block_of(4 << 20) for _ in range(3))
+    address = newest.ctypes.data
+    del oldest, middle, newest  # freed in this order
+    assert ops.cached_bytes() == 12 << 20
+    with cache_limit(5 << 20):
+        assert ops.cached_bytes() == 4 << 20
+        assert block_of(4 << 20).ctypes.data == address  # the newest is the one kept
+    with cache_limit(0):
+        assert ops.cached_bytes() == 0
+        block_of(4 << 20)  # made and freed at once
+        assert ops.cached_bytes() == 0
+
+
+def test_no_more_than_1024_blocks_are_kept_however_small():
+    ops.empty_cache()
+    blocks = [block_of(128 << 10) for _ in range(1100)]
+    del blocks
+    assert ops.cached_bytes() == 1024 * (128 << 10)
+    ops.empty_cache()
+
+
+@pytest.mark.parametrize("nbytes", [-1, 2**63, 1.5, True, None, "1024"])
+def test_set_cache_limit_takes_only_a_byte_count(nbytes):
+    before = ops.get_cache_limit()
+    with pytest.raises(ValueError, match="nbytes must be an integer from 0"):
+        ops.set_cache_limit(nbytes)
+    assert ops.get_cache_limit() == before
 
 
 def test_results_do_not_depend_on_what_a_reused_block_held_before():

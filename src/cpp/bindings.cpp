@@ -404,4 +404,6 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
   m.def("cpu_supports", &cpu_supports);
   m.def("cached_bytes", &fastrnn::cached_bytes);
   m.def("empty_cache", &fastrnn::empty_cache);
+  m.def("set_cache_limit", &fastrnn::set_cache_limit, py::arg("nbytes"));
+  m.def("cache_limit", &fastrnn::cache_limit);
 }

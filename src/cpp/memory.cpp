@@ -54,14 +54,18 @@ void system_free(void* p) {
 #endif
 }
 
-// Room for every block the cache can keep (each at least kMinCached, kCacheBytes in all, plus
-// the one just freed) is reserved up front, so that release never allocates and never throws.
+// At most kMaxKept blocks are kept, whatever their bytes, and room for them (plus the one just
+// freed) is reserved up front, so that release never allocates and never throws. A call
+// allocates a few dozen blocks at most.
+constexpr std::size_t kMaxKept = 1024;
+
 struct Cache {
-  Cache() { kept.reserve(kCacheBytes / kMinCached + 1); }
+  Cache() { kept.reserve(kMaxKept + 1); }
   std::mutex mutex;
   std::unordered_map<void*, std::size_t> sizes;     // every block handed out
   std::vector<std::pair<void*, std::size_t>> kept;  // freed blocks, oldest first
   std::size_t kept_bytes = 0;
+  std::size_t limit = kDefaultCacheLimit;
 };
 
 // Never destroyed: NumPy may free arrays (and so blocks) during interpreter shutdown, after
@@ -103,6 +107,16 @@ void* track(Cache& c, void* p, std::size_t bytes) {
   return p;
 }
 
+// Hands the oldest blocks back until those kept fit the limit. The caller holds the mutex.
+void evict(Cache& c) {
+  std::size_t evicted = 0;
+  for (; c.kept_bytes > c.limit || c.kept.size() - evicted > kMaxKept; ++evicted) {
+    system_free(c.kept[evicted].first);
+    c.kept_bytes -= c.kept[evicted].second;
+  }
+  c.kept.erase(c.kept.begin(), c.kept.begin() + static_cast<std::ptrdiff_t>(evicted));
+}
+
 }  // namespace
 
 void* allocate(std::size_t bytes) {
@@ -130,15 +144,10 @@ void release(void* p) noexcept {
   auto it = c.sizes.find(p);
   const std::size_t bytes = it->second;
   c.sizes.erase(it);
-  if (bytes < kMinCached || bytes > kCacheBytes) return system_free(p);
+  if (bytes < kMinCached || bytes > c.limit) return system_free(p);
   c.kept.emplace_back(p, bytes);  // within the reserved room
   c.kept_bytes += bytes;
-  std::size_t evicted = 0;
-  for (; c.kept_bytes > kCacheBytes; ++evicted) {  // the oldest go first
-    system_free(c.kept[evicted].first);
-    c.kept_bytes -= c.kept[evicted].second;
-  }
-  c.kept.erase(c.kept.begin(), c.kept.begin() + static_cast<std::ptrdiff_t>(evicted));
+  evict(c);
 }
 
 std::size_t cached_bytes() {
@@ -153,6 +162,19 @@ void empty_cache() {
   for (auto& block : c.kept) system_free(block.first);
   c.kept.clear();  // keeps the reserved room
   c.kept_bytes = 0;
+}
+
+void set_cache_limit(std::size_t bytes) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.limit = bytes;
+  evict(c);
+}
+
+std::size_t cache_limit() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.limit;
 }
 
 }  // namespace fastrnn

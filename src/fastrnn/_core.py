@@ -72,3 +72,5 @@ build_info = kernels.build_info
 matmul = kernels.matmul
 cached_bytes = kernels.cached_bytes
 empty_cache = kernels.empty_cache
+set_cache_limit = kernels.set_cache_limit
+cache_limit = kernels.cache_limit

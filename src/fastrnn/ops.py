@@ -11,9 +11,12 @@ A cache serves one ``rnn_backward``: BPTT overwrites the saved gate activations 
 gradients instead of allocating a second (T, B, G*H) buffer. A second call raises RuntimeError.
 
 Memory: the arrays the kernels return live in blocks that, once freed, are kept (those of 64 KB
-to 64 MB, up to 64 MB in all, the oldest going first) for the next call that asks for the same
-size; a fresh block costs a page fault per page on first write, which took more than half of a
-small call's time. ``cached_bytes()`` tells how much is kept, ``empty_cache()`` hands it back.
+or more, up to ``get_cache_limit()`` bytes in all, 1 GB by default, the oldest going first) for
+the next call that asks for the same size. A fresh block costs a page fault per page on first
+write: more than half of a small call's time, and a few per cent of a training step whose
+workspace is hundreds of MB. So after a large call the process keeps up to the limit in freed
+blocks: ``cached_bytes()`` tells how much, ``empty_cache()`` hands it back, and
+``set_cache_limit(0)`` keeps nothing.
 
 Threads: the kernels use ``get_num_threads()`` OpenMP threads (one per physical core by default).
 GNU OpenMP's threads do not survive a fork (multiprocessing's default start method on Linux), so
@@ -32,7 +35,10 @@ from fastrnn import _core
 from fastrnn._args import MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, claim_cache
 
 __all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info",
-           "cached_bytes", "empty_cache"]
+           "cached_bytes", "empty_cache", "set_cache_limit", "get_cache_limit"]
+
+
+MAX_CACHE_LIMIT = 2**63 - 1
 
 
 class KernelCache(OneBackward):
@@ -149,13 +155,30 @@ def build_info() -> dict:
 
 
 def cached_bytes() -> int:
-    """Bytes of freed kernel arrays kept for reuse (at most 64 MB)."""
+    """Bytes of freed kernel arrays kept for reuse (at most ``get_cache_limit()``)."""
     return _core.cached_bytes()
 
 
 def empty_cache() -> None:
     """Hand the kept blocks back to the C library's allocator (arrays in use are not touched)."""
     _core.empty_cache()
+
+
+def set_cache_limit(nbytes: int) -> None:
+    """Keep at most ``nbytes`` of freed kernel arrays for reuse (0: keep none).
+
+    Blocks kept beyond a lower limit are handed back at once, the oldest first. The default is
+    2**30 bytes (1 GB). ValueError unless ``nbytes`` is an integer from 0 to 2**63 - 1.
+    """
+    integer = isinstance(nbytes, (int, np.integer)) and not isinstance(nbytes, bool)
+    if not integer or not 0 <= nbytes <= MAX_CACHE_LIMIT:
+        raise ValueError(f"nbytes must be an integer from 0 to {MAX_CACHE_LIMIT}, got {nbytes!r}")
+    _core.set_cache_limit(int(nbytes))
+
+
+def get_cache_limit() -> int:
+    """The most bytes of freed kernel arrays kept for reuse (see ``set_cache_limit``)."""
+    return _core.cache_limit()
 
 
 if not os.environ.get("OMP_NUM_THREADS"):

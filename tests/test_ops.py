@@ -6,7 +6,10 @@ reference on the same inputs and must agree to 2e-5 relative to the scale (a few
 rounding steps per time step).
 """
 import contextlib
+import os
+import subprocess
 import sys
+import textwrap
 import threading
 from importlib import import_module
 
@@ -680,7 +683,8 @@ def test_a_freed_output_block_is_reused_by_the_next_call_of_the_same_size():
 
 @contextlib.contextmanager
 def cache_limit(nbytes):
-    """Keep at most nbytes of freed blocks inside the block, then go back to the previous limit."""
+    """Keep at most nbytes of freed blocks inside the with statement, then go back to the previous
+    limit."""
     before = ops.get_cache_limit()
     ops.set_cache_limit(nbytes)
     try:
@@ -730,12 +734,104 @@ def test_a_lower_limit_hands_back_the_oldest_blocks_at_once_and_zero_keeps_none(
         assert ops.cached_bytes() == 0
 
 
-def test_no_more_than_1024_blocks_are_kept_however_small():
+def test_a_block_over_the_limit_is_handed_back_without_evicting_the_others():
     ops.empty_cache()
-    blocks = [block_of(128 << 10) for _ in range(1100)]
-    del blocks
-    assert ops.cached_bytes() == 1024 * (128 << 10)
+    with cache_limit(5 << 20):
+        small = block_of(4 << 20)
+        del small
+        big = block_of(8 << 20)
+        del big
+        assert ops.cached_bytes() == 4 << 20
+
+
+def test_a_block_the_size_of_the_limit_is_kept():
     ops.empty_cache()
+    with cache_limit(4 << 20):
+        block = block_of(4 << 20)
+        del block
+        assert ops.cached_bytes() == 4 << 20
+
+
+def test_blocks_beyond_the_limit_go_oldest_first_and_the_rest_stay():
+    ops.empty_cache()
+    with cache_limit(10 << 20):
+        blocks = [block_of(4 << 20) for _ in range(3)]
+        addresses = [b.ctypes.data for b in blocks]
+        for i in range(3):
+            blocks[i] = None  # freed oldest first
+        assert ops.cached_bytes() == 8 << 20  # the two newest
+        again = [block_of(4 << 20) for _ in range(2)]
+        assert {b.ctypes.data for b in again} == set(addresses[1:])
+
+
+def test_a_kept_block_serves_a_request_up_to_an_eighth_smaller():
+    """Batches of varying length reuse each other's blocks: a 4.5 MB block serves a 4 MB request
+    (an eighth more), not a 3.75 MB one; of two that fit, the smaller is taken."""
+    ops.empty_cache()
+    larger, fitting = block_of(4608 << 10), block_of(4352 << 10)
+    addresses = larger.ctypes.data, fitting.ctypes.data
+    del larger, fitting
+    assert block_of(3840 << 10).ctypes.data not in addresses  # both more than an eighth larger
+    smaller = block_of(4 << 20)
+    assert smaller.ctypes.data == addresses[1]
+    assert block_of(4 << 20).ctypes.data == addresses[0]
+    del smaller
+    ops.empty_cache()
+
+
+def test_a_kept_block_not_taken_again_while_256_more_come_back_is_handed_back():
+    """Calls whose shapes keep changing do not fill the cache: of 300 blocks freed, the newest
+    256 are kept, well under the limit."""
+    ops.empty_cache()
+    blocks = [block_of(128 << 10) for _ in range(300)]
+    addresses = [b.ctypes.data for b in blocks]
+    for i in range(300):
+        blocks[i] = None  # freed oldest first
+    assert ops.cached_bytes() == 256 * (128 << 10)
+    again = [block_of(128 << 10) for _ in range(256)]
+    assert {b.ctypes.data for b in again} == set(addresses[-256:])
+    del again
+    ops.empty_cache()
+
+
+@pytest.mark.parametrize("nbytes", [np.int64(1 << 20), np.uint64(2**63 - 1), 0])
+def test_set_cache_limit_takes_numpy_integers(nbytes):
+    with cache_limit(nbytes):
+        assert ops.get_cache_limit() == int(nbytes)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux's")
+def test_kept_blocks_go_back_when_a_request_of_another_size_fails():
+    code = textwrap.dedent("""
+        import resource, numpy as np
+        from fastrnn import ops
+        block = lambda n: ops.matmul(np.ones((n // 4096, 1), np.float32), np.ones((1, 1024), np.float32))
+        kept = [block((40 + i) << 20) for i in range(8)]
+        del kept
+        assert ops.cached_bytes() > 300 << 20
+        vm = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20), resource.RLIM_INFINITY))
+        big = block(300 << 20)  # fits only once the kept blocks are handed back
+        print("ok", ops.cached_bytes())
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.startswith("ok 0"), run.stderr[-500:]
+
+
+@pytest.mark.parametrize("value, limit", [("4096", 4096), (" 0 ", 0), ("", 2**30)])
+def test_fastrnn_cache_limit_sets_the_limit_at_import(value, limit):
+    code = "from fastrnn import ops; print(ops.get_cache_limit())"
+    env = dict(os.environ, FASTRNN_CACHE_LIMIT=value)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == [str(limit)], run.stderr[-500:]
+
+
+@pytest.mark.parametrize("value", ["1GB", "-1", "1e9", "\u00b2", str(2**63)])
+def test_a_bad_fastrnn_cache_limit_fails_the_import_naming_it(value):
+    env = dict(os.environ, FASTRNN_CACHE_LIMIT=value)
+    run = subprocess.run([sys.executable, "-c", "import fastrnn.ops"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode != 0 and "FASTRNN_CACHE_LIMIT=" in run.stderr
 
 
 @pytest.mark.parametrize("nbytes", [-1, 2**63, 1.5, True, None, "1024"])

@@ -54,17 +54,26 @@ void system_free(void* p) {
 #endif
 }
 
-// At most kMaxKept blocks are kept, whatever their bytes, and room for them (plus the one just
-// freed) is reserved up front, so that release never allocates and never throws. A call
-// allocates a few dozen blocks at most.
-constexpr std::size_t kMaxKept = 1024;
+// A kept block not taken again before kMaxIdle more blocks have come back is handed back: a loop of calls of one shape takes its blocks back every step, while calls whose
+// shapes keep changing would otherwise fill the cache up to its limit with blocks never used
+// again. So at most kMaxIdle blocks are kept, and room for them (plus the one just freed) is
+// reserved up front, so that release never allocates and never throws. A call allocates a few
+// dozen blocks at most.
+constexpr std::size_t kMaxIdle = 256;
+
+struct Kept {
+  void* p;
+  std::size_t bytes;
+  std::size_t released;  // the count of blocks come back to the cache, this one included
+};
 
 struct Cache {
-  Cache() { kept.reserve(kMaxKept + 1); }
+  Cache() { kept.reserve(kMaxIdle + 1); }
   std::mutex mutex;
-  std::unordered_map<void*, std::size_t> sizes;     // every block handed out
-  std::vector<std::pair<void*, std::size_t>> kept;  // freed blocks, oldest first
+  std::unordered_map<void*, std::size_t> sizes;  // every block handed out
+  std::vector<Kept> kept;                        // freed blocks, oldest first
   std::size_t kept_bytes = 0;
+  std::size_t releases = 0;  // blocks come back to the cache so far
   std::size_t limit = kDefaultCacheLimit;
 };
 
@@ -85,15 +94,21 @@ Cache& cache() {
 // Made when the module loads, not at a first call that a fork could interrupt.
 const bool kCacheMade = (cache(), true);
 
-void* take_kept(Cache& c, std::size_t bytes) {
-  for (auto it = c.kept.rbegin(); it != c.kept.rend(); ++it) {  // newest first: still in cache
-    if (it->second != bytes) continue;
-    void* p = it->first;
-    c.kept.erase(std::next(it).base());
-    c.kept_bytes -= bytes;
-    return p;
-  }
-  return nullptr;
+// The smallest kept block of `bytes` to an eighth more (the newest of equals, still in cache),
+// taken out of the cache, or null; `bytes` becomes its size. The same call repeated gets its
+// blocks back exactly; calls whose sizes differ a little (batches of varying length) can use
+// each other's.
+void* take_kept(Cache& c, std::size_t& bytes) {
+  const std::size_t most = bytes + bytes / 8;
+  auto best = c.kept.end();
+  for (auto it = c.kept.begin(); it != c.kept.end(); ++it)
+    if (it->bytes >= bytes && it->bytes <= most && (best == c.kept.end() || it->bytes <= best->bytes)) best = it;
+  if (best == c.kept.end()) return nullptr;
+  void* p = best->p;
+  bytes = best->bytes;
+  c.kept_bytes -= bytes;
+  c.kept.erase(best);
+  return p;
 }
 
 // Records a block handed out; if that fails the block goes back and the error on.
@@ -107,12 +122,13 @@ void* track(Cache& c, void* p, std::size_t bytes) {
   return p;
 }
 
-// Hands the oldest blocks back until those kept fit the limit. The caller holds the mutex.
+// Hands the oldest blocks back until those kept fit the limits. The caller holds the mutex.
 void evict(Cache& c) {
   std::size_t evicted = 0;
-  for (; c.kept_bytes > c.limit || c.kept.size() - evicted > kMaxKept; ++evicted) {
-    system_free(c.kept[evicted].first);
-    c.kept_bytes -= c.kept[evicted].second;
+  auto over = [&] { return c.kept_bytes > c.limit || c.releases - c.kept[evicted].released >= kMaxIdle; };
+  for (; evicted < c.kept.size() && over(); ++evicted) {
+    system_free(c.kept[evicted].p);
+    c.kept_bytes -= c.kept[evicted].bytes;
   }
   c.kept.erase(c.kept.begin(), c.kept.begin() + static_cast<std::ptrdiff_t>(evicted));
 }
@@ -145,7 +161,7 @@ void release(void* p) noexcept {
   const std::size_t bytes = it->second;
   c.sizes.erase(it);
   if (bytes < kMinCached || bytes > c.limit) return system_free(p);
-  c.kept.emplace_back(p, bytes);  // within the reserved room
+  c.kept.push_back({p, bytes, ++c.releases});  // within the reserved room
   c.kept_bytes += bytes;
   evict(c);
 }
@@ -159,7 +175,7 @@ std::size_t cached_bytes() {
 void empty_cache() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  for (auto& block : c.kept) system_free(block.first);
+  for (auto& block : c.kept) system_free(block.p);
   c.kept.clear();  // keeps the reserved room
   c.kept_bytes = 0;
 }

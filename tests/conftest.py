@@ -10,10 +10,16 @@ the fixture of the same name or with ``from conftest import make_case``.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from fastrnn.modes import GATES
+
+# The tests set the cache limit themselves and check its default: a limit from the caller's
+# environment would change what they see.
+os.environ.pop("FASTRNN_CACHE_LIMIT", None)
 
 
 def make_case(mode, T, B, I, H, dtype, bias=True, seed=0):  # noqa: E741

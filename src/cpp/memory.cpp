@@ -54,12 +54,13 @@ void system_free(void* p) {
 #endif
 }
 
-// A kept block not taken again before kMaxIdle more blocks have come back is handed back: a loop of calls of one shape takes its blocks back every step, while calls whose
-// shapes keep changing would otherwise fill the cache up to its limit with blocks never used
-// again. So at most kMaxIdle blocks are kept, and room for them (plus the one just freed) is
-// reserved up front, so that release never allocates and never throws. A call allocates a few
-// dozen blocks at most.
-constexpr std::size_t kMaxIdle = 256;
+// A kept block not taken again before kMaxIdle more blocks have come back is handed back: a
+// loop of calls of one shape takes its blocks back every step (a deep model's step releases
+// about 35 blocks a bidirectional layer), while calls whose shapes keep changing would
+// otherwise fill the cache up to its limit with blocks never used again. So at most kMaxIdle
+// blocks are kept, and room for them (plus the one just freed) is reserved up front, so that
+// release never allocates and never throws.
+constexpr std::size_t kMaxIdle = 1024;
 
 struct Kept {
   void* p;
@@ -94,15 +95,19 @@ Cache& cache() {
 // Made when the module loads, not at a first call that a fork could interrupt.
 const bool kCacheMade = (cache(), true);
 
-// The smallest kept block of `bytes` to an eighth more (the newest of equals, still in cache),
-// taken out of the cache, or null; `bytes` becomes its size. The same call repeated gets its
-// blocks back exactly; calls whose sizes differ a little (batches of varying length) can use
-// each other's.
+// A kept block for a request of `bytes`, taken out of the cache, or null; `bytes` becomes its
+// size. One of that size if there is one (the newest, still in cache), so that the same calls
+// repeated get their blocks back exactly; else the longest kept of those larger by at most an
+// eighth, so that calls whose sizes differ a little (batches of varying length) use each
+// other's. Not the smallest of those: a loop of one shape whose blocks differ a little in size
+// would then take one step's blocks for another's and leave some idle until they go back.
 void* take_kept(Cache& c, std::size_t& bytes) {
   const std::size_t most = bytes + bytes / 8;
   auto best = c.kept.end();
-  for (auto it = c.kept.begin(); it != c.kept.end(); ++it)
-    if (it->bytes >= bytes && it->bytes <= most && (best == c.kept.end() || it->bytes <= best->bytes)) best = it;
+  for (auto it = c.kept.begin(); it != c.kept.end(); ++it)  // oldest first: ends on the newest
+    if (it->bytes == bytes) best = it;
+  for (auto it = c.kept.begin(); it != c.kept.end() && best == c.kept.end(); ++it)
+    if (it->bytes > bytes && it->bytes <= most) best = it;
   if (best == c.kept.end()) return nullptr;
   void* p = best->p;
   bytes = best->bytes;

@@ -6,15 +6,15 @@
 // every buffer aligned the same way results repeat bit for bit.
 //
 // Freed blocks of 64 KB up to a limit (1 GB unless set_cache_limit changes it) are kept, up to
-// the limit in all (the oldest go first), and handed out again for a request of their size or
-// one they exceed by at most an eighth. A kept block that is not taken again while 256 more come back is handed
-// back too (see kMaxIdle). Without the cache, the C library hands many blocks back to the
-// system (glibc trims the top of its heap and maps large blocks afresh), and the first write to
-// each page of the next call's fresh block costs a page fault: a small call spent more than
-// half its time in them (rnn_relu 50x32x32x64 inference, 0.44 ms; 0.14 ms with its blocks
-// reused). A training step on GRU 200x128x256x512, which writes 300 MB of workspace and output,
-// took about 780 page faults, and its forward 2-9 % longer than with its blocks reused
-// (separate runs).
+// the limit in all (the oldest go first), and handed out again for a request of their size or a
+// smaller one they exceed by at most an eighth. A kept block that is not taken again while 1024
+// more come back is handed back too (see kMaxIdle). Without the cache, the C library hands many
+// blocks back to the system (glibc trims the top of its heap and maps large blocks afresh), and
+// the first write to each page of the next call's fresh block costs a page fault: a small call
+// spent more than half its time in them (rnn_relu 50x32x32x64 inference, 0.44 ms; 0.14 ms with
+// its blocks reused). A training step on GRU 200x128x256x512, which writes 300 MB of workspace
+// and output, took about 780 page faults, and its forward 2-9 % longer than with its blocks
+// reused (separate runs).
 #pragma once
 
 #include <cstddef>

@@ -34,9 +34,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         parser = build_parser()
-    except ImportError as e:  # the kernels did not load; a bad FASTRNN_ISA is the user's to fix
+    except ImportError as e:  # the kernels did not load, or a setting is bad: those are the user's to fix
         print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2 if os.environ.get("FASTRNN_ISA", "").strip() else 1
+        return 2 if str(e).startswith(("FASTRNN_ISA=", "FASTRNN_CACHE_LIMIT=")) else 1
     args = parser.parse_args(argv or ["check"])
     try:
         return int(args.func(args) or 0)

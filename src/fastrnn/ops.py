@@ -12,13 +12,13 @@ gradients instead of allocating a second (T, B, G*H) buffer. A second call raise
 
 Memory: the arrays the kernels return live in blocks that, once freed, are kept (those of 64 KB
 or more, up to ``get_cache_limit()`` bytes in all, 1 GB by default or ``FASTRNN_CACHE_LIMIT``
-bytes when that is set, the oldest going first) for the next call that asks for their size or up
-to an eighth less. A fresh block costs a page fault per page on first write: more than half of a
-small call's time, and a few per cent of a training step whose workspace is hundreds of MB. A
-kept block not taken again while 256 more come back is handed back, so calls whose shapes keep
-changing do not fill the cache. Still, after a large call the process keeps up to the limit in
-freed blocks: ``cached_bytes()`` tells how much, ``empty_cache()`` hands it back, and
-``set_cache_limit(0)`` keeps nothing.
+bytes when that is set, the oldest going first) for the next call that asks for their size or
+for a smaller one they exceed by at most an eighth. A fresh block costs a page fault per page on
+first write: more than half of a small call's time, and a few per cent of a training step whose
+workspace is hundreds of MB. A kept block not taken again while 1024 more come back is handed
+back, so calls whose shapes keep changing fill the cache less. Still, after a large call the
+process keeps up to the limit in freed blocks: ``cached_bytes()`` tells how much,
+``empty_cache()`` hands it back, and ``set_cache_limit(0)`` keeps nothing.
 
 Threads: the kernels use ``get_num_threads()`` OpenMP threads (one per physical core by default).
 GNU OpenMP's threads do not survive a fork (multiprocessing's default start method on Linux), so
@@ -170,7 +170,8 @@ def set_cache_limit(nbytes: int) -> None:
     """Keep at most ``nbytes`` of freed kernel arrays for reuse (0: keep none).
 
     Blocks kept beyond a lower limit are handed back at once, the oldest first. The default is
-    2**30 bytes (1 GB), or ``FASTRNN_CACHE_LIMIT`` when that is set at import. ValueError unless ``nbytes`` is an integer from 0 to 2**63 - 1.
+    2**30 bytes (1 GB), or ``FASTRNN_CACHE_LIMIT`` when that is set at import. ValueError
+    unless ``nbytes`` is an integer from 0 to 2**63 - 1.
     """
     integer = isinstance(nbytes, (int, np.integer)) and not isinstance(nbytes, bool)
     if not integer or not 0 <= nbytes <= MAX_CACHE_LIMIT:
@@ -187,7 +188,7 @@ def _cache_limit_from_environment() -> None:
     limit = os.environ.get("FASTRNN_CACHE_LIMIT", "").strip()
     if not limit:
         return
-    if not (limit.isascii() and limit.isdigit()) or int(limit) > MAX_CACHE_LIMIT:
+    if not (limit.isascii() and limit.isdigit()) or len(limit) > 19 or int(limit) > MAX_CACHE_LIMIT:
         raise ImportError(f"FASTRNN_CACHE_LIMIT={limit!r}: give a byte count from 0 to {MAX_CACHE_LIMIT}")
     set_cache_limit(int(limit))
 

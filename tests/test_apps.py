@@ -438,12 +438,13 @@ def test_the_commands_are_reachable_through_python_m_fastrnn():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["info"]])
-def test_a_bad_fastrnn_isa_is_one_line_naming_it_with_exit_code_2(argv):
-    done = run_program(*argv, env={"FASTRNN_ISA": "bogus"})
+@pytest.mark.parametrize("variable", ["FASTRNN_ISA", "FASTRNN_CACHE_LIMIT"])
+def test_a_bad_setting_is_one_line_naming_it_with_exit_code_2(argv, variable):
+    done = run_program(*argv, env={variable: "bogus"})
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
-    assert "FASTRNN_ISA='bogus'" in done.stderr
+    assert f"{variable}='bogus'" in done.stderr
 
 
 def test_output_to_a_reader_that_went_away_stops_quietly():

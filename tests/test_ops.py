@@ -784,7 +784,8 @@ def test_a_block_of_the_size_asked_for_comes_first_then_the_longest_kept_that_fi
     addresses = [oldest.ctypes.data, larger.ctypes.data, exact.ctypes.data]
     del oldest, larger, exact  # freed in this order
     first, second, third = block_of(4 << 20), block_of(4 << 20), block_of(4 << 20)
-    assert [first.ctypes.data, second.ctypes.data, third.ctypes.data] == addresses[::-1][:1] + addresses[:2]
+    got = [first.ctypes.data, second.ctypes.data, third.ctypes.data]
+    assert got == [addresses[2], addresses[0], addresses[1]]  # exact, then oldest, then larger
     del first, second, third
     ops.empty_cache()
 

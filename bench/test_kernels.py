@@ -1,7 +1,8 @@
 """Kernel benches: ``fastrnn.ops`` beside ``fastrnn.reference``, forward and forward+backward.
 
-Every cell mode on the small, medium and large shapes of ``fastrnn bench``; the reference
-only on the two smaller ones (on the large one a call takes seconds). Each
+Every cell mode on the small, medium and large shapes of ``fastrnn bench`` and on one
+character-model sequence at a time ("char", 25 steps of 65 one-hot inputs, 100 units, as
+min-char-rnn trains); the reference on all but the large one (there a call takes seconds). Each
 (mode, shape, task) is one pytest-benchmark group, so the implementations sit side by side.
 "forward" is ``rnn_forward(..., training=False)``; "forward+backward" is
 ``rnn_forward(..., training=True)`` then ``rnn_backward`` with a given dy.
@@ -15,7 +16,7 @@ import pytest
 import fastrnn.benchmark as fb
 from fastrnn import ops, reference
 
-SHAPES = {name: fb.SHAPES[name] for name in ("small", "medium", "large")}
+SHAPES = {**{name: fb.SHAPES[name] for name in ("small", "medium", "large")}, "char": (25, 1, 65, 100)}
 NO_REFERENCE = {"large"}
 IMPLEMENTATIONS = {"ops": ops, "reference": reference}
 TASKS = {"forward": "infer", "forward+backward": "train"}

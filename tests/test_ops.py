@@ -220,7 +220,31 @@ def test_a_thread_count_set_during_a_call_applies_from_the_next_call():
             np.testing.assert_array_equal(got[key], want, err_msg=key)  # 2 threads' bits
 
 
-def test_build_info_names_eigen_and_simd():
+def _last_process_id():
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        return int(f.read())
+
+
+@pytest.mark.skipif(not os.access("/proc/sys/kernel/ns_last_pid", os.R_OK), reason="Linux's last process id")
+@pytest.mark.skipif(not ops.build_info()["openmp"], reason="kernels built without OpenMP")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("B, I, H", [(1, 65, 100), (3, 32, 64)])
+def test_calls_after_the_first_start_no_threads(mode, B, I, H):
+    """Every call uses the threads the first one started. A thread started per call (a team
+    nested in a region of one thread, as the weight gradients of a sequence or three once
+    made) costs far more than the arithmetic on these shapes, while the idle threads of the
+    last team keep its cores. Linux numbers threads and processes in one sequence, so the last
+    number handed out counts them; other processes may take a few."""
+    case = make_case(mode, 25, B, I, H, np.float32, seed=30)
+    calls = 20
+    with kernel_threads(2):
+        run(ops, mode, case)
+        before = _last_process_id()
+        for _ in range(calls):
+            run(ops, mode, case)
+            ops.rnn_forward(mode, **case, training=False)
+        started = _last_process_id() - before
+    assert started < calls // 2
     info = ops.build_info()
     assert info["eigen"].startswith("3.4")
     assert "SSE" in info["simd"] or "AVX" in info["simd"]

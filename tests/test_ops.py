@@ -306,6 +306,20 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_few_steps_with_large_weights_split_across_threads_by_hidden_units_match_reference(mode, threads):
+    """A step of one sequence with half a million multiply-adds by w_hh or more is split by
+    hidden units however few the steps (here one, as in text generated a step at a time, and
+    three, padded)."""
+    H = {1: 720, 4: 360, 3: 416}[GATES[mode]]  # 518,400-519,168 multiply-adds a step
+    for T, lengths in ((1, None), (3, np.array([2]))):
+        case = make_case(mode, T, 1, 16, H, np.float64, seed=31)
+        with kernel_threads(threads):
+            assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 3))
+            assert_inference_matches_reference(mode, case, lengths=lengths)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("mode", MODES)

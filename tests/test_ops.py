@@ -335,6 +335,25 @@ def test_single_sequences_match_reference(mode, dtype, threads):
         assert_matches_reference(mode, case, lengths=np.array([T - 3]), reverse=(threads == 2))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("B", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", MODES)
+def test_two_or_three_sequences_match_reference(mode, dtype, B, threads):
+    """Two or three rows read the same transposed panels of w_hh as one row does, each weight
+    read serving every row, with the registers shared between the rows (fewer columns at once
+    for three rows on a 16-register ISA). H = 150 leaves part panels; one row is padded."""
+    H = 150
+    T = int(np.ceil(8.5e6 / (B * GATES[mode] * H * H)))  # enough recurrent work for two threads
+    T = max(T, 20)  # packing pays from 16 steps
+    case = make_case(mode, T, B, 24, H, dtype, seed=32)
+    lengths = np.full(B, T)
+    lengths[1] = T // 2
+    with kernel_threads(threads):
+        assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
+        assert_inference_matches_reference(mode, case, lengths=lengths)
+
+
 # Hidden sizes where each step's product packs w_hh in several of Eigen's cache-sized blocks of
 # odd lengths (G*H from about 640 rows up, in float32 with AVX-512), and a round one beside them.
 PACKED_BLOCK_SIZES = {"rnn_tanh": [641, 655, 673, 640], "rnn_relu": [647, 640],

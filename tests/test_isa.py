@@ -40,7 +40,8 @@ def run_level(module, mode, case, lengths):
 def test_every_supported_level_agrees_with_the_reference(mode, dtype, tol, lengths):
     """H = 19 and 41 are off every SIMD width. One to three sequences of 20 steps take the
     path with w_hh packed in panels, whose width and the columns summed at once for each row
-    depend on the level's registers (with H = 41, LSTM's and GRU's fill some panels)."""
+    depend on the level's registers (with H = 41, LSTM's 164 gate columns fill a panel at
+    every level, GRU's 123 on levels with panels narrower than 128 floats)."""
     lengths = np.array(lengths, dtype=np.int64)
     B = len(lengths)
     case = make_case(mode, 20 if B <= 3 else 9, B, 7, 41 if B in (2, 3) else 19, dtype, seed=11)
@@ -52,6 +53,33 @@ def test_every_supported_level_agrees_with_the_reference(mode, dtype, tol, lengt
         for got, want in [(y, y_ref), (h_n, h_ref)] + [(grads[k], g_ref[k]) for k in ("x", "w_ih", "w_hh")]:
             scale = max(1.0, np.abs(want).max())
             assert np.abs(got - want).max() <= tol * scale, level
+
+
+@needs_levels
+@pytest.mark.parametrize("B", [2, 3])
+@pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
+def test_every_supported_level_agrees_with_the_reference_on_two_threads(mode, B):
+    """Two or three sequences with enough work to split the hidden units between two threads:
+    each thread's panels write into rows wider than its slice, at every level's register
+    budget (float64, H = 150)."""
+    H = 150
+    T = int(np.ceil(8.5e6 / (B * {"rnn_tanh": 1, "lstm": 4, "gru": 3}[mode] * H * H)))
+    lengths = np.full(B, max(T, 20), dtype=np.int64)
+    lengths[-1] = 5
+    case = make_case(mode, max(T, 20), B, 9, H, np.float64, seed=33)
+    y_ref, h_ref, _, cache = reference.rnn_forward(mode, **case, lengths=lengths)
+    g_ref = reference.rnn_backward(cache, np.ones_like(y_ref))
+    for level in LEVELS:
+        module = kernels(level)
+        before = module.get_num_threads()
+        module.set_num_threads(2)
+        try:
+            y, h_n, grads = run_level(module, mode, case, lengths)
+        finally:
+            module.set_num_threads(before)
+        for got, want in [(y, y_ref), (h_n, h_ref)] + [(grads[k], g_ref[k]) for k in ("x", "w_ih", "w_hh")]:
+            scale = max(1.0, np.abs(want).max())
+            assert np.abs(got - want).max() <= 1e-10 * scale, level
 
 
 @needs_levels

@@ -204,10 +204,15 @@ def test_thread_count_can_be_set_and_read():
 
 
 def test_a_thread_count_set_during_a_call_applies_from_the_next_call():
+    """A call takes the thread count once, at its start: its results are bit for bit those of
+    two threads or, where the change came before the call began (a busy machine can delay it
+    past the timer), of one; never a mix."""
     case = make_case("lstm", 400, 32, 64, 128, np.float32, seed=21)
-    with kernel_threads(2):
-        y, _, _, cache = ops.rnn_forward("lstm", **case)
-        two = ops.rnn_backward(cache, np.ones_like(y))
+    results = {}
+    for n in (2, 1):
+        with kernel_threads(n):
+            y, _, _, cache = ops.rnn_forward("lstm", **case)
+            results[n] = ops.rnn_backward(cache, np.ones_like(y))
     for delay in (0.002, 0.01):  # a backward takes some tens of milliseconds
         with kernel_threads(2):
             y, _, _, cache = ops.rnn_forward("lstm", **case)
@@ -216,8 +221,8 @@ def test_a_thread_count_set_during_a_call_applies_from_the_next_call():
             got = ops.rnn_backward(cache, np.ones_like(y))
             switch.join()
             assert ops.get_num_threads() == 1
-        for key, want in two.items():
-            np.testing.assert_array_equal(got[key], want, err_msg=key)  # 2 threads' bits
+        same_as = [n for n, want in results.items() if all(np.array_equal(got[k], want[k]) for k in want)]
+        assert same_as, "the gradients mix one and two threads' results"
 
 
 def _last_process_id():
@@ -234,17 +239,23 @@ def test_calls_after_the_first_start_no_threads(mode, B, I, H):
     nested in a region of one thread, as the weight gradients of a sequence or three once
     made) costs far more than the arithmetic on these shapes, while the idle threads of the
     last team keep its cores. Linux numbers threads and processes in one sequence, so the last
-    number handed out counts them; other processes may take a few."""
+    number handed out counts them; other processes may take a few (the fewest of three rounds
+    counts)."""
     case = make_case(mode, 25, B, I, H, np.float32, seed=30)
     calls = 20
     with kernel_threads(2):
         run(ops, mode, case)
-        before = _last_process_id()
-        for _ in range(calls):
-            run(ops, mode, case)
-            ops.rnn_forward(mode, **case, training=False)
-        started = _last_process_id() - before
-    assert started < calls // 2
+        started = []
+        for _ in range(3):
+            before = _last_process_id()
+            for _ in range(calls):
+                run(ops, mode, case)
+                ops.rnn_forward(mode, **case, training=False)
+            started.append(_last_process_id() - before)
+    assert 0 <= min(started) < calls // 2, started
+
+
+def test_build_info_names_eigen_and_simd():
     info = ops.build_info()
     assert info["eigen"].startswith("3.4")
     assert "SSE" in info["simd"] or "AVX" in info["simd"]
@@ -342,7 +353,8 @@ def test_single_sequences_match_reference(mode, dtype, threads):
 def test_two_or_three_sequences_match_reference(mode, dtype, B, threads):
     """Two or three rows read the same transposed panels of w_hh as one row does, each weight
     read serving every row, with the registers shared between the rows (fewer columns at once
-    for three rows on a 16-register ISA). H = 150 leaves part panels; one row is padded."""
+    on a 16-register ISA). H = 150 leaves part panels; one row is padded. On two threads the
+    units are split, so each slice writes into rows wider than itself."""
     H = 150
     T = int(np.ceil(8.5e6 / (B * GATES[mode] * H * H)))  # enough recurrent work for two threads
     T = max(T, 20)  # packing pays from 16 steps

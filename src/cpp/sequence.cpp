@@ -63,7 +63,8 @@ struct Split {
 };
 
 // A thread is only worth starting for a few million multiply-adds of its own (in the weight
-// gradients too, see gradient_products).
+// gradients too, see gradient_products), with two exceptions below: rows of the batch of its
+// own, or a large share of each step.
 constexpr double kMinWork = 4e6;
 // ... or, with rows of the batch of its own, which it runs through time without waiting for the
 // other threads, for a million. Against kMinWork there too (two builds timed in turns in one

@@ -23,7 +23,7 @@
 // registers (see pack_panels). Packing takes about four products' time and saves about a
 // quarter of each, so it pays after about 15 steps (LSTM, H = 256, float32; later for float64);
 // with fewer than kPackSteps steps (text generated a step at a time: one) the products use
-// Eigen's on L itself (for two or three rows, GEBP as below).
+// Eigen's on L itself (for two or three rows, GEBP).
 //
 // Two or three rows (B = 2 or 3) are read from the same panels: each weight read serves every
 // row. Eigen's kernel, made for four columns of C at a time and more, takes these one at a time,

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import make_case
 from fastrnn import _core, reference
+from fastrnn.modes import GATES
 
 LEVELS = [level for level, ok in _core.available_levels().items() if ok]
 needs_levels = pytest.mark.skipif(not LEVELS, reason="a single-level build (native or non-x86)")
@@ -32,6 +33,21 @@ def run_level(module, mode, case, lengths):
     return y, h_n, grads
 
 
+def run_reference(mode, case, lengths):
+    """What run_level gives, from the float64 reference."""
+    y, h_n, _, cache = reference.rnn_forward(
+        mode, **{k: None if v is None else v.astype(np.float64) for k, v in case.items()}, lengths=lengths)
+    return y, h_n, reference.rnn_backward(cache, np.ones_like(y))
+
+
+def assert_close(got, want, tol, level):
+    """y, h_n and the gradients of x, w_ih and w_hh agree to tol relative to scale."""
+    (y, h_n, grads), (y_ref, h_ref, g_ref) = got, want
+    for a, b in [(y, y_ref), (h_n, h_ref)] + [(grads[k], g_ref[k]) for k in ("x", "w_ih", "w_hh")]:
+        scale = max(1.0, np.abs(b).max())
+        assert np.abs(a - b).max() <= tol * scale, level
+
+
 @needs_levels
 @pytest.mark.parametrize("lengths", [[9, 3, 0, 9, 1], [17], [20, 11], [20, 7, 20]],
                          ids=["batch", "one-sequence", "two-sequences", "three-sequences"])
@@ -45,14 +61,9 @@ def test_every_supported_level_agrees_with_the_reference(mode, dtype, tol, lengt
     lengths = np.array(lengths, dtype=np.int64)
     B = len(lengths)
     case = make_case(mode, 20 if B <= 3 else 9, B, 7, 41 if B in (2, 3) else 19, dtype, seed=11)
-    y_ref, h_ref, _, cache = reference.rnn_forward(
-        mode, **{k: None if v is None else v.astype(np.float64) for k, v in case.items()}, lengths=lengths)
-    g_ref = reference.rnn_backward(cache, np.ones_like(y_ref))
+    want = run_reference(mode, case, lengths)
     for level in LEVELS:
-        y, h_n, grads = run_level(kernels(level), mode, case, lengths)
-        for got, want in [(y, y_ref), (h_n, h_ref)] + [(grads[k], g_ref[k]) for k in ("x", "w_ih", "w_hh")]:
-            scale = max(1.0, np.abs(want).max())
-            assert np.abs(got - want).max() <= tol * scale, level
+        assert_close(run_level(kernels(level), mode, case, lengths), want, tol, level)
 
 
 @needs_levels
@@ -63,23 +74,20 @@ def test_every_supported_level_agrees_with_the_reference_on_two_threads(mode, B)
     each thread's panels write into rows wider than its slice, at every level's register
     budget (float64, H = 150)."""
     H = 150
-    T = int(np.ceil(8.5e6 / (B * {"rnn_tanh": 1, "lstm": 4, "gru": 3}[mode] * H * H)))
-    lengths = np.full(B, max(T, 20), dtype=np.int64)
+    T = max(20, int(np.ceil(8.5e6 / (B * GATES[mode] * H * H))))
+    lengths = np.full(B, T, dtype=np.int64)
     lengths[-1] = 5
-    case = make_case(mode, max(T, 20), B, 9, H, np.float64, seed=33)
-    y_ref, h_ref, _, cache = reference.rnn_forward(mode, **case, lengths=lengths)
-    g_ref = reference.rnn_backward(cache, np.ones_like(y_ref))
+    case = make_case(mode, T, B, 9, H, np.float64, seed=33)
+    want = run_reference(mode, case, lengths)
     for level in LEVELS:
         module = kernels(level)
         before = module.get_num_threads()
         module.set_num_threads(2)
         try:
-            y, h_n, grads = run_level(module, mode, case, lengths)
+            got = run_level(module, mode, case, lengths)
         finally:
             module.set_num_threads(before)
-        for got, want in [(y, y_ref), (h_n, h_ref)] + [(grads[k], g_ref[k]) for k in ("x", "w_ih", "w_hh")]:
-            scale = max(1.0, np.abs(want).max())
-            assert np.abs(got - want).max() <= 1e-10 * scale, level
+        assert_close(got, want, 1e-10, level)
 
 
 @needs_levels

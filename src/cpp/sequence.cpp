@@ -602,20 +602,19 @@ void gradient_products(const BackwardArgs<T>& a, Index shared, Index first, Inde
   const int threads = static_cast<int>(std::clamp<double>(work / kMinWork, 1, Eigen::nbThreads()));
   // Column cuts on multiples of 16.
   auto column = [&](int k) { return k == threads ? GH : std::min(GH, (GH * k / threads + 15) / 16 * 16); };
-  if (threads == 1) {
-    // Not in a region of one thread: inside one, Eigen's GEMM (input_rows) would start a nested
-    // team of new threads, which wait for a core while the idle threads of the last team
-    // still spin on it. That cost 7 ms a call, whatever the size (LSTM 25x1x65x100).
-    gate_columns(0, GH);
-    if (with_dx) input_rows(0, rows);
-    return;
-  }
+  auto share = [&](int k) {  // thread k's columns of dw and rows of dx
+    gate_columns(column(k), column(k + 1));
+    if (with_dx) input_rows(rows * k / threads, rows * (k + 1) / threads);
+  };
+  // One share is not run in a region of one thread: inside one, Eigen's GEMM (input_rows) would
+  // start a nested team of new threads, which wait for a core while the idle threads of the
+  // last team still spin on it. That cost 7 ms a call, whatever the size (LSTM 25x1x65x100).
+  if (threads == 1) return share(0);
   std::exception_ptr error;  // an exception may not leave an OpenMP region: it is carried out
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
   for (int k = 0; k < threads; ++k) {
     try {
-      gate_columns(column(k), column(k + 1));
-      if (with_dx) input_rows(rows * k / threads, rows * (k + 1) / threads);
+      share(k);
     } catch (...) {
 #pragma omp critical
       if (!error) error = std::current_exception();

@@ -3,12 +3,17 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -50,9 +55,66 @@ struct Slice {
   int k;  // which slice of the split: 0 .. threads - 1
 };
 
+// Threads split by units meet once per step (step_barrier). Each thread counts the meetings it
+// has reached in a cache line of its own and waits for every other count to catch up, so the
+// last thread's arrival reaches the others in one transfer of a line. OpenMP's barrier took
+// 240-500 ns a meeting on this machine's two cores, this one 46-49 ns (two threads meeting
+// 200,000 times in a loop). Timed in turns against it in one process: rnn_tanh 1000x1x64x128
+// took 16-21 % less time, single sequences of LSTM and GRU (100x1x128x256) 0-5 % less.
+// A waiting thread spins for milliseconds, as OpenMP's threads do, before it yields its core:
+// with another process on the cores, a team that spins tends to run all at once, for whole
+// calls (two processes each calling LSTM 100x1x128x512 on two threads took 8 ms a call; 24-48
+// with a sleep after 3-200 us of spinning). With more threads than processors, a thread would
+// spin for one that needs its core: there OpenMP's barrier, which then spins briefly and sleeps,
+// is kept (3 to 8 threads on 2 cores: 8-20 ms a call with it, 33-167 spinning).
+class StepBarrier {
+ public:
+  explicit StepBarrier(int threads) : counts_(threads), spin_(threads <= processors()) {}
+
+  void wait(int k) noexcept {
+    if (!spin_) {
+#pragma omp barrier
+      return;
+    }
+    const Index n = counts_[k].n.load(std::memory_order_relaxed) + 1;
+    counts_[k].n.store(n, std::memory_order_release);  // publishes this thread's step
+    for (const Count& other : counts_) {
+      for (long spins = 0; other.n.load(std::memory_order_acquire) < n; ++spins) {
+        if (spins < kSpins) pause();
+        else std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  static constexpr long kSpins = 1 << 18;  // about 7 ms here (27 ns a pause)
+
+  struct alignas(64) Count {
+    std::atomic<Index> n{0};  // meetings reached
+  };
+
+  static int processors() noexcept {
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+  }
+
+  static void pause() noexcept {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_pause();
+#endif
+  }
+
+  std::vector<Count> counts_;
+  bool spin_;
+};
+
 struct Split {
   int threads = 1;
   bool by_units = false;
+  StepBarrier* barrier = nullptr;  // the meeting of a region's threads, set by run_slices
 
   Slice slice(int k, Index B, Index H) const {
     if (!by_units) return {B * k / threads, B * (k + 1) / threads, 0, H, k};
@@ -110,10 +172,8 @@ Split choose_split(Index B, Index H, Index GH, Index steps) {
 // go step by step inside the time loop (see forward and backward).
 bool inputs_step_by_step(const Split& split, Index B) { return !split.by_units && B / split.threads >= kMinRows; }
 
-void step_barrier(const Split& split) {
-  if (split.by_units) {
-#pragma omp barrier
-  }
+void step_barrier(const Split& split, const Slice& sl) {
+  if (split.by_units) split.barrier->wait(sl.k);
 }
 
 const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengths + b0 : nullptr; }
@@ -214,6 +274,9 @@ void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, In
   if (split.threads > 1) {
     std::vector<SliceProducts<T>> products;
     for (int k = 0; k < split.threads; ++k) products.push_back(products_for(split.slice(k, B, H)));
+    StepBarrier barrier(split.threads);
+    Split team = split;
+    team.barrier = &barrier;
     bool full_team = true;
 #pragma omp parallel num_threads(split.threads)
     {
@@ -221,7 +284,7 @@ void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, In
       const int k = omp_get_thread_num();
       if (omp_get_num_threads() == split.threads) {
         products[k].pack();
-        body(split.slice(k, B, H), products[k], split);
+        body(split.slice(k, B, H), products[k], team);
       } else if (k == 0) {
         full_team = false;
       }
@@ -314,7 +377,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
     auto y = state(a.y + row * H + j0, tile);
     y = state(h_new + first, tile);
     zero_padded(y, lengths, t);                                                  // ... and outputs zero
-    step_barrier(split);  // the next step's product reads every unit of h_new
+    step_barrier(split, sl);  // the next step's product reads every unit of h_new
   }
   if (s1 < steps) return;  // more chunks to come
   state(a.h_n + first, tile) = state(buf.h[steps % 2].data() + first, tile);
@@ -546,7 +609,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
       MatrixMap<T>(dx, tile.rows, a.d.I).setZero();
       input->backward(g_t, nullptr, dx);
     }
-    step_barrier(split);  // the product reads every unit's gate gradients
+    step_barrier(split, sl);  // the product reads every unit's gate gradients
     recurrent.backward(a.ws.gates + row * GH, a.ws.hn ? a.ws.hn + row * H : nullptr, dh_prev);
     // Padding passes the gradient through exactly: set after the product, so that not even a
     // zero row times an inf in w_hh can touch it.

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -61,15 +62,16 @@ struct Slice {
 // 240-500 ns a meeting on this machine's two cores, this one 46-49 ns (two threads meeting
 // 200,000 times in a loop). Timed in turns against it in one process: rnn_tanh 1000x1x64x128
 // took 16-21 % less time, single sequences of LSTM and GRU (100x1x128x256) 0-5 % less.
-// A waiting thread spins for milliseconds, as OpenMP's threads do, before it yields its core:
-// with another process on the cores, a team that spins tends to run all at once, for whole
-// calls (two processes each calling LSTM 100x1x128x512 on two threads took 8 ms a call; 24-48
-// with a sleep after 3-200 us of spinning). With more threads than processors, a thread would
-// spin for one that needs its core: there OpenMP's barrier, which then spins briefly and sleeps,
-// is kept (3 to 8 threads on 2 cores: 8-20 ms a call with it, 33-167 spinning).
+// A waiting thread spins for milliseconds, as GNU OpenMP's threads do, before it starts to
+// yield its core: with another process on the cores, a team that spins tends to run all at
+// once, for whole calls (two processes each calling LSTM 100x1x128x512 on two threads took 8 ms
+// a call; 24-48 with a sleep after 3-200 us of spinning). With more threads than processors, or
+// inside another parallel region, a thread would spin for one that needs its core: there
+// OpenMP's barrier is kept (GNU's then spins briefly and sleeps; 3 to 8 threads on 2 cores:
+// 8-20 ms a call with it, 33-167 spinning).
 class StepBarrier {
  public:
-  explicit StepBarrier(int threads) : counts_(threads), spin_(threads <= processors()) {}
+  explicit StepBarrier(int threads) : counts_(threads), spin_(threads <= processors() && !nested()) {}
 
   void wait(int k) noexcept {
     if (!spin_) {
@@ -78,8 +80,9 @@ class StepBarrier {
     }
     const Index n = counts_[k].n.load(std::memory_order_relaxed) + 1;
     counts_[k].n.store(n, std::memory_order_release);  // publishes this thread's step
+    long spins = 0;
     for (const Count& other : counts_) {
-      for (long spins = 0; other.n.load(std::memory_order_acquire) < n; ++spins) {
+      for (; other.n.load(std::memory_order_acquire) < n; ++spins) {
         if (spins < kSpins) pause();
         else std::this_thread::yield();
       }
@@ -87,9 +90,10 @@ class StepBarrier {
   }
 
  private:
-  static constexpr long kSpins = 1 << 18;  // about 7 ms here (27 ns a pause)
+  static constexpr long kSpins = 1 << 18;  // about 7 ms here (27 ns a pause on this AMD EPYC)
 
-  struct alignas(64) Count {
+  // 128 bytes: two 64-byte lines, which some CPUs fetch in pairs.
+  struct alignas(128) Count {
     std::atomic<Index> n{0};  // meetings reached
   };
 
@@ -101,9 +105,19 @@ class StepBarrier {
 #endif
   }
 
+  static bool nested() noexcept {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return false;
+#endif
+  }
+
   static void pause() noexcept {
 #if defined(__x86_64__) || defined(_M_X64)
     _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
 #endif
   }
 
@@ -274,9 +288,9 @@ void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, In
   if (split.threads > 1) {
     std::vector<SliceProducts<T>> products;
     for (int k = 0; k < split.threads; ++k) products.push_back(products_for(split.slice(k, B, H)));
-    StepBarrier barrier(split.threads);
+    std::optional<StepBarrier> barrier;
     Split team = split;
-    team.barrier = &barrier;
+    if (split.by_units) team.barrier = &barrier.emplace(split.threads);
     bool full_team = true;
 #pragma omp parallel num_threads(split.threads)
     {

@@ -2,6 +2,8 @@
 
 ``finite_difference(f, a, eps)``: the central-difference gradient every gradient test compares with.
 ``assert_same(actual, desired, name)``: two runs of one computation agree to the last few bits.
+``steps_to_split_by_units(mode, B, H)``: a sequence long enough for the kernels to split a small
+batch's hidden units between two threads.
 
 ``make_case(mode, T, B, I, H, dtype, bias=True, seed=0)`` returns random inputs and weights
 in the kernel layout (``fastrnn.modes``) as a dict whose keys are ``rnn_forward``'s argument
@@ -20,6 +22,14 @@ from fastrnn.modes import GATES
 # The tests set the cache limit themselves and check its default: a limit from the caller's
 # environment would change what they see.
 os.environ.pop("FASTRNN_CACHE_LIMIT", None)
+
+
+def steps_to_split_by_units(mode, B, H):
+    """Steps T of a batch of B < 8 rows (too few to split by rows), with H >= 128 (64 units a
+    thread at least), whose products by w_hh, T * B * G*H * H multiply-adds, are more than twice
+    the driver's least work for a thread (kMinWork, 4e6, in src/cpp/sequence.cpp): the units go
+    to two threads."""
+    return int(np.ceil(8.5e6 / (B * GATES[mode] * H * H)))
 
 
 def make_case(mode, T, B, I, H, dtype, bias=True, seed=0):  # noqa: E741

@@ -12,9 +12,8 @@ from importlib import import_module
 import numpy as np
 import pytest
 
-from conftest import make_case
+from conftest import make_case, steps_to_split_by_units
 from fastrnn import _core, reference
-from fastrnn.modes import GATES
 
 LEVELS = [level for level, ok in _core.available_levels().items() if ok]
 needs_levels = pytest.mark.skipif(not LEVELS, reason="a single-level build (native or non-x86)")
@@ -74,7 +73,7 @@ def test_every_supported_level_agrees_with_the_reference_on_two_threads(mode, B)
     each thread's panels write into rows wider than its slice, at every level's register
     budget (float64, H = 150)."""
     H = 150
-    T = max(20, int(np.ceil(8.5e6 / (B * GATES[mode] * H * H))))
+    T = max(20, steps_to_split_by_units(mode, B, H))
     lengths = np.full(B, T, dtype=np.int64)
     lengths[-1] = 5
     case = make_case(mode, T, B, 9, H, np.float64, seed=33)

@@ -16,7 +16,7 @@ from importlib import import_module
 import numpy as np
 import pytest
 
-from conftest import make_case
+from conftest import make_case, steps_to_split_by_units
 from fastrnn import _core, ops, reference
 from fastrnn.modes import GATES
 
@@ -310,7 +310,7 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
     """Too few rows to share out, so the kernels give each thread a range of hidden units
     (here 144 units: uneven ranges, cut on multiples of 16) and sync the threads every step."""
     B, H = 3, 144
-    T = int(np.ceil(8.5e6 / (B * GATES[mode] * H * H)))  # enough recurrent work for two threads
+    T = steps_to_split_by_units(mode, B, H)
     case = make_case(mode, T, B, 8, H, np.float64, seed=10)
     lengths = np.array([T, T // 2, 0])
     with kernel_threads(threads):
@@ -340,7 +340,7 @@ def test_single_sequences_match_reference(mode, dtype, threads):
     H = 150 leaves part tiles and a narrower last panel; on two threads the units are split
     64 and 86."""
     H = 150
-    T = int(np.ceil(8.5e6 / (GATES[mode] * H * H)))  # enough recurrent work for two threads
+    T = steps_to_split_by_units(mode, 1, H)
     case = make_case(mode, T, 1, 24, H, dtype, seed=14)
     with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=np.array([T - 3]), reverse=(threads == 2))
@@ -356,7 +356,7 @@ def test_two_or_three_sequences_match_reference(mode, dtype, B, threads):
     on a 16-register ISA). H = 150 leaves part panels; one row is padded. On two threads the
     units are split, so each slice writes into rows wider than itself."""
     H = 150
-    T = int(np.ceil(8.5e6 / (B * GATES[mode] * H * H)))  # enough recurrent work for two threads
+    T = steps_to_split_by_units(mode, B, H)
     T = max(T, 20)  # packing pays from 16 steps
     case = make_case(mode, T, B, 24, H, dtype, seed=32)
     lengths = np.full(B, T)

@@ -751,3 +751,28 @@ def test_masked_sequence_output_backward_matches_finite_differences(go_backwards
     dx = layer.backward(R)
     np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(layer.grads[0], numeric_grad(loss, layer.w_ih), rtol=1e-6, atol=1e-9)
+
+
+def test_call_state_lets_a_layer_called_twice_backpropagate_through_each_call():
+    from fastrnn.layers import Bidirectional, Dense, LSTM
+
+    rng = np.random.default_rng(0)
+    for layer, shape in ((Dense(3), (4, 5)), (Bidirectional(LSTM(3, return_sequences=True)), (2, 6, 5))):
+        a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+        dy_a = rng.standard_normal(layer(a).shape)
+        dy_b = rng.standard_normal(dy_a.shape)
+        layer(a, training=True)
+        dx_a = layer.backward(dy_a)
+        grads_a = [g.copy() for g in layer.grads]
+        layer(b, training=True)
+        dx_b = layer.backward(dy_b)
+        grads_b = [g.copy() for g in layer.grads]
+
+        layer(a, training=True)
+        state_a = layer.call_state()
+        layer(b, training=True)
+        np.testing.assert_array_equal(layer.backward(dy_b), dx_b)
+        assert all(np.array_equal(g, h) for g, h in zip(layer.grads, grads_b))
+        layer.set_call_state(state_a)
+        np.testing.assert_array_equal(layer.backward(dy_a), dx_a)
+        assert all(np.array_equal(g, h) for g, h in zip(layer.grads, grads_a))

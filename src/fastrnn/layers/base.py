@@ -12,6 +12,16 @@ Layers take batch-major arrays (``x: (B, T, F)`` for sequences) as Keras layers 
   Keras's layout and convert, so the conversion happens once, not per batch.
 - ``compute_mask(x, mask)`` says which time steps of the output are real (``(B, T)`` bool)
   for the next layer, as Keras's masks do.
+
+Layers with several inputs (``multi_input = True``: merges, attention) take a list of arrays
+and a list of masks (one per input, entries None), build from a list of shapes, and return a
+list of input gradients from ``backward`` (None where an input has none). Layers with several
+outputs (``return_state``) return a list, and take a list of output gradients (entries None).
+
+Everything a training call leaves for its ``backward`` is the layer's *call state*:
+``_cache`` and that of its ``sublayers``. ``call_state()`` takes it and ``set_call_state``
+puts it back, so that a layer called more than once before the backward pass (a layer shared
+between branches of a graph) can backpropagate through each call in turn.
 """
 from __future__ import annotations
 
@@ -87,6 +97,7 @@ class Layer:
 
     input_ndim: int | None = None
     min_ndim: int = 1
+    multi_input: bool = False  # call takes a list of arrays (see the module docstring)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -127,10 +138,18 @@ class Layer:
     # -- calling ---------------------------------------------------------------------
 
     def __call__(self, inputs, training=False, mask=None, **kwargs):
-        x = self.convert_input(inputs)
-        self.check_input_shape(x.shape)
-        if not self.built:
-            self.build((None, *x.shape[1:]))
+        if self.multi_input:
+            if not isinstance(inputs, (list, tuple)):
+                raise TypeError(f"{self.who} takes a list of inputs, got {type(inputs).__name__}")
+            x = [self.convert_input(a) for a in inputs]
+            self.check_input_shapes([a.shape for a in x])
+            if not self.built:
+                self.build([(None, *a.shape[1:]) for a in x])
+        else:
+            x = self.convert_input(inputs)
+            self.check_input_shape(x.shape)
+            if not self.built:
+                self.build((None, *x.shape[1:]))
         return self.call(x, training=bool(training), mask=mask, **kwargs)
 
     def convert_input(self, inputs) -> np.ndarray:
@@ -152,6 +171,9 @@ class Layer:
         if expected is not None and expected[-1] is not None and shape[-1] != expected[-1]:
             raise ValueError(f"{self.who} expects {expected[-1]} features on the last axis "
                              f"(input shape {expected}), got shape {shape}")
+
+    def check_input_shapes(self, shapes) -> None:
+        """For multi-input layers: ValueError when the shapes of the inputs do not fit together."""
 
     def expected_input_shape(self):
         """The input shape the layer is built for, else the one it was given, else None."""
@@ -191,6 +213,21 @@ class Layer:
 
     def restore_states(self, saved) -> None:
         """Go back to what ``carried_states`` returned."""
+
+    @property
+    def sublayers(self) -> list:
+        """The layers this one runs inside it (the wrappers'), whose call state is part of its own."""
+        return []
+
+    def call_state(self):
+        """What the last training call left for ``backward`` (see the module docstring)."""
+        return self._cache, [sub.call_state() for sub in self.sublayers]
+
+    def set_call_state(self, state) -> None:
+        """Put back what ``call_state`` returned, before running ``backward`` for that call."""
+        self._cache, subs = state
+        for sub, sub_state in zip(self.sublayers, subs):
+            sub.set_call_state(sub_state)
 
     def _backward_cache(self):
         if self._cache is None:

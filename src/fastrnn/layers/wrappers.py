@@ -78,6 +78,10 @@ class Bidirectional(Layer):
     def stateful(self):
         return self.forward_layer.stateful
 
+    @property
+    def sublayers(self):
+        return [self.forward_layer, self.backward_layer]
+
     def carried_states(self):
         return self.forward_layer.carried_states(), self.backward_layer.carried_states()
 
@@ -190,6 +194,10 @@ class TimeDistributed(Layer):
     @property
     def params(self):
         return self.layer.params
+
+    @property
+    def sublayers(self):
+        return [self.layer]
 
     def build(self, input_shape):
         self.layer.build((None, *tuple(input_shape)[2:]))

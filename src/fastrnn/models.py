@@ -487,6 +487,14 @@ class Model:
         if metadata is not None:
             self.metadata = metadata
 
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Write the model for inference elsewhere: ``format="onnx"`` (``opset=17`` or later)
+        gives an ONNX file for ONNX Runtime; see ``fastrnn.export``. Written atomically."""
+        from fastrnn.export import export_model
+
+        export_model(self, filepath, format=format, verbose=verbose,
+                     input_signature=input_signature, **kwargs)
+
 
 class Sequential(Model):
     """A linear stack of layers: ``Sequential([LSTM(32, input_shape=(T, F)), Dense(1)])``.

@@ -105,7 +105,7 @@ def test_masked_bidirectional_matches_predict(merge_mode, return_sequences):
         Bidirectional(LSTM(4, return_sequences=return_sequences), merge_mode=merge_mode)]))
     assert_matches_predict(model, padded_ids())
     [node] = [n for n in to_onnx(model).graph.node if n.op_type == "LSTM"]
-    assert onnx.helper.get_attribute_value(node.attribute[[a.name for a in node.attribute].index("direction")]) == b"bidirectional"
+    assert {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}["direction"] == b"bidirectional"
 
 
 @pytest.mark.parametrize("case", ["go_backwards", "backward_layer"])
@@ -289,6 +289,22 @@ def test_states_default_to_zeros_and_fed_states_match_a_stateful_predict():
     np.testing.assert_allclose(outputs(sess, feeds)["output"], model.predict(x2, verbose=0), **TOL)
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+def test_a_batch_of_no_steps_gives_predicts_outputs_and_keeps_the_states(masked):
+    """ONNX Runtime's GRU without sequence lengths aborts the process on zero steps: the graph
+    always gives them."""
+    first = Masking(input_shape=(None, F)) if masked else Dropout(0.5, input_shape=(None, F))
+    model = randomize(Sequential([first, GRU(3, return_sequences=True, name="gru"),
+                                  Bidirectional(SimpleRNN(2, return_sequences=True), name="bidi"),
+                                  LSTM(2, name="lstm")]))
+    x = np.zeros((2, 0, F), np.float32)
+    h0 = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    got = outputs(session(model), {"input": x, "gru/initial_h": h0})
+    np.testing.assert_array_equal(got["output"], model.predict(x, verbose=0))
+    np.testing.assert_array_equal(got["gru/final_h"], h0)
+    np.testing.assert_array_equal(got["bidi/backward/final_h"], np.zeros((2, 2)))
+
+
 def test_state_inputs_are_optional_and_the_outputs_name_every_direction():
     model = randomize(Sequential([Masking(input_shape=(None, F)), Bidirectional(LSTM(3, return_sequences=True),
                                                                                 name="bidi"), GRU(2, name="gru")]))
@@ -326,8 +342,8 @@ def test_initial_states_from_another_layer_in_a_graph():
     encoder = LSTM(4, return_state=True, name="encoder")
     decoder = LSTM(4, return_sequences=True, name="decoder")
     enc_x, dec_x = padded_features(B=3, T=5, seed=1), padded_features(B=3, T=4, seed=2)
-    _, h, c = encoder(enc_x)
-    want = decoder(dec_x, initial_state=[h, c])
+    encoder.build((None, None, F))
+    decoder.build((None, None, F))
     for layer in (encoder, decoder):
         layer.set_weights(randomize_list(layer.get_weights()))
     _, h, c = encoder(enc_x)

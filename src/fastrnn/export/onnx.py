@@ -404,7 +404,7 @@ def _rnn_op(b: Builder, group: list, x_c: str, lengths: str, initial: list):
     if first.mode == "gru":
         attrs["linear_before_reset"] = 1
     op = _ONNX_OP[first.mode]
-    outputs = b.op(op, x_c, W, R, B, lengths or "", *stacked, outputs=3 if op == "LSTM" else 2,
+    outputs = b.op(op, x_c, W, R, B, lengths, *stacked, outputs=3 if op == "LSTM" else 2,
                    hint=op, **attrs)
     return outputs[0], outputs[1], outputs[2] if op == "LSTM" else None
 
@@ -412,6 +412,13 @@ def _rnn_op(b: Builder, group: list, x_c: str, lengths: str, initial: list):
 def _same_cell(layers) -> bool:
     f, g = layers
     return (f.mode == g.mode and f.units == g.units and f.go_backwards != g.go_backwards)
+
+
+def _full_lengths(b: Builder, x_tm: str):
+    """x_tm: (T, B, F) -> (sequence_lens (B,) int32, all T; (1,) bool: T > 0)."""
+    steps = b.op("Cast", b.dims(x_tm, 0, 1), to=INT32)
+    lengths = b.op("Expand", steps, b.dims(x_tm, 1, 2), hint="sequence_lens")
+    return lengths, b.op("Greater", steps, b.const(np.int32(0)))
 
 
 def run_recurrent(b: Builder, layers: list, paths: list, x: Tensor, initial=None) -> list:
@@ -423,7 +430,8 @@ def run_recurrent(b: Builder, layers: list, paths: list, x: Tensor, initial=None
     steps = b.mask_steps(x.mask) if x.mask is not None else None
     x_tm = b.transpose(x.name, 1, 0, 2)  # (T, B, F)
     x_c = steps.compact(x_tm) if steps else x_tm
-    lengths = steps.lengths if steps else None
+    # Lengths even without a mask: ONNX Runtime's GRU aborts the process on zero steps without them.
+    lengths, nonempty = (steps.lengths, steps.nonempty) if steps else _full_lengths(b, x_tm)
     initial = initial or [None] * len(layers)
     initial = [state_inputs(b, path, layer, x) if given is None else given
                for layer, path, given in zip(layers, paths, initial)]
@@ -438,8 +446,8 @@ def run_recurrent(b: Builder, layers: list, paths: list, x: Tensor, initial=None
             y = b.op("Gather", Y, b.const(np.int64(d)), axis=1, hint="y")  # (T, B, H)
             last = b.op("Gather", Y_h, b.const(np.int64(d)), axis=0, hint="h")  # (B, H)
             states = [last] if Y_c is None else [last, b.op("Gather", Y_c, b.const(np.int64(d)), axis=0, hint="c")]
-            if steps:  # ONNX Runtime zeroes the states of an empty sequence; Keras keeps them
-                states = [b.op("Where", steps.nonempty, s, s0, hint="final") for s, s0 in zip(states, initial[k])]
+            # ONNX Runtime zeroes the states of an empty sequence; Keras keeps them.
+            states = [b.op("Where", nonempty, s, s0, hint="final") for s, s0 in zip(states, initial[k])]
             runs[k] = Run(y, last, states)
     return runs
 

@@ -466,3 +466,17 @@ def test_bad_arguments_raise(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         model.export(tmp_path / "m.onnx", verbose=False, **kwargs)
     assert os.listdir(tmp_path) == []
+
+
+def test_bad_feeds_raise_in_onnx_runtime():
+    """Ids past the vocabulary, and states of another batch size or width, are errors of the
+    run (a session stays usable), not wrong results."""
+    model = randomize(Sequential([Embedding(V, 3, mask_zero=True, input_shape=(None,)), GRU(4, name="gru")]))
+    sess = session(model)
+    ids = padded_ids(B=2, T=3)
+    for feeds in ({"input": np.full((2, 3), V, np.int64)},
+                  {"input": ids, "gru/initial_h": np.zeros((3, 4), np.float32)},
+                  {"input": ids, "gru/initial_h": np.zeros((2, 5), np.float32)}):
+        with pytest.raises(Exception, match="INVALID_ARGUMENT"):  # noqa: B017 (ORT's own types)
+            sess.run(None, feeds)
+    np.testing.assert_allclose(outputs(sess, {"input": ids})["output"], model.predict(ids, verbose=0), **TOL)

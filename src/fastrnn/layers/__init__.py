@@ -2,16 +2,23 @@
 
 Recurrent: ``SimpleRNN``, ``LSTM``, ``GRU`` (``recurrent.py``). Wrappers: ``Bidirectional``,
 ``TimeDistributed`` (``wrappers.py``). Others: ``Dense``, ``Activation``, ``Dropout``,
-``Embedding``, ``Masking``, ``Input``/``InputLayer`` (``core.py``). The protocol every layer
-follows (call, backward, params, grads, masks, configs) is described in ``base.py``.
+``Embedding``, ``Masking``, ``Input``/``InputLayer`` (``core.py``); the merges ``Add``,
+``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``, ``Concatenate``, ``Dot`` and
+their lowercase functions (``merging.py``). The protocol every layer follows (call, backward,
+params, grads, masks, configs) is described in ``base.py``.
 """
 from fastrnn.layers.base import Layer, deserialize, serialize
 from fastrnn.layers.core import Activation, Dense, Dropout, Embedding, Input, InputLayer, Masking
+from fastrnn.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
+                                    Subtract, add, average, concatenate, dot, maximum, minimum,
+                                    multiply, subtract)
 from fastrnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from fastrnn.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "Recurrent", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
     "Dense", "Activation", "Dropout", "Embedding", "Masking", "Input", "InputLayer",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
+    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
     "serialize", "deserialize",
 ]

@@ -4,7 +4,9 @@ Recurrent: ``SimpleRNN``, ``LSTM``, ``GRU`` (``recurrent.py``). Wrappers: ``Bidi
 ``TimeDistributed`` (``wrappers.py``). Others: ``Dense``, ``Activation``, ``Dropout``,
 ``Embedding``, ``Masking``, ``Input``/``InputLayer`` (``core.py``); the merges ``Add``,
 ``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``, ``Concatenate``, ``Dot`` and
-their lowercase functions (``merging.py``). The protocol every layer follows (call, backward,
+their lowercase functions (``merging.py``); ``Flatten``, ``Reshape``, ``Permute``,
+``RepeatVector`` (``reshaping.py``); ``GlobalAveragePooling1D``, ``GlobalMaxPooling1D``
+(``pooling.py``). The protocol every layer follows (call, backward,
 params, grads, masks, configs) is described in ``base.py``.
 """
 from fastrnn.layers.base import Layer, deserialize, serialize
@@ -12,7 +14,10 @@ from fastrnn.layers.core import Activation, Dense, Dropout, Embedding, Input, In
 from fastrnn.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                     Subtract, add, average, concatenate, dot, maximum, minimum,
                                     multiply, subtract)
+from fastrnn.layers.pooling import (GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
+                                    GlobalMaxPooling1D)
 from fastrnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
+from fastrnn.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from fastrnn.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
@@ -20,5 +25,7 @@ __all__ = [
     "Dense", "Activation", "Dropout", "Embedding", "Masking", "Input", "InputLayer",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
+    "Flatten", "Reshape", "Permute", "RepeatVector",
+    "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
     "serialize", "deserialize",
 ]

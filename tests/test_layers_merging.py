@@ -214,3 +214,11 @@ def test_bad_arguments_and_inputs_raise_naming_them():
         L.Dot(axes=1)([xs[0], xs[1][:, :2]])
     with pytest.raises(ValueError, match="exactly 2"):
         L.Dot(axes=2)(make_inputs(n=3))
+
+
+def test_multi_input_layers_record_the_shapes_of_their_inputs():
+    xs = [np.zeros((2, 3, 4)), np.zeros((2, 3, 5))]
+    for layer in (L.Concatenate(), L.Dot(axes=1), L.Add()):
+        layer(xs if not isinstance(layer, L.Add) else [xs[0], xs[0]])
+        assert layer.built and isinstance(layer.input_shape, list)
+        assert layer.input_shape[0] == (None, 3, 4)

@@ -41,6 +41,12 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape)
 
 
+def build_multi(layer: Layer, input_shapes) -> None:
+    """Build a weightless multi-input layer: ``input_shape`` is the list of its inputs' shapes."""
+    layer.input_shape = [(None, *tuple(s)[1:]) for s in input_shapes]
+    layer.built = True
+
+
 def check_mask_list(who: str, inputs, mask, full_rank_ok=False):
     """mask: None or a list of one mask per input (entries None) -> a list of bool arrays or
     None entries, or None. A mask must have the input's shape without its last axis
@@ -85,6 +91,9 @@ class Merge(Layer):
     """
 
     multi_input = True
+
+    def build(self, input_shape):
+        build_multi(self, input_shape)
     min_inputs = 1
     max_inputs = None
 
@@ -274,6 +283,9 @@ class Concatenate(Layer):
 
     multi_input = True
 
+    def build(self, input_shape):
+        build_multi(self, input_shape)
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if not _is_int(axis):
@@ -343,6 +355,9 @@ class Dot(Layer):
     """
 
     multi_input = True
+
+    def build(self, input_shape):
+        build_multi(self, input_shape)
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)

@@ -6,7 +6,7 @@ Recurrent: ``SimpleRNN``, ``LSTM``, ``GRU`` (``recurrent.py``). Wrappers: ``Bidi
 ``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``, ``Concatenate``, ``Dot`` and
 their lowercase functions (``merging.py``); ``Flatten``, ``Reshape``, ``Permute``,
 ``RepeatVector`` (``reshaping.py``); ``GlobalAveragePooling1D``, ``GlobalMaxPooling1D``
-(``pooling.py``). The protocol every layer follows (call, backward,
+(``pooling.py``); ``LayerNormalization`` (``normalization.py``). The protocol every layer follows (call, backward,
 params, grads, masks, configs) is described in ``base.py``.
 """
 from fastrnn.layers.base import Layer, deserialize, serialize
@@ -14,6 +14,7 @@ from fastrnn.layers.core import Activation, Dense, Dropout, Embedding, Input, In
 from fastrnn.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                     Subtract, add, average, concatenate, dot, maximum, minimum,
                                     multiply, subtract)
+from fastrnn.layers.normalization import LayerNormalization
 from fastrnn.layers.pooling import (GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
                                     GlobalMaxPooling1D)
 from fastrnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
@@ -27,5 +28,6 @@ __all__ = [
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
     "Flatten", "Reshape", "Permute", "RepeatVector",
     "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
+    "LayerNormalization",
     "serialize", "deserialize",
 ]

@@ -6,9 +6,11 @@ Recurrent: ``SimpleRNN``, ``LSTM``, ``GRU`` (``recurrent.py``). Wrappers: ``Bidi
 ``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``, ``Concatenate``, ``Dot`` and
 their lowercase functions (``merging.py``); ``Flatten``, ``Reshape``, ``Permute``,
 ``RepeatVector`` (``reshaping.py``); ``GlobalAveragePooling1D``, ``GlobalMaxPooling1D``
-(``pooling.py``); ``LayerNormalization`` (``normalization.py``). The protocol every layer follows (call, backward,
+(``pooling.py``); ``LayerNormalization`` (``normalization.py``); ``Attention``,
+``AdditiveAttention`` (``attention.py``). The protocol every layer follows (call, backward,
 params, grads, masks, configs) is described in ``base.py``.
 """
+from fastrnn.layers.attention import AdditiveAttention, Attention
 from fastrnn.layers.base import Layer, deserialize, serialize
 from fastrnn.layers.core import Activation, Dense, Dropout, Embedding, Input, InputLayer, Masking
 from fastrnn.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
@@ -28,6 +30,6 @@ __all__ = [
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
     "Flatten", "Reshape", "Permute", "RepeatVector",
     "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D",
-    "LayerNormalization",
+    "LayerNormalization", "Attention", "AdditiveAttention",
     "serialize", "deserialize",
 ]

@@ -7,6 +7,11 @@ time-major input; the backward one runs the kernel with ``reverse=True``, so its
 already sit at their own time positions (no flipping) and, with a mask, padded steps
 are handled by the lengths. Outputs at padded steps are zero in both directions, as
 Keras's Bidirectional makes them.
+
+With ``merge_mode=None`` the two directions' outputs are returned apart, ``[forward,
+backward]``; with a ``return_state=True`` layer the final states follow the output(s),
+the forward layer's then the backward's (``[output, h_f, c_f, h_b, c_b]`` for an LSTM), and
+``initial_state`` takes them in the same order.
 """
 from __future__ import annotations
 
@@ -15,26 +20,28 @@ import numpy as np
 from fastrnn.layers.base import Layer, deserialize, mask_to_lengths, serialize
 from fastrnn.layers.recurrent import Recurrent
 
-MERGE_MODES = ("concat", "sum", "mul", "ave")
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 class Bidirectional(Layer):
-    """Bidirectional(layer, merge_mode='concat'|'sum'|'mul'|'ave', backward_layer=None).
+    """Bidirectional(layer, merge_mode='concat'|'sum'|'mul'|'ave'|None, weights=None,
+    backward_layer=None).
 
     x: (B, T, F) -> (B, T, M) with the layer's return_sequences, else (B, M), where M is
-    2H for 'concat' and H otherwise. Weights: the forward layer's then the backward's. Both
-    directions run in the wrapper's dtype (by default the layer's).
+    2H for 'concat' and H otherwise; with ``merge_mode=None`` a list [forward (B, T, H) or
+    (B, H), backward (same)]. A ``return_state=True`` layer adds its final states after the
+    output(s): forward then backward, each (B, H) (h, then c for LSTM). Weights: the forward
+    layer's then the backward's; ``weights`` sets them at build. Both directions run in the
+    wrapper's dtype (by default the layer's).
     """
 
     input_ndim = 3
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         if not isinstance(layer, Recurrent):
             raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU, got {layer!r}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
-        if layer.return_state:
-            raise ValueError("Bidirectional does not support return_state=True layers")
         if kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None:
             kwargs["batch_input_shape"] = layer.batch_input_shape
         kwargs.setdefault("dtype", layer.dtype.name)
@@ -55,8 +62,10 @@ class Bidirectional(Layer):
             self.backward_spec["config"]["dtype"] = self.dtype.name
             self.backward_layer = self._copy(self.backward_spec, backward_layer.name)
         self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
         for sub in (self.forward_layer, self.backward_layer):
             sub.zero_output_for_mask = True
+        self.initial_weights = None if weights is None else list(weights)
 
     @staticmethod
     def _copy(spec, name, **changes):
@@ -99,6 +108,9 @@ class Bidirectional(Layer):
         self.forward_layer.build(input_shape)
         self.backward_layer.build(input_shape)
         super().build(input_shape)
+        if self.initial_weights is not None:
+            weights, self.initial_weights = self.initial_weights, None
+            self.set_weights(weights)
 
     def weight_shapes(self):
         return self.forward_layer.weight_shapes() + self.backward_layer.weight_shapes()
@@ -117,33 +129,85 @@ class Bidirectional(Layer):
 
     # -- forward and backward ------------------------------------------------------------
 
-    def call(self, x, training=False, mask=None):
-        """x: (B, T, F) -> merged outputs (B, T, M) or (B, M)."""
+    @property
+    def initial_state_grads(self):
+        """The gradients of ``initial_state`` after ``backward``: forward's then backward's."""
+        f, b = self.forward_layer.initial_state_grads, self.backward_layer.initial_state_grads
+        return None if f is None or b is None else f + b
+
+    def _split_initial_state(self, initial_state):
+        """initial_state: [forward states..., backward states...] or None -> the two halves."""
+        if initial_state is None:
+            return None, None
+        states = list(initial_state)
+        n = self.forward_layer.state_count
+        if len(states) != 2 * n:
+            raise ValueError(f"{self.who}: initial_state must be a list of {2 * n} arrays, the "
+                             f"forward layer's {n} then the backward layer's {n}, got {len(states)}")
+        return states[:n], states[n:]
+
+    def call(self, x, training=False, mask=None, initial_state=None):
+        """x: (B, T, F) -> merged outputs (B, T, M) or (B, M); a list with merge_mode=None
+        and/or return_state (see the class docstring)."""
         B, T, _ = x.shape
         lengths = mask_to_lengths(mask, B, T, self.who)
+        state_f, state_b = self._split_initial_state(initial_state)
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
-        y_f, h_f, _ = self.forward_layer.run(x_tm, lengths, training)  # (T, B, H), (B, H)
-        y_b, h_b, _ = self.backward_layer.run(x_tm, lengths, training)  # (T, B, H), (B, H)
+        y_f, h_f, c_f = self.forward_layer.run(x_tm, lengths, training, state_f)  # (T, B, H), (B, H)
+        y_b, h_b, c_b = self.backward_layer.run(x_tm, lengths, training, state_b)
         a, b = (y_f, y_b) if self.return_sequences else (h_f, h_b)
         self._cache = (a, b) if training else None
-        out = _merge(self.merge_mode, a, b)  # (T, B, M) or (B, M)
-        if self.return_sequences:
-            out = np.ascontiguousarray(out.transpose(1, 0, 2))  # (B, T, M)
-        return out
+        if self.merge_mode is None:
+            outputs = [self._batch_major(a), self._batch_major(b)]
+        else:
+            outputs = [self._batch_major(_merge(self.merge_mode, a, b))]  # (B, T, M) or (B, M)
+        if not self.return_state:
+            return outputs[0] if self.merge_mode is not None else outputs
+        states = [h_f] + ([c_f] if c_f is not None else []) + [h_b] + ([c_b] if c_b is not None else [])
+        return outputs + [s.copy() for s in states]
+
+    def _batch_major(self, y):
+        """(T, B, H) -> (B, T, H) for sequences; final states (B, H) as they are."""
+        return np.ascontiguousarray(y.transpose(1, 0, 2)) if self.return_sequences else y.copy()
 
     def backward(self, d_out):
+        """Gradients of ``call``'s outputs (a list matching them when there are several,
+        entries None) -> gradient of x: (B, T, F); sets ``grads`` and ``initial_state_grads``."""
         a, b = self._backward_cache()
-        if self.return_sequences:
-            d_out = np.asarray(d_out).transpose(1, 0, 2)  # (T, B, M)
-        da, db = _merge_grad(self.merge_mode, d_out, a, b)
-        if self.return_sequences:
-            dx = (self.forward_layer.run_backward(np.ascontiguousarray(da))
-                  + self.backward_layer.run_backward(np.ascontiguousarray(db)))  # (T, B, F)
+        n = self.forward_layer.state_count
+        if self.merge_mode is None or self.return_state:
+            d_out = list(d_out)
+            n_outputs = 2 if self.merge_mode is None else 1
+            d_outputs = d_out[:n_outputs]
+            d_states = (d_out[n_outputs:] + [None] * 2 * n)[:2 * n]
         else:
-            dx = (self.forward_layer.run_backward(None, np.ascontiguousarray(da))
-                  + self.backward_layer.run_backward(None, np.ascontiguousarray(db)))  # (T, B, F)
+            d_outputs, d_states = [d_out], [None] * 2 * n
+        if self.merge_mode is None:
+            da, db = (None if d is None else self._time_major(d) for d in d_outputs)
+        elif d_outputs[0] is None:
+            da = db = None
+        else:
+            da, db = _merge_grad(self.merge_mode, self._time_major(d_outputs[0]), a, b)
+        dx = (self._run_backward(self.forward_layer, da, d_states[:n])
+              + self._run_backward(self.backward_layer, db, d_states[n:]))  # (T, B, F)
         self.grads = self.forward_layer.grads + self.backward_layer.grads
         return np.ascontiguousarray(dx.transpose(1, 0, 2))  # (B, T, F)
+
+    def _time_major(self, d):
+        d = np.asarray(d, dtype=self.dtype)
+        return d.transpose(1, 0, 2) if self.return_sequences else d  # (T, B, H) or (B, H)
+
+    def _run_backward(self, layer, d_output, d_states):
+        """One direction: the gradient of its output (sequence or final h) and its states."""
+        dh, dc = (list(d_states) + [None])[:2]
+        if layer.state_count == 1:
+            dc = None
+        if self.return_sequences:
+            dy = None if d_output is None else np.ascontiguousarray(d_output)
+            return layer.run_backward(dy, dh, dc)
+        if d_output is not None:
+            dh = d_output if dh is None else dh + np.asarray(d_output)
+        return layer.run_backward(None, None if dh is None else np.ascontiguousarray(dh), dc)
 
     # -- shapes, masks, config --------------------------------------------------------------
 
@@ -151,10 +215,21 @@ class Bidirectional(Layer):
         H = self.forward_layer.units
         M = H + self.backward_layer.units if self.merge_mode == "concat" else H
         B, T = input_shape[0], input_shape[1]
-        return (B, T, M) if self.return_sequences else (B, M)
+        if self.merge_mode is None:
+            outputs = [(B, T, H), (B, T, H)] if self.return_sequences else [(B, H), (B, H)]
+        else:
+            outputs = [(B, T, M) if self.return_sequences else (B, M)]
+        if not self.return_state:
+            return outputs[0] if self.merge_mode is not None else outputs
+        return outputs + [(B, H)] * (2 * self.forward_layer.state_count)
 
     def compute_mask(self, inputs, mask=None):
-        return mask if self.return_sequences else None
+        """The input mask for each sequence output, None for final outputs and states."""
+        out = mask if self.return_sequences else None
+        outputs = [out, out] if self.merge_mode is None else [out]
+        if not self.return_state:
+            return outputs[0] if self.merge_mode is not None else outputs
+        return outputs + [None] * (2 * self.forward_layer.state_count)
 
     def get_config(self):
         config = super().get_config()

@@ -61,6 +61,11 @@ def check_gradients(layer, inputs, mask=None, rtol=1e-6, atol=1e-9, seed=0, rese
     return dx
 
 
+def to_numpy(tensor) -> np.ndarray:
+    """A Keras (torch) tensor -> ndarray, without NumPy's deprecated copy-less ``__array__``."""
+    return tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
+
+
 def keras_run(keras, keras_layer, inputs, masks=None, **call_kwargs):
     """Call a Keras layer on NumPy ``inputs`` (an array or a list); ``masks`` (a list, one per
     input, entries None) are attached to the input tensors as Keras's masks. -> NumPy output(s)."""
@@ -74,8 +79,8 @@ def keras_run(keras, keras_layer, inputs, masks=None, **call_kwargs):
                 backend.set_keras_mask(t, keras.ops.convert_to_tensor(m))
     out = keras_layer(tensors if multi else tensors[0], **call_kwargs)
     if isinstance(out, (list, tuple)):
-        return [keras.ops.convert_to_numpy(o) for o in out]
-    return keras.ops.convert_to_numpy(out)
+        return [to_numpy(o) for o in out]
+    return to_numpy(out)
 
 
 def keras_mask(keras, keras_layer, inputs, masks):
@@ -88,7 +93,7 @@ def keras_mask(keras, keras_layer, inputs, masks):
                                        None if masks is None else [tensor(m) for m in masks])
     else:
         out = keras_layer.compute_mask(tensor(inputs), tensor(masks))
-    return None if out is None else keras.ops.convert_to_numpy(out)
+    return None if out is None else to_numpy(out)
 
 
 def round_trip(layer):

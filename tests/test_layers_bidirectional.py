@@ -206,3 +206,17 @@ def test_bidirectional_rejects_bad_initial_state_and_sequential_rejects_several_
         L.Bidirectional(L.LSTM(H), merge_mode="max")
     with pytest.raises(ValueError, match="several outputs"):
         Sequential([L.Bidirectional(L.LSTM(H, return_state=True), input_shape=(T, F))])
+
+
+def test_bidirectional_with_a_backward_layer_of_another_kind_orders_its_states():
+    layer = L.Bidirectional(L.LSTM(H, return_state=True, dtype="float64"), merge_mode=None,
+                            backward_layer=L.GRU(2, return_state=True, go_backwards=True,
+                                                 dtype="float64"))
+    x = inputs(np.float64)
+    out = layer(x, mask=MASK)
+    assert [o.shape for o in out] == [(B, H), (B, 2), (B, H), (B, H), (B, 2)]
+    assert [tuple(s[1:]) for s in layer.compute_output_shape((None, T, F))[2:]] == [(H,), (H,), (2,)]
+    states = [np.zeros((B, H)), np.zeros((B, H)), np.zeros((B, 2))]
+    for a, b in zip(layer(x, mask=MASK, initial_state=states), out):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    check_gradients(layer, x, mask=MASK, rtol=1e-6, atol=1e-8)

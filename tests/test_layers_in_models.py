@@ -12,6 +12,7 @@ from conftest import finite_difference
 from fastrnn import Sequential
 from fastrnn import layers as L
 from fastrnn.utils import set_random_seed
+from layer_checks import to_numpy
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -72,7 +73,7 @@ def test_sequential_with_the_new_layers_predicts_as_keras(keras, name):
         a.set_weights(weights)
         b.set_weights(weights)
     x = model_input(name)
-    expected = keras.ops.convert_to_numpy(theirs(keras.ops.convert_to_tensor(x)))
+    expected = to_numpy(theirs(keras.ops.convert_to_tensor(x)))
     np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=2e-6)
 
 

@@ -140,10 +140,11 @@ class Bidirectional(Layer):
         if initial_state is None:
             return None, None
         states = list(initial_state)
-        n = self.forward_layer.state_count
-        if len(states) != 2 * n:
-            raise ValueError(f"{self.who}: initial_state must be a list of {2 * n} arrays, the "
-                             f"forward layer's {n} then the backward layer's {n}, got {len(states)}")
+        n, m = self.forward_layer.state_count, self.backward_layer.state_count
+        if len(states) != n + m:
+            raise ValueError(f"{self.who}: initial_state must be a list of {n + m} arrays, the "
+                             f"forward layer's {n} then the backward layer's {m}, "
+                             f"got {len(states)}")
         return states[:n], states[n:]
 
     def call(self, x, training=False, mask=None, initial_state=None):
@@ -153,7 +154,8 @@ class Bidirectional(Layer):
         lengths = mask_to_lengths(mask, B, T, self.who)
         state_f, state_b = self._split_initial_state(initial_state)
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
-        y_f, h_f, c_f = self.forward_layer.run(x_tm, lengths, training, state_f)  # (T, B, H), (B, H)
+        # y: (T, B, H) at their own time positions, h and c: (B, H) (c None but for LSTM)
+        y_f, h_f, c_f = self.forward_layer.run(x_tm, lengths, training, state_f)
         y_b, h_b, c_b = self.backward_layer.run(x_tm, lengths, training, state_b)
         a, b = (y_f, y_b) if self.return_sequences else (h_f, h_b)
         self._cache = (a, b) if training else None
@@ -163,7 +165,7 @@ class Bidirectional(Layer):
             outputs = [self._batch_major(_merge(self.merge_mode, a, b))]  # (B, T, M) or (B, M)
         if not self.return_state:
             return outputs[0] if self.merge_mode is not None else outputs
-        states = [h_f] + ([c_f] if c_f is not None else []) + [h_b] + ([c_b] if c_b is not None else [])
+        states = [s for s in (h_f, c_f, h_b, c_b) if s is not None]
         return outputs + [s.copy() for s in states]
 
     def _batch_major(self, y):
@@ -175,13 +177,14 @@ class Bidirectional(Layer):
         entries None) -> gradient of x: (B, T, F); sets ``grads`` and ``initial_state_grads``."""
         a, b = self._backward_cache()
         n = self.forward_layer.state_count
+        n_states = n + self.backward_layer.state_count
         if self.merge_mode is None or self.return_state:
             d_out = list(d_out)
             n_outputs = 2 if self.merge_mode is None else 1
             d_outputs = d_out[:n_outputs]
-            d_states = (d_out[n_outputs:] + [None] * 2 * n)[:2 * n]
+            d_states = (d_out[n_outputs:] + [None] * n_states)[:n_states]
         else:
-            d_outputs, d_states = [d_out], [None] * 2 * n
+            d_outputs, d_states = [d_out], [None] * n_states
         if self.merge_mode is None:
             da, db = (None if d is None else self._time_major(d) for d in d_outputs)
         elif d_outputs[0] is None:
@@ -221,7 +224,8 @@ class Bidirectional(Layer):
             outputs = [(B, T, M) if self.return_sequences else (B, M)]
         if not self.return_state:
             return outputs[0] if self.merge_mode is not None else outputs
-        return outputs + [(B, H)] * (2 * self.forward_layer.state_count)
+        return (outputs + [(B, H)] * self.forward_layer.state_count
+                + [(B, self.backward_layer.units)] * self.backward_layer.state_count)
 
     def compute_mask(self, inputs, mask=None):
         """The input mask for each sequence output, None for final outputs and states."""
@@ -229,7 +233,7 @@ class Bidirectional(Layer):
         outputs = [out, out] if self.merge_mode is None else [out]
         if not self.return_state:
             return outputs[0] if self.merge_mode is not None else outputs
-        return outputs + [None] * (2 * self.forward_layer.state_count)
+        return outputs + [None] * (self.forward_layer.state_count + self.backward_layer.state_count)
 
     def get_config(self):
         config = super().get_config()

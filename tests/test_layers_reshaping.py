@@ -177,3 +177,16 @@ def test_global_pooling_aliases_configs_and_bad_arguments():
         L.GlobalAveragePooling1D()(X, mask=MASK[:, :2])
     with pytest.raises(ValueError, match="mask must have shape"):
         L.GlobalMaxPooling1D()(X, mask=MASK.T)
+
+
+
+def test_default_names_are_made_as_keras_makes_them(keras):
+    from keras.src.utils.naming import to_snake_case
+
+    from fastrnn.layers.base import snake_case
+
+    names = list(L.__all__) + ["Conv1D", "GlobalMaxPooling1D", "ABCLayer2Stage"]
+    for name in names:
+        if name[0].isupper():
+            assert snake_case(name) == to_snake_case(name), name
+    assert L.GlobalMaxPooling1D().name.startswith("global_max_pooling1d")

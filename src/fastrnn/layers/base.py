@@ -44,9 +44,10 @@ def unique_name(prefix: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    """'SimpleRNN' -> 'simple_rnn', 'LSTM' -> 'lstm'."""
+    """'SimpleRNN' -> 'simple_rnn', 'LSTM' -> 'lstm', 'GlobalMaxPooling1D' ->
+    'global_max_pooling1d' (Keras's rule: no break between a digit and a capital)."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def float_dtype(dtype) -> np.dtype:

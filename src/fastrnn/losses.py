@@ -18,9 +18,11 @@ Two stages, as in Keras:
 
 Targets are brought to the prediction's rank as Keras does: ``y_true: (B,)`` goes with
 ``y_pred: (B, 1)``. Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before their log
-(the clip passes no gradient where it bites, as in Keras); ``from_logits=True`` uses
-log-sum-exp forms that stay finite for any finite logits. Arithmetic is float64
-inside; gradients come back in ``y_pred``'s dtype.
+(the clip passes no gradient where it bites, as in Keras), the bounds rounded to the
+prediction's dtype as Keras clips in it: for float32 ``1 - 1e-7`` is ``1 - 2**-23``, so a
+probability of exactly 1 against a target of 0 costs ``-log(2**-23) = 15.94``, not 16.12.
+``from_logits=True`` uses log-sum-exp forms that stay finite for any finite logits.
+Arithmetic is float64 inside; gradients come back in ``y_pred``'s dtype.
 
 A user loss subclasses :class:`Loss` and implements ``call`` plus either
 ``call_gradient`` (the derivative of each value with respect to its own row of
@@ -35,11 +37,24 @@ __all__ = [
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
     "mean_squared_error", "mean_absolute_error", "mse", "mae", "binary_crossentropy",
     "categorical_crossentropy", "sparse_categorical_crossentropy",
-    "get", "serialize", "deserialize", "EPSILON",
+    "get", "serialize", "deserialize", "EPSILON", "clip_bounds",
 ]
 
 #: Keras's fuzz factor: probabilities are clipped to [EPSILON, 1 - EPSILON].
 EPSILON = 1e-7
+
+
+def clip_bounds(dtype) -> tuple[float, float]:
+    """``(EPSILON, 1 - EPSILON)`` rounded to ``dtype`` (float32 or float64; float64 for any
+    other), as floats. A float32 prediction clipped in float64 to these bounds is exactly the
+    float32 clip Keras computes."""
+    dt = np.dtype(dtype)
+    if dt != np.float32:
+        dt = np.dtype(np.float64)
+    return float(dt.type(EPSILON)), float(dt.type(1.0 - EPSILON))
+
+
+_BOUNDS64 = clip_bounds(np.float64)
 
 _REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")
 
@@ -124,40 +139,44 @@ def _mae_grad(t, p):
     return np.sign(p - t) / p.shape[-1]
 
 
-def _bce_values(t, p, from_logits):
+# ``bounds``: the clip of the probabilities, ``clip_bounds`` of the prediction's dtype.
+
+def _bce_values(t, p, from_logits, bounds=_BOUNDS64):
     if from_logits:
         # -t log(sigmoid(x)) - (1 - t) log(1 - sigmoid(x)), written to stay finite.
         elementwise = np.maximum(p, 0.0) - p * t + np.log1p(np.exp(-np.abs(p)))
     else:
-        pc = np.clip(p, EPSILON, 1.0 - EPSILON)
+        pc = np.clip(p, *bounds)
         elementwise = -(t * np.log(pc) + (1.0 - t) * np.log(1.0 - pc))
     return np.mean(elementwise, axis=-1)
 
 
-def _bce_grad(t, p, from_logits):
+def _bce_grad(t, p, from_logits, bounds=_BOUNDS64):
     if from_logits:
         return (_stable_sigmoid(p) - t) / p.shape[-1]
-    pc = np.clip(p, EPSILON, 1.0 - EPSILON)
-    inside = (p >= EPSILON) & (p <= 1.0 - EPSILON)  # the clip passes gradient only here
+    low, high = bounds
+    pc = np.clip(p, low, high)
+    inside = (p >= low) & (p <= high)  # the clip passes gradient only here
     return np.where(inside, (1.0 - t) / (1.0 - pc) - t / pc, 0.0) / p.shape[-1]
 
 
-def _cce_values(t, p, from_logits):
+def _cce_values(t, p, from_logits, bounds=_BOUNDS64):
     if from_logits:
         return -np.sum(t * _log_softmax(p), axis=-1)
     # Keras rescales the probabilities to sum to 1 before clipping them.
-    q = np.clip(p / np.sum(p, axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)  # (..., C)
+    q = np.clip(p / np.sum(p, axis=-1, keepdims=True), *bounds)  # (..., C)
     return -np.sum(t * np.log(q), axis=-1)
 
 
-def _cce_grad(t, p, from_logits):
+def _cce_grad(t, p, from_logits, bounds=_BOUNDS64):
     if from_logits:
         softmax = np.exp(_log_softmax(p))  # (..., C)
         return softmax * np.sum(t, axis=-1, keepdims=True) - t
+    low, high = bounds
     total = np.sum(p, axis=-1, keepdims=True)  # (..., 1)
     q = p / total
-    qc = np.clip(q, EPSILON, 1.0 - EPSILON)
-    inside = (q >= EPSILON) & (q <= 1.0 - EPSILON)
+    qc = np.clip(q, low, high)
+    inside = (q >= low) & (q <= high)
     dq = np.where(inside, -t / qc, 0.0)  # d value / d q
     # q = p / total: d q_k / d p_j = (delta_kj - q_k) / total
     return (dq - np.sum(dq * q, axis=-1, keepdims=True)) / total
@@ -206,7 +225,7 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothi
     """Per-sample binary cross-entropy, averaged over the last axis: (B, ..., C) -> (B, ...)."""
     t, p, dtype = _prepare_dense(y_true, y_pred)
     t = _smooth_binary(t, _check_label_smoothing(label_smoothing))
-    return _bce_values(t, p, from_logits).astype(dtype)
+    return _bce_values(t, p, from_logits, clip_bounds(dtype)).astype(dtype)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
@@ -214,7 +233,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
     """Per-sample cross-entropy against one-hot (or soft) targets: (B, ..., C) -> (B, ...)."""
     t, p, dtype = _prepare_dense(y_true, y_pred)
     t = _smooth_categorical(t, _check_label_smoothing(label_smoothing))
-    return _cce_values(t, p, from_logits).astype(dtype)
+    return _cce_values(t, p, from_logits, clip_bounds(dtype)).astype(dtype)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
@@ -224,7 +243,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
     Positions whose label equals ``ignore_class`` get the value 0.
     """
     t, p, dtype, valid = _sparse_to_dense(y_true, y_pred, ignore_class)
-    values = _cce_values(t, p, from_logits)
+    values = _cce_values(t, p, from_logits, clip_bounds(dtype))
     if valid is not None:
         values = np.where(valid, values, 0.0)
     return values.astype(dtype)
@@ -250,6 +269,7 @@ class Loss:
 
     name = "loss"
     reduction = "sum_over_batch_size"
+    _bounds = _BOUNDS64  # the probability clip of the crossentropies; prepare sets it per input
 
     def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size"):
         if reduction not in _REDUCTIONS:
@@ -385,11 +405,18 @@ class BinaryCrossentropy(Loss):
         self.from_logits = bool(from_logits)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
 
+    def prepare(self, y_true, y_pred):
+        prepared = super().prepare(y_true, y_pred)
+        self._bounds = clip_bounds(prepared[2])  # for the call(_gradient) that follows
+        return prepared
+
     def call(self, y_true, y_pred):
-        return _bce_values(_smooth_binary(y_true, self.label_smoothing), y_pred, self.from_logits)
+        return _bce_values(_smooth_binary(y_true, self.label_smoothing), y_pred, self.from_logits,
+                           self._bounds)
 
     def call_gradient(self, y_true, y_pred):
-        return _bce_grad(_smooth_binary(y_true, self.label_smoothing), y_pred, self.from_logits)
+        return _bce_grad(_smooth_binary(y_true, self.label_smoothing), y_pred, self.from_logits,
+                         self._bounds)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
@@ -409,11 +436,18 @@ class CategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
 
+    def prepare(self, y_true, y_pred):
+        prepared = super().prepare(y_true, y_pred)
+        self._bounds = clip_bounds(prepared[2])  # for the call(_gradient) that follows
+        return prepared
+
     def call(self, y_true, y_pred):
-        return _cce_values(_smooth_categorical(y_true, self.label_smoothing), y_pred, self.from_logits)
+        return _cce_values(_smooth_categorical(y_true, self.label_smoothing), y_pred, self.from_logits,
+                           self._bounds)
 
     def call_gradient(self, y_true, y_pred):
-        return _cce_grad(_smooth_categorical(y_true, self.label_smoothing), y_pred, self.from_logits)
+        return _cce_grad(_smooth_categorical(y_true, self.label_smoothing), y_pred, self.from_logits,
+                         self._bounds)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
@@ -434,13 +468,15 @@ class SparseCategoricalCrossentropy(Loss):
         self.ignore_class = None if ignore_class is None else int(ignore_class)
 
     def prepare(self, y_true, y_pred):
-        return _sparse_to_dense(y_true, y_pred, self.ignore_class)
+        prepared = _sparse_to_dense(y_true, y_pred, self.ignore_class)
+        self._bounds = clip_bounds(prepared[2])  # for the call(_gradient) that follows
+        return prepared
 
     def call(self, y_true, y_pred):
-        return _cce_values(y_true, y_pred, self.from_logits)
+        return _cce_values(y_true, y_pred, self.from_logits, self._bounds)
 
     def call_gradient(self, y_true, y_pred):
-        return _cce_grad(y_true, y_pred, self.from_logits)
+        return _cce_grad(y_true, y_pred, self.from_logits, self._bounds)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": self.ignore_class}

@@ -11,11 +11,19 @@ the first call, one array per slot name and parameter position, so the params mu
 come in the same order on every call. Each step does, as Keras 3 does:
 
 1. cast each gradient to its parameter's dtype;
-2. clip: ``clipvalue`` (elementwise), then ``clipnorm`` (each tensor's L2 norm) or
+2. clip: ``clipvalue`` (elementwise), then ``clipnorm`` (each variable's L2 norm) or
    ``global_clipnorm`` (the L2 norm of all gradients together);
 3. decay the weights if ``weight_decay`` is set: ``p -= lr * weight_decay * p``
    (decoupled, before the update; this is what makes AdamW);
 4. the optimizer's own update (``update_step``), then ``iterations += 1``.
+
+A variable is one parameter array, unless ``apply_gradients`` is told that several arrays
+form one Keras variable (``groups``): a model passes GRU's bias, which Keras keeps as one
+``(2, 3H)`` variable and the kernels as ``b_ih`` and ``b_hh``, so that ``clipnorm`` clips
+the two together as Keras does.
+
+``learning_rate`` is a float or a schedule (``fastrnn.optimizers.schedules``), evaluated
+at ``iterations`` before each step as Keras does.
 
 Keras 3 refuses to combine the clipping options; here ``clipvalue`` may be combined
 with one of the two norm clippings, applied in the order above.
@@ -35,10 +43,12 @@ from numbers import Real
 import numpy as np
 
 from fastrnn._args import check_bool
+from fastrnn.optimizers import schedules
+from fastrnn.optimizers.schedules import LearningRateSchedule
 
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
-    "get", "serialize", "deserialize",
+    "get", "serialize", "deserialize", "schedules",
 ]
 
 
@@ -66,7 +76,9 @@ class Optimizer:
     order) and implements ``update_step(param, grad, slots, learning_rate)``, which
     updates ``param`` and the arrays of the dict ``slots`` in place.
 
-    learning_rate: step size (float >= 0); may be changed between steps.
+    learning_rate: step size (float >= 0), which may be changed between steps; or a
+        ``LearningRateSchedule`` (then the rate is ``schedule(iterations)`` and cannot be set),
+        or a function of no arguments called before each step.
     weight_decay: decoupled decay factor, ``p -= learning_rate * weight_decay * p``.
     clipnorm: clip each gradient to this L2 norm.
     clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]``.
@@ -98,32 +110,59 @@ class Optimizer:
     # ------------------------------------------------------------------ learning rate
     @property
     def learning_rate(self) -> float:
-        """The current step size; callbacks such as ReduceLROnPlateau change it."""
-        return self._learning_rate
+        """The current step size (a schedule's value at ``iterations``); callbacks such as
+        ReduceLROnPlateau change it, unless it comes from a schedule."""
+        rate = self._learning_rate
+        if isinstance(rate, LearningRateSchedule):
+            return self._checked_rate(rate(self.iterations), f"{type(rate).__name__} at step {self.iterations}")
+        if callable(rate):
+            return self._checked_rate(rate(), "the learning_rate function")
+        return rate
 
     @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
+    def learning_rate(self, value) -> None:
+        if isinstance(value, LearningRateSchedule) or callable(value):
+            self._learning_rate = value
+            return
+        if isinstance(getattr(self, "_learning_rate", None), LearningRateSchedule):
+            raise TypeError(f"{type(self).__name__} was created with a LearningRateSchedule as its "
+                            "learning_rate, so its learning rate cannot be set; create the optimizer "
+                            "with a float learning_rate to change it during training")
         self._learning_rate = _check_number("learning_rate", value, low=0.0)
 
+    @staticmethod
+    def _checked_rate(value, source: str) -> float:
+        is_scalar_array = isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf"
+        if isinstance(value, bool) or not (isinstance(value, Real) or is_scalar_array):
+            raise TypeError(f"{source} must give a real number as the learning rate, got {value!r}")
+        value = float(value)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{source} gave the learning rate {value}; it must be finite and >= 0")
+        return value
+
     # ------------------------------------------------------------------ the step
-    def apply_gradients(self, params: list, grads: list) -> None:
+    def apply_gradients(self, params: list, grads: list, groups=None) -> None:
         """Update each ``params[i]`` in place from ``grads[i]`` (same shape); one step.
 
         params: list of float ndarrays, the same positions on every call.
         grads: list of arrays shaped like the params; a None entry leaves its param as is.
+        groups: index tuples into params, each the arrays of one variable, which ``clipnorm``
+            clips as one (see the module docstring); a param in no group is a variable alone.
         """
         params, grads = self._check_inputs(params, grads)
+        groups = self._check_groups(groups, len(params))
         if not params:
             return  # nothing to train: not a step (as Keras)
         if self._slots is None:
             self._build(params)
         else:
             self._check_built_for(params)
-        live = [i for i, g in enumerate(grads) if g is not None]
-        clipped = self._clip([grads[i] for i in live])
-        lr = self.learning_rate
+        lr = self.learning_rate  # a schedule's value for this step, checked before any update
+        clipped = self._clip(grads, groups)
         with np.errstate(all="ignore"):  # non-finite grads are applied, not raised
-            for i, grad in zip(live, clipped):
+            for i, grad in enumerate(clipped):
+                if grad is None:
+                    continue
                 param = params[i]
                 if self.weight_decay:
                     param -= param * (lr * self.weight_decay)
@@ -163,6 +202,28 @@ class Optimizer:
             checked.append(grad.astype(param.dtype, copy=False))
         return params, checked
 
+    @staticmethod
+    def _check_groups(groups, n_params: int) -> list:
+        """groups as a list of index tuples, each index in range and in one group at most."""
+        if groups is None:
+            return []
+        if not isinstance(groups, (list, tuple)):
+            raise TypeError(f"groups must be a list of index tuples, got {type(groups).__name__}")
+        seen = set()
+        checked = []
+        for k, group in enumerate(groups):
+            if not isinstance(group, (list, tuple)) or not all(
+                    isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in group):
+                raise TypeError(f"groups[{k}] must be a tuple of param indices, got {group!r}")
+            for i in group:
+                if not 0 <= i < n_params:
+                    raise ValueError(f"groups[{k}] has index {i}, out of range for {n_params} params")
+                if i in seen:
+                    raise ValueError(f"param {i} is in more than one group")
+                seen.add(i)
+            checked.append(tuple(int(i) for i in group))
+        return checked
+
     def _build(self, params) -> None:
         """Create the slots: one array per slot name and parameter, shaped like it."""
         self._slots = {
@@ -195,22 +256,37 @@ class Optimizer:
         return len(next(iter(self._slots.values())))
 
     # ------------------------------------------------------------------ clipping
-    def _clip(self, grads: list) -> list:
-        """Apply clipvalue, then clipnorm or global_clipnorm, as Keras defines them."""
+    def _clip(self, grads: list, groups: list) -> list:
+        """Apply clipvalue, then clipnorm (per variable: a group, or a param alone) or
+        global_clipnorm, as Keras defines them. grads: None where a param has none."""
+        grads = list(grads)
+        live = [i for i, g in enumerate(grads) if g is not None]
         with np.errstate(all="ignore"):
             if self.clipvalue is not None:
-                grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+                for i in live:
+                    grads[i] = np.clip(grads[i], -self.clipvalue, self.clipvalue)
             if self.clipnorm is not None:
-                grads = [self._clip_by_norm(g, self.clipnorm) for g in grads]
+                grouped = {i for group in groups for i in group}
+                variables = [[i for i in group if grads[i] is not None] for group in groups]
+                variables += [[i] for i in live if i not in grouped]
+                for variable in variables:
+                    clipped = self._clip_by_norm([grads[i] for i in variable], self.clipnorm)
+                    for i, g in zip(variable, clipped):
+                        grads[i] = g
             elif self.global_clipnorm is not None:
-                grads = self._clip_by_global_norm(grads, self.global_clipnorm)
+                clipped = self._clip_by_global_norm([grads[i] for i in live], self.global_clipnorm)
+                for i, g in zip(live, clipped):
+                    grads[i] = g
         return grads
 
     @staticmethod
-    def _clip_by_norm(g: np.ndarray, clip: float) -> np.ndarray:
-        # g * clip / max(||g||, clip): unchanged when ||g|| <= clip.
-        norm = math.sqrt(float(np.sum(np.square(g, dtype=np.float64))))
-        return g * (clip / max(norm, clip)) if math.isfinite(norm) else g * clip / norm
+    def _clip_by_norm(gs: list, clip: float) -> list:
+        """The arrays of one variable scaled together: g * clip / max(||g||, clip), unchanged
+        when their joint L2 norm is at most clip."""
+        norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in gs))
+        if math.isfinite(norm):
+            return [g * (clip / max(norm, clip)) for g in gs]
+        return [g * clip / norm for g in gs]
 
     @staticmethod
     def _clip_by_global_norm(grads: list, clip: float) -> list:
@@ -271,24 +347,42 @@ class Optimizer:
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
-        """The hyperparameters as a JSON-serialisable dict, with ``class_name``."""
+        """The hyperparameters as a JSON-serialisable dict, with ``class_name``; a schedule as
+        ``schedules.serialize`` gives it (a plain function cannot be saved: ValueError)."""
         return {
             "class_name": type(self).__name__,
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": self._learning_rate_config(),
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
         }
 
+    def _learning_rate_config(self):
+        rate = self._learning_rate
+        if isinstance(rate, LearningRateSchedule):
+            return schedules.serialize(rate)
+        if callable(rate):
+            raise ValueError(f"{type(self).__name__}: a learning_rate given as a function cannot be "
+                             "saved; use a fastrnn.optimizers.schedules.LearningRateSchedule")
+        return rate
+
     @classmethod
-    def from_config(cls, config: dict) -> "Optimizer":
-        """A new optimizer from ``get_config()``'s dict (``class_name`` is ignored)."""
-        return cls(**{k: v for k, v in config.items() if k != "class_name"})
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Optimizer":
+        """A new optimizer from ``get_config()``'s dict (``class_name`` is ignored).
+
+        custom_objects: name -> class, for a user-defined learning rate schedule.
+        """
+        config = {k: v for k, v in config.items() if k != "class_name"}
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"], custom_objects)
+        return cls(**config)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(learning_rate={self.learning_rate:g}, iterations={self.iterations})"
+        rate = self._learning_rate
+        shown = f"{rate:g}" if isinstance(rate, float) else repr(rate)
+        return f"{type(self).__name__}(learning_rate={shown}, iterations={self.iterations})"
 
 
 class SGD(Optimizer):
@@ -477,17 +571,19 @@ def serialize(optimizer: Optimizer) -> dict:
 def deserialize(config: dict, custom_objects: dict | None = None) -> Optimizer:
     """An optimizer from ``serialize()``'s dict or from a ``get_config()`` dict.
 
-    custom_objects: name -> Optimizer subclass, for user-defined optimizers.
+    custom_objects: name -> class, for user-defined optimizers and learning rate schedules.
     """
     if not isinstance(config, dict):
         raise TypeError(f"expected a dict from serialize(), got {type(config).__name__}")
     if "class_name" not in config:
         raise ValueError(f"optimizer config has no 'class_name': {config!r}")
     class_name = config["class_name"]
-    params = config["config"] if "config" in config else config
+    params = dict(config["config"] if "config" in config else config)
     classes = {**_CLASSES, **(custom_objects or {})}
     if class_name not in classes:
         raise ValueError(f"unknown optimizer class {class_name!r}; known: {sorted(classes)}")
+    if isinstance(params.get("learning_rate"), dict):  # here, so that from_config needs no custom_objects
+        params["learning_rate"] = schedules.deserialize(params["learning_rate"], custom_objects)
     return classes[class_name].from_config(params)
 
 

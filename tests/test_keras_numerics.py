@@ -65,7 +65,7 @@ def test_crossentropy_values_and_gradients_at_the_clip_match_keras(keras, name, 
     theirs.backward()
     assert theirs.dtype == getattr(torch, dtype)
     rtol = 1e-6 if dtype == "float32" else 1e-12
-    assert ours(y_true, y_pred) == pytest.approx(float(theirs), rel=rtol)
+    assert ours(y_true, y_pred) == pytest.approx(float(theirs.detach()), rel=rtol)
     grad = ours.gradient(y_true, y_pred)
     assert grad.dtype == np.dtype(dtype)
     # atol: Keras's float32 gradient of the rescaled categorical probabilities cancels 3 digits
@@ -78,3 +78,38 @@ def test_sparse_categorical_crossentropy_at_the_clip_matches_keras(keras):
     probs = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
     expected = to_numpy(keras, keras.losses.sparse_categorical_crossentropy(labels, probs))
     np.testing.assert_allclose(losses.sparse_categorical_crossentropy(labels, probs), expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- clipnorm per variable
+def test_clipnorm_clips_the_gru_bias_as_one_variable_as_keras_does(keras):
+    from fastrnn.layers import GRU, Dense
+    from fastrnn.models import Sequential
+    from fastrnn.optimizers import SGD
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((8, 1)).astype(np.float32)
+    ours = Sequential([GRU(5, input_shape=(6, 3)), Dense(1)])
+    theirs = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(5), keras.layers.Dense(1)])
+    theirs.set_weights(ours.get_weights())
+    before = ours.get_weights()
+    ours.compile(optimizer=SGD(1.0, clipnorm=0.01), loss="mse")
+    theirs.compile(optimizer=keras.optimizers.SGD(1.0, clipnorm=0.01), loss="mse")
+    ours.train_on_batch(x, y)
+    theirs.train_on_batch(x, y)
+    for k, (old, new) in enumerate(zip(before, ours.get_weights())):
+        # Every gradient here is larger than 0.01, so every variable moves by exactly 0.01;
+        # the bias, clipped as two arrays, used to move by 0.01 * sqrt(2) = 0.0141.
+        assert np.linalg.norm((new - old).astype(np.float64)) == pytest.approx(0.01, rel=1e-5), k
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_clipnorm_of_a_bidirectional_gru_groups_each_directions_bias():
+    from fastrnn.layers import GRU, Bidirectional, Dense
+    from fastrnn.layers.variables import variable_groups
+    from fastrnn.models import Sequential
+
+    model = Sequential([Bidirectional(GRU(2), input_shape=(4, 3)), Dense(1)])
+    # params: forward w_ih, w_hh, b_ih, b_hh, backward likewise, then the Dense kernel and bias
+    assert variable_groups(model.layers, model.trainable_params) == [(2, 3), (6, 7)]

@@ -33,7 +33,8 @@ import numpy as np
 from fastrnn import losses as losses_module
 from fastrnn import metrics as metrics_module
 from fastrnn import optimizers as optimizers_module
-from fastrnn.layers.base import Layer, deserialize, serialize, unique_name
+from fastrnn.layers import variables
+from fastrnn.layers.base import Layer, collect_activity_losses, deserialize, serialize, unique_name
 from fastrnn.layers.core import InputLayer
 from fastrnn.utils import get_rng
 
@@ -203,38 +204,66 @@ class Model:
 
     def _train_step(self, x, y) -> float:
         """One optimizer step on a batch; updates the metrics; returns the batch loss."""
-        with self._states_kept_on_error():
+        with self._states_kept_on_error(), collect_activity_losses() as activity:
             y_pred, mask = self.forward(x, training=True)
             loss_mask = self._loss_mask(mask, y_pred)
             loss = self.loss(y, y_pred, mask=loss_mask)
             self.backward(self.loss.gradient(y, y_pred, mask=loss_mask))
             if self._train_params is None:
                 self._train_params = self.trainable_params
-            self.optimizer.apply_gradients(self._train_params, self._trainable_grads())
+            grads = self._trainable_grads()
+            loss += sum(activity) + self._add_weight_penalties(grads, self._train_params)
+            self._apply_step(grads)
         self._update_metrics(y, y_pred, loss_mask)
         return float(loss)
 
     def _test_step(self, x, y) -> float:
-        with self._states_kept_on_error():
+        with self._states_kept_on_error(), collect_activity_losses() as activity:
             y_pred, mask = self.forward(x, training=False)
             loss_mask = self._loss_mask(mask, y_pred)
             loss = self.loss(y, y_pred, mask=loss_mask)
+            loss += sum(activity) + self._weight_penalty()
         self._update_metrics(y, y_pred, loss_mask)
         return float(loss)
+
+    # -- regularizers, clipping by variable, constraints (see fastrnn.layers.variables) ---------
+
+    def _weight_penalty(self) -> float:
+        """The regularizers' penalty of the trainable weights, which Keras adds to every loss."""
+        return variables.weight_penalty(self.layers, self.trainable_params)[0]
+
+    def _add_weight_penalties(self, grads, params) -> float:
+        """Add the regularizers' gradients to ``grads`` (one per array of ``params``, the
+        trainable ones); returns their penalty."""
+        penalty, penalty_grads = variables.weight_penalty(self.layers, params)
+        for i, g in penalty_grads.items():
+            grads[i] = grads[i] + g
+        return penalty
+
+    def _apply_step(self, grads) -> None:
+        """The optimizer step, clipping each Keras variable as one, then the constraints."""
+        variables.check_constraints(self.layers, self._train_params)
+        groups = variables.variable_groups(self.layers, self._train_params)
+        self.optimizer.apply_gradients(self._train_params, grads, groups=groups)
+        variables.apply_constraints(self.layers, self._train_params)
 
     def compute_gradients(self, x, y):
         """Loss and gradients for one batch, without updating anything.
 
         Returns ``(loss, grads)`` with ``grads[i]`` the gradient of ``trainable_params[i]``
-        (kernel layout). The forward pass runs in training mode (dropout active).
+        (kernel layout); both include the regularizers' penalties, as a training step's do.
+        The forward pass runs in training mode (dropout active).
         """
         self._require_compiled("compute_gradients")
         x, y = self._check_xy(x, y, "compute_gradients")
-        y_pred, mask = self.forward(x, training=True)
-        loss_mask = self._loss_mask(mask, y_pred)
-        loss = self.loss(y, y_pred, mask=loss_mask)
-        self.backward(self.loss.gradient(y, y_pred, mask=loss_mask))
-        return float(loss), [g.copy() for g in self._trainable_grads()]
+        with collect_activity_losses() as activity:
+            y_pred, mask = self.forward(x, training=True)
+            loss_mask = self._loss_mask(mask, y_pred)
+            loss = self.loss(y, y_pred, mask=loss_mask)
+            self.backward(self.loss.gradient(y, y_pred, mask=loss_mask))
+        grads = [g.copy() for g in self._trainable_grads()]
+        loss += sum(activity) + self._add_weight_penalties(grads, self.trainable_params)
+        return float(loss), grads
 
     def train_on_batch(self, x, y, return_dict=False):
         """One optimizer step on (x, y); returns the batch's loss (or [loss, *metrics])."""

@@ -22,13 +22,26 @@ Everything a training call leaves for its ``backward`` is the layer's *call stat
 ``_cache`` and that of its ``sublayers``. ``call_state()`` takes it and ``set_call_state``
 puts it back, so that a layer called more than once before the backward pass (a layer shared
 between branches of a graph) can backpropagate through each call in turn.
+
+Regularizers and constraints (``fastrnn.regularizers``, ``fastrnn.constraints``) are Keras's,
+set per Keras weight. A layer says which of its ``params`` make up each weight of
+``get_weights`` (``weight_groups``: GRU's ``(2, 3H)`` bias is ``b_ih`` and ``b_hh``) and which
+regularizer and constraint each has; ``fastrnn.layers.variables`` applies them for a model.
+Every layer takes an ``activity_regularizer``: its call then adds the penalty of its output
+(divided by the batch size, as Keras does) to ``losses`` and, within a model's step, to the
+step's loss (``collect_activity_losses``), and its ``backward`` adds the penalty's gradient to
+the output's gradient before the layer's own backward runs.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import re
 
 import numpy as np
 
+from fastrnn import regularizers
 from fastrnn.utils import get_rng
 
 _FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -59,6 +72,49 @@ def float_dtype(dtype) -> np.dtype:
     if dt not in _FLOAT_DTYPES.values():
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return dt
+
+
+# The activity penalties of the layer calls made inside ``collect_activity_losses``.
+_ACTIVITY_LOSSES: contextvars.ContextVar = contextvars.ContextVar("activity_losses", default=None)
+
+
+@contextlib.contextmanager
+def collect_activity_losses():
+    """Within the block, each layer call with an ``activity_regularizer`` appends its penalty to
+    the yielded list: what a model's step adds to its loss."""
+    collected: list[float] = []
+    token = _ACTIVITY_LOSSES.set(collected)
+    try:
+        yield collected
+    finally:
+        _ACTIVITY_LOSSES.reset(token)
+
+
+def _with_activity_gradient(backward):
+    """Wrap a layer class's ``backward`` so that the gradient of the layer's activity penalty
+    joins the output's gradient first (once, though a subclass's backward may call its base's)."""
+
+    @functools.wraps(backward)
+    def wrapped(self, dy):
+        extra = getattr(self, "_activity_grads", None)
+        if extra is None or getattr(self, "_adding_activity_gradient", False):
+            return backward(self, dy)
+        self._adding_activity_gradient = True
+        try:
+            return backward(self, _add_output_grads(dy, extra))
+        finally:
+            self._adding_activity_gradient = False
+
+    wrapped.adds_activity_gradient = True
+    return wrapped
+
+
+def _add_output_grads(dy, extra: list):
+    """dy (an array, or a list with None entries for several outputs) plus extra (one array per
+    output)."""
+    if isinstance(dy, (list, tuple)):
+        return [g if d is None else np.asarray(d) + g for d, g in zip(list(dy) + [None] * len(extra), extra)]
+    return extra[0] if dy is None else np.asarray(dy) + extra[0]
 
 
 def mask_to_lengths(mask, batch: int, steps: int, who: str):
@@ -103,9 +159,12 @@ class Layer:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _LAYER_CLASSES[cls.__name__] = cls  # so that saved models can name their layers
+        backward = cls.__dict__.get("backward")
+        if backward is not None and not getattr(backward, "adds_activity_gradient", False):
+            cls.backward = _with_activity_gradient(backward)
 
     def __init__(self, *, name=None, dtype="float32", trainable=True, input_shape=None,
-                 batch_size=None, batch_input_shape=None, seed=None):
+                 batch_size=None, batch_input_shape=None, seed=None, activity_regularizer=None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -120,6 +179,9 @@ class Layer:
         self.input_shape = None  # (None, ..., F) once built
         self.grads: list[np.ndarray] = []
         self._cache = None  # what backward needs from the last training call
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._activity_losses: list[float] = []  # the penalties of the last call's outputs
+        self._activity_grads = None  # their gradients, one per output, after a training call
 
     # -- identity and messages -------------------------------------------------------
 
@@ -151,7 +213,29 @@ class Layer:
             self.check_input_shape(x.shape)
             if not self.built:
                 self.build((None, *x.shape[1:]))
-        return self.call(x, training=bool(training), mask=mask, **kwargs)
+        outputs = self.call(x, training=bool(training), mask=mask, **kwargs)
+        if getattr(self, "activity_regularizer", None) is not None:
+            self._record_activity(outputs, bool(training))
+        return outputs
+
+    def _record_activity(self, outputs, training: bool) -> None:
+        """The activity penalty of each output, divided by its batch size (Keras's scaling), and
+        with ``training`` the penalties' gradients for ``backward``."""
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        reg = self.activity_regularizer
+        losses, grads = [], []
+        for out in outputs:
+            out = np.asarray(out)
+            batch = out.shape[0] if out.ndim else 1
+            scale = 1.0 / batch if batch else 0.0
+            losses.append(reg(out) * scale)
+            if training:
+                grads.append((reg.gradient(out) * scale).astype(out.dtype, copy=False))
+        self._activity_losses = losses
+        self._activity_grads = grads if training else None
+        collected = _ACTIVITY_LOSSES.get()
+        if collected is not None:
+            collected.extend(losses)
 
     def convert_input(self, inputs) -> np.ndarray:
         """inputs -> ndarray of the layer's dtype (numbers only; TypeError otherwise)."""
@@ -222,11 +306,12 @@ class Layer:
 
     def call_state(self):
         """What the last training call left for ``backward`` (see the module docstring)."""
-        return self._cache, [sub.call_state() for sub in self.sublayers]
+        return (self._cache, getattr(self, "_activity_grads", None)), \
+            [sub.call_state() for sub in self.sublayers]
 
     def set_call_state(self, state) -> None:
         """Put back what ``call_state`` returned, before running ``backward`` for that call."""
-        self._cache, subs = state
+        (self._cache, self._activity_grads), subs = state
         for sub, sub_state in zip(self.sublayers, subs):
             sub.set_call_state(sub_state)
 
@@ -241,6 +326,38 @@ class Layer:
     def params(self) -> list[np.ndarray]:
         """The parameter arrays (updated in place by optimizers); empty before build."""
         return []
+
+    # -- Keras's weights: groups of params, regularizers, constraints -------------------------
+
+    def weight_groups(self) -> list[tuple[int, ...]]:
+        """For each weight of ``get_weights``, the indices of the ``params`` it is made of:
+        one param each, unless a layer says otherwise. A layer that only runs others (its
+        ``sublayers``) has no weights of its own here: its sublayers list theirs."""
+        return [] if self.sublayers else [(i,) for i in range(len(self.params))]
+
+    def weight_regularizers(self) -> list:
+        """The regularizer (or None) of each weight of ``get_weights``; [] for none at all."""
+        return []
+
+    def weight_constraints(self) -> list:
+        """The constraint (or None) of each weight of ``get_weights``; [] for none at all."""
+        return []
+
+    def params_from_keras(self, arrays) -> list[np.ndarray]:
+        """Keras-layout arrays, one per weight of ``get_weights`` -> the same in the layout of
+        ``params``, one per param (the identity unless the layouts differ). A linear map, so it
+        also carries gradients over."""
+        return [np.asarray(a) for a in arrays]
+
+    @property
+    def losses(self) -> list[float]:
+        """The penalties of this layer and its sublayers: the activity penalties of the last
+        call, then those of the weights' regularizers at the current weights (as Keras's
+        ``layer.losses``)."""
+        from fastrnn.layers import variables
+
+        activity = [v for layer in variables.walk([self]) for v in getattr(layer, "_activity_losses", [])]
+        return activity + variables.weight_penalties(self)
 
     def count_params(self) -> int:
         if not self.built:
@@ -303,6 +420,8 @@ class Layer:
             config["batch_input_shape"] = list(self.batch_input_shape)
         if self.seed is not None:
             config["seed"] = self.seed
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod

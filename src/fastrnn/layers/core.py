@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastrnn import ops
+from fastrnn import constraints, ops, regularizers
 from fastrnn.layers import activations, initializers
 from fastrnn.layers.base import Layer
 
@@ -17,13 +17,15 @@ from fastrnn.layers.base import Layer
 class Dense(Layer):
     """``y = activation(x @ kernel + bias)`` on the last axis: x (..., F) -> y (..., units).
 
-    Weights: kernel (F, units), bias (units,).
+    Weights: kernel (F, units), bias (units,). Regularizers and constraints as in Keras
+    (``fastrnn.regularizers``, ``fastrnn.constraints``).
     """
 
     min_ndim = 2
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", input_dim=None, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, input_dim=None, **kwargs):
         if input_dim is not None and kwargs.get("input_shape") is None:
             kwargs["input_shape"] = (input_dim,)
         super().__init__(**kwargs)
@@ -38,11 +40,21 @@ class Dense(Layer):
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer)
         initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.kernel = self.bias = None
 
     @property
     def params(self):
         return [p for p in (self.kernel, self.bias) if p is not None]
+
+    def weight_regularizers(self):
+        return [self.kernel_regularizer] + ([self.bias_regularizer] if self.use_bias else [])
+
+    def weight_constraints(self):
+        return [self.kernel_constraint] + ([self.bias_constraint] if self.use_bias else [])
 
     def build(self, input_shape):
         features = input_shape[-1]
@@ -79,7 +91,11 @@ class Dense(Layer):
         config = super().get_config()
         config.update(units=self.units, activation=self.activation.name, use_bias=self.use_bias,
                       kernel_initializer=initializers.serialize(self.kernel_initializer, "glorot_uniform"),
-                      bias_initializer=initializers.serialize(self.bias_initializer, "zeros"))
+                      bias_initializer=initializers.serialize(self.bias_initializer, "zeros"),
+                      kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                      bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                      kernel_constraint=constraints.serialize(self.kernel_constraint),
+                      bias_constraint=constraints.serialize(self.bias_constraint))
         return config
 
 
@@ -151,11 +167,13 @@ class Embedding(Layer):
 
     Weights: embeddings (input_dim, output_dim). With ``mask_zero=True`` id 0 is padding:
     the layer outputs a mask (B, T) that is False there, for the recurrent layers after it.
+    ``embeddings_regularizer`` and ``embeddings_constraint`` apply to the whole table, as in Keras.
     """
 
     min_ndim = 1
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  input_length=None, **kwargs):
         if input_length is not None and kwargs.get("input_shape") is None:
             kwargs["input_shape"] = (input_length,)  # Keras 2's argument
@@ -167,12 +185,20 @@ class Embedding(Layer):
         self.output_dim = int(output_dim)
         self.embeddings_initializer = embeddings_initializer
         initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = bool(mask_zero)
         self.embeddings = None
 
     @property
     def params(self):
         return [] if self.embeddings is None else [self.embeddings]
+
+    def weight_regularizers(self):
+        return [self.embeddings_regularizer]
+
+    def weight_constraints(self):
+        return [self.embeddings_constraint]
 
     def build(self, input_shape):
         init = initializers.get(self.embeddings_initializer)
@@ -218,7 +244,9 @@ class Embedding(Layer):
     def get_config(self):
         config = super().get_config()
         config.update(input_dim=self.input_dim, output_dim=self.output_dim, mask_zero=self.mask_zero,
-                      embeddings_initializer=initializers.serialize(self.embeddings_initializer, "uniform"))
+                      embeddings_initializer=initializers.serialize(self.embeddings_initializer, "uniform"),
+                      embeddings_regularizer=regularizers.serialize(self.embeddings_regularizer),
+                      embeddings_constraint=constraints.serialize(self.embeddings_constraint))
         return config
 
 

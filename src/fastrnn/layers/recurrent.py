@@ -20,12 +20,15 @@ Keras semantics kept here:
   ``reset_states()``. No gradient flows into the carried state (truncated BPTT).
 - ``dropout``: one mask per sequence on the input features, the same at every step, as
   Keras's RNN cells draw it; training only.
+- regularizers and constraints (``kernel_*``, ``recurrent_*``, ``bias_*``) apply to Keras's
+  weights: GRU's bias ``(2, 3H)`` is one weight made of ``b_ih`` and ``b_hh``, and a
+  constraint's ``axis`` is that of the Keras layout.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from fastrnn import ops
+from fastrnn import constraints, ops, regularizers
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer, mask_to_lengths
 from fastrnn.modes import GATES, kernel_to_keras, keras_to_kernel
@@ -38,8 +41,10 @@ class Recurrent(Layer):
     mode = "rnn_tanh"
 
     def __init__(self, units, *, use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0,
-                 recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
                  input_dim=None, input_length=None, **kwargs):
         if input_dim is not None and kwargs.get("input_shape") is None:
@@ -61,6 +66,12 @@ class Recurrent(Layer):
         self.bias_initializer = bias_initializer
         for init in (kernel_initializer, recurrent_initializer, bias_initializer):
             initializers.get(init)  # fail now on an unknown name, not at build
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = float(dropout)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
@@ -112,9 +123,29 @@ class Recurrent(Layer):
         return kernel_to_keras(self.mode, self.w_ih, self.w_hh, self.b_ih, self.b_hh)
 
     def assign_weights(self, weights):
-        bias = weights[2] if self.use_bias else None
-        for p, w in zip(self.params, keras_to_kernel(self.mode, weights[0], weights[1], bias)):
+        for p, w in zip(self.params, self.params_from_keras(weights)):
             p[...] = w
+
+    # -- Keras's weights: which params make each, their regularizers and constraints ----------
+
+    def weight_groups(self):
+        groups = [(0,), (1,)]
+        if self.use_bias:
+            groups.append((2, 3) if self.mode == "gru" else (2,))  # GRU: b_ih and b_hh
+        return groups
+
+    def weight_regularizers(self):
+        regs = [self.kernel_regularizer, self.recurrent_regularizer]
+        return regs + ([self.bias_regularizer] if self.use_bias else [])
+
+    def weight_constraints(self):
+        cons = [self.kernel_constraint, self.recurrent_constraint]
+        return cons + ([self.bias_constraint] if self.use_bias else [])
+
+    def params_from_keras(self, arrays):
+        """[kernel, recurrent_kernel, bias] (Keras's layout) -> [w_ih, w_hh, b_ih, (b_hh)]."""
+        bias = arrays[2] if self.use_bias else None
+        return [a for a in keras_to_kernel(self.mode, arrays[0], arrays[1], bias) if a is not None]
 
     # -- states ----------------------------------------------------------------------------
 
@@ -285,6 +316,12 @@ class Recurrent(Layer):
             kernel_initializer=initializers.serialize(self.kernel_initializer, "glorot_uniform"),
             recurrent_initializer=initializers.serialize(self.recurrent_initializer, "orthogonal"),
             bias_initializer=initializers.serialize(self.bias_initializer, "zeros"),
+            kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+            recurrent_regularizer=regularizers.serialize(self.recurrent_regularizer),
+            bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            recurrent_constraint=constraints.serialize(self.recurrent_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
             dropout=self.dropout, return_sequences=self.return_sequences,
             return_state=self.return_state, go_backwards=self.go_backwards,
             stateful=self.stateful, unroll=self.unroll,

@@ -42,6 +42,9 @@ class Bidirectional(Layer):
             raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU, got {layer!r}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+        if layer.activity_regularizer is not None:
+            raise ValueError("an activity_regularizer on the layer Bidirectional wraps is not "
+                             "supported; give one to the Bidirectional layer itself")
         if kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None:
             kwargs["batch_input_shape"] = layer.batch_input_shape
         kwargs.setdefault("dtype", layer.dtype.name)

@@ -19,7 +19,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "ops", "reference", "modes", "layers", "models", "optimizers", "losses", "metrics",
-    "callbacks", "utils", "text", "timeseries", "sequence", "plot",
+    "callbacks", "utils", "text", "timeseries", "sequence", "plot", "regularizers", "constraints",
 }
 
 

@@ -1,6 +1,7 @@
 """Keras-style layers on the fastrnn kernels; batch-major input ``(B, T, F)``.
 
-Recurrent: ``SimpleRNN``, ``LSTM``, ``GRU`` (``recurrent.py``). Wrappers: ``Bidirectional``,
+Recurrent: ``SimpleRNN``, ``LSTM``, ``GRU`` (``recurrent.py``); ``RNN`` with the cells
+``SimpleRNNCell``, ``LSTMCell``, ``GRUCell`` and ``StackedRNNCells`` (``rnn.py``). Wrappers: ``Bidirectional``,
 ``TimeDistributed`` (``wrappers.py``). Others: ``Dense``, ``Activation``, ``Dropout``,
 ``Embedding``, ``Masking``, ``Input``/``InputLayer`` (``core.py``); the merges ``Add``,
 ``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``, ``Concatenate``, ``Dot`` and
@@ -21,10 +22,12 @@ from fastrnn.layers.pooling import (GlobalAveragePooling1D, GlobalAvgPool1D, Glo
                                     GlobalMaxPooling1D)
 from fastrnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from fastrnn.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
+from fastrnn.layers.rnn import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from fastrnn.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "Recurrent", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+    "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells",
     "Dense", "Activation", "Dropout", "Embedding", "Masking", "Input", "InputLayer",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",

@@ -344,3 +344,33 @@ def test_embedding_penalty_is_computed_on_the_whole_table():
     emb = Embedding(5, 2, embeddings_regularizer=regularizers.L1(1.0))
     emb.build((None, 3))
     assert emb.losses == [pytest.approx(float(np.abs(emb.embeddings.astype(np.float64)).sum()))]
+
+
+def test_the_call_state_keeps_each_calls_activity_gradient():
+    rng = np.random.default_rng(12)
+    layer = Dense(3, activity_regularizer=regularizers.L2(0.5))
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    dy = rng.standard_normal((4, 3))
+    y_a = layer(a, training=True)
+    state_a = layer.call_state()
+    layer(b, training=True)
+    layer.set_call_state(state_a)
+    dx = layer.backward(dy)
+    # d/dy of 0.5 * sum(y**2) / batch joins the output's gradient: 2 * 0.5 * y_a / 4
+    np.testing.assert_allclose(dx, (dy + y_a / 4) @ layer.kernel.T, rtol=1e-6)
+
+
+def test_activity_gradient_reaches_the_input_of_a_sequential_model():
+    rng = np.random.default_rng(13)
+    x, y = rng.standard_normal((3, T, F)), rng.standard_normal((3, 2))
+    model = Sequential([LSTM(H, input_shape=(T, F), dtype="float64", return_sequences=True,
+                             activity_regularizer=regularizers.L1L2(0.1, 0.2)),
+                        GRU(H, dtype="float64", activity_regularizer=regularizers.L2(0.3)),
+                        Dense(2, dtype="float64")])
+    model.compile(optimizer="sgd", loss="mse")
+    loss, grads = model.compute_gradients(x, y)
+    plain_loss = model.loss(y, model.predict(x, verbose=0))
+    assert loss > plain_loss  # the penalties are in
+    for p, g in zip(model.trainable_params, grads):
+        np.testing.assert_allclose(g, finite_difference(lambda: model.compute_gradients(x, y)[0], p),
+                                   rtol=1e-6, atol=1e-8)

@@ -305,13 +305,15 @@ class Layer:
         return []
 
     def call_state(self):
-        """What the last training call left for ``backward`` (see the module docstring)."""
-        return (self._cache, getattr(self, "_activity_grads", None)), \
-            [sub.call_state() for sub in self.sublayers]
+        """What the last training call left for ``backward`` (see the module docstring): the
+        cache, the sublayers' call states, and the gradients of the activity penalty."""
+        return self._cache, [sub.call_state() for sub in self.sublayers], \
+            getattr(self, "_activity_grads", None)
 
     def set_call_state(self, state) -> None:
         """Put back what ``call_state`` returned, before running ``backward`` for that call."""
-        (self._cache, self._activity_grads), subs = state
+        self._cache, subs, *activity = state
+        self._activity_grads = activity[0] if activity else None
         for sub, sub_state in zip(self.sublayers, subs):
             sub.set_call_state(sub_state)
 

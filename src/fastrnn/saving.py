@@ -9,17 +9,25 @@ The file is a NumPy ``.npz`` archive (``np.savez``) holding only plain arrays:
 - ``weight_0000``, ``weight_0001``, ...: the weights in Keras's layout (``get_weights()``);
 - ``optimizer_0000``, ...: the optimizer's state (``Optimizer.get_state()``).
 
+Every array is stored uncompressed, as ``np.savez`` writes it.
+
 Writing goes to a temporary file in the destination's folder, which is flushed, synced
 and then renamed over the destination (``os.replace``), so a crash or error never leaves
 a half-written model behind; the temporary file is removed on any failure.
-Reading uses ``allow_pickle=False``; a file that is not such an archive, is truncated
-or lacks the marker raises ValueError.
+
+Reading never unpickles, and checks what each entry declares (its size in the archive, the
+shape and dtype in its header) against the file before setting memory aside for it, and the
+sizes the architecture declares against the weights stored before building the model. A file
+that is not such an archive, is damaged or truncated, lacks the marker, or whose parts do not
+fit together raises ValueError naming it.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -158,45 +166,203 @@ def load_model(path, custom_objects=None, compile=True):
     compiled with the saved loss, metrics and optimizer, whose state is restored so
     training goes on exactly as if the model had not been saved.
     custom_objects: name -> class, for user-defined losses, metrics or optimizers.
-    Raises ValueError for a file that is not a fastrnn model (corrupt, truncated,
-    foreign); FileNotFoundError if there is no file.
+    Raises ValueError naming the file for one that is not a fastrnn model (foreign, corrupt,
+    truncated, or whose architecture does not match its weights); FileNotFoundError if there
+    is no file.
     """
     path = os.fspath(path)
     contents = _read_archive(path)
     try:
+        _check_declared_sizes(contents)
         model = _build_model(contents)
         if compile and contents["compile"] is not None:
             _compile(model, contents, custom_objects)
+    except MemoryError as err:
+        raise ValueError(f"{path}: the model this fastrnn model file describes does not fit in "
+                         f"memory{': ' if str(err) else ''}{err}") from None
     except (KeyError, IndexError, AttributeError, TypeError, ValueError, RecursionError) as err:
         raise ValueError(f"{path}: the fastrnn model file is not consistent: {err!r}") from err
     model.metadata = contents["metadata"]
     return model
 
 
+class _Foreign(ValueError):
+    """A file that is not a fastrnn model file at all (rather than a damaged one)."""
+
+
+# What a damaged archive can make zipfile, NumPy's header parser or json raise.
+_DAMAGE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, KeyError, ValueError,
+           TypeError, NotImplementedError, RuntimeError, OverflowError)
+
+
 def _read_archive(path) -> dict:
-    """The archive's entries, JSON decoded; ValueError for anything not a fastrnn model file."""
+    """The archive's entries, JSON decoded; ValueError naming ``path`` for anything that is not
+    a readable fastrnn model file."""
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an .npz archive")
-        with data:
-            names = set(data.files)
-            if "format" not in names or str(data["format"]) != FORMAT:
-                raise ValueError(f"no {FORMAT!r} format marker")
-            version = int(data["version"])
-            if version > VERSION:
-                raise ValueError(f"format version {version} is newer than this fastrnn "
-                                 f"reads ({VERSION})")
-            contents = {key: json.loads(str(data[key]))
-                        for key in ("architecture", "compile", "metadata")}
-            contents["weights"] = [data[k] for k in sorted(n for n in names if n.startswith("weight_"))]
-            contents["optimizer"] = [data[k] for k in sorted(n for n in names if n.startswith("optimizer_"))]
+        with open(path, "rb") as f:
+            return _read_entries(f)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError,
-            NotImplementedError, RuntimeError) as err:  # zipfile: unknown compression, encryption
+    except _Foreign as err:
+        raise ValueError(f"{path} is not a fastrnn model file: {err}") from None
+    except _DAMAGE as err:
         raise ValueError(f"{path} is not a readable fastrnn model file: {err}") from err
+
+
+def _read_entries(f) -> dict:
+    """Read the entries of the open archive ``f``, each checked against the file before any
+    memory is set aside for it."""
+    file_size = os.fstat(f.fileno()).st_size
+    start = f.read(len(np.lib.format.MAGIC_PREFIX))
+    f.seek(0)
+    if start == np.lib.format.MAGIC_PREFIX:
+        raise _Foreign("it holds a single NumPy array (.npy), not the .npz archive model.save writes")
+    if not start.startswith(b"PK\x03\x04"):  # how every zip archive with an entry begins
+        raise _Foreign("it is not an .npz (zip) archive, which is what model.save writes")
+    with zipfile.ZipFile(f) as archive:
+        entries = {info.filename[:-4]: info for info in archive.infolist()
+                   if info.filename.endswith(".npy")}
+
+        def read(name):
+            if name not in entries:
+                raise ValueError(f"the entry {name!r} is missing")
+            return _read_array(archive, entries[name], name, file_size)
+
+        if "format" not in entries or _text(read("format"), "format") != FORMAT:
+            raise _Foreign(f"it is an .npz archive without the {FORMAT!r} format marker")
+        version = read("version")
+        if version.shape != () or version.dtype.kind not in "iu":
+            raise ValueError("the format version is not an integer")
+        if int(version) > VERSION:
+            raise ValueError(f"format version {int(version)} is newer than this fastrnn "
+                             f"reads ({VERSION})")
+        contents = {key: json.loads(_text(read(key), key))
+                    for key in ("architecture", "compile", "metadata")}
+        contents["weights"] = [read(name) for name in _numbered(entries, "weight")]
+        contents["optimizer"] = [read(name) for name in _numbered(entries, "optimizer")]
     return contents
+
+
+def _numbered(entries: dict, prefix: str) -> list:
+    """The names ``<prefix>_0000``, ``<prefix>_0001``, ... in the archive, in number order;
+    ValueError when a number is missing."""
+    numbers = {}
+    for name in entries:
+        head, _, number = name.rpartition("_")
+        if head == prefix and number.isascii() and number.isdigit():
+            numbers[int(number)] = name
+    if sorted(numbers) != list(range(len(numbers))):
+        missing = min(set(range(len(numbers))) - set(numbers))
+        raise ValueError(f"the {prefix} entries are numbered from 0 without gaps, but "
+                         f"{prefix}_{missing:04d} is missing")
+    return [numbers[k] for k in range(len(numbers))]
+
+
+def _read_array(archive, info, name: str, file_size: int) -> np.ndarray:
+    """One ``.npy`` entry. Its header's shape and dtype are checked against the entry's size,
+    and that against the file, before the array is allocated: a damaged or crafted header
+    cannot make it set aside more memory than the file holds. Entries must be stored
+    uncompressed, as ``np.savez`` writes them, so nothing inflates either."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"entry {name!r} is compressed; model.save stores every array "
+                         "uncompressed")
+    if info.flag_bits & 0x1:
+        raise ValueError(f"entry {name!r} is encrypted")
+    if info.file_size != info.compress_size or info.header_offset + info.compress_size > file_size:
+        raise ValueError(f"entry {name!r} declares {info.file_size} bytes, more than the file "
+                         "holds for it")
+    with archive.open(info) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"entry {name!r} is a .npy array of version {version}, which "
+                             "model.save does not write")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(fp)
+        if dtype.hasobject:
+            raise ValueError(f"entry {name!r} holds Python objects (pickled data); a fastrnn "
+                             "model file holds plain arrays only, and fastrnn never unpickles")
+        if any(n < 0 for n in shape):
+            raise ValueError(f"entry {name!r} declares the shape {shape}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if fp.tell() + nbytes != info.file_size:
+            raise ValueError(f"entry {name!r} declares a {dtype} array of shape {shape} "
+                             f"({nbytes} bytes), but holds {info.file_size - fp.tell()} bytes "
+                             "of data")
+        data = bytearray(nbytes)
+        if fp.readinto(data) != nbytes or fp.read(1):  # reading to the end checks the CRC
+            raise ValueError(f"entry {name!r} is shorter than its header says")
+    if dtype.itemsize == 0:
+        return np.zeros(shape, dtype)
+    array = np.frombuffer(data, dtype=dtype, count=math.prod(shape))
+    return array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+
+
+def _text(array: np.ndarray, name: str) -> str:
+    if array.shape != () or array.dtype.kind != "U":
+        raise ValueError(f"entry {name!r} is not a text")
+    return str(array)
+
+
+def _check_declared_sizes(contents) -> None:
+    """Before building: ValueError when the architecture declares layers that would hold more
+    weights than the file stores. Building allocates and initialises every weight, so a
+    damaged ``units`` or ``input_dim`` must be caught here, not by running out of memory."""
+    stored = sum(math.prod(w.shape) for w in contents["weights"])
+    if stored == 0 and not _would_build(contents["architecture"]):
+        return  # an unbuilt model: nothing is allocated until it sees data
+    needed = sum(_FEWEST_WEIGHTS[spec["class_name"]](spec["config"])
+                 for spec in _layer_specs(contents["architecture"])
+                 if spec["class_name"] in _FEWEST_WEIGHTS)
+    if needed > stored:
+        raise ValueError(f"the architecture declares layers of at least {needed:,} weights, "
+                         f"but the file holds {stored:,}")
+
+
+def _size(config: dict, key: str) -> int:
+    value = config.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+# The fewest weights a built layer of these classes holds, from its config alone: Dense's
+# bias (units,), the recurrent kernels (H, G*H), Embedding's table (input_dim, output_dim).
+_FEWEST_WEIGHTS = {
+    "Dense": lambda c: _size(c, "units") if c.get("use_bias", True) else 0,
+    "SimpleRNN": lambda c: _size(c, "units") ** 2,
+    "LSTM": lambda c: 4 * _size(c, "units") ** 2,
+    "GRU": lambda c: 3 * _size(c, "units") ** 2,
+    "Embedding": lambda c: _size(c, "input_dim") * _size(c, "output_dim"),
+}
+
+
+def _layer_specs(architecture):
+    """Every ``{"class_name": ..., "config": {...}}`` in the architecture, wrapped layers
+    included (walked without recursion: the JSON may be deeply nested)."""
+    pending = [architecture.get("config")]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("class_name"), str) and isinstance(item.get("config"), dict):
+                yield item
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _would_build(architecture) -> bool:
+    """Whether ``Sequential.from_config`` builds the model, and so allocates its weights:
+    when it was built, or its first layer declares an input shape."""
+    config = architecture.get("config") if isinstance(architecture, dict) else None
+    if not isinstance(config, dict):
+        return False
+    if config.get("build_input_shape") is not None:
+        return True
+    layers = config.get("layers")
+    first = layers[0] if isinstance(layers, list) and layers else None
+    if not isinstance(first, dict) or not isinstance(first.get("config"), dict):
+        return False
+    return first.get("class_name") == "InputLayer" or any(
+        first["config"].get(key) is not None for key in ("batch_input_shape", "input_shape", "shape"))
 
 
 def _build_model(contents):

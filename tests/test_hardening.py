@@ -1,19 +1,28 @@
-"""Damaged and crafted model files.
+"""Damaged and crafted model files, and saves that are interrupted or run side by side.
 
 A file that is not a readable fastrnn model raises ValueError naming it, before setting aside
-more memory than the file itself holds; damage never loads wrong weights.
+more memory than the file itself holds; damage never loads wrong weights. A save killed half-way
+leaves its temporary file behind, which the next save in that folder removes, but never one that
+another thread or process is still writing.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import fastrnn
 from fastrnn import Sequential, load_model, saving
 from fastrnn.layers import GRU, LSTM, Dense, Embedding
 from fastrnn.utils import set_random_seed
@@ -260,3 +269,165 @@ def test_a_damaged_file_raises_value_error_or_loads_the_very_weights_saved(saved
     assert len(loaded) == len(saved[2])
     for got, want in zip(loaded, saved[2]):
         np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------------------- interrupted saves
+
+SRC = str(Path(fastrnn.__file__).parents[1])  # children import the fastrnn these tests import
+
+# A writer that writes part of its file, says so, and then waits for a line on stdin before it
+# finishes: the test kills it there, or lets it go on.
+PAUSED_WRITER = textwrap.dedent("""
+    import sys
+    from fastrnn.saving import write_atomically
+
+    def write(f):
+        f.write(b"child, ")
+        f.flush()
+        print("writing", flush=True)
+        sys.stdin.readline()
+        f.write(b"done")
+
+    write_atomically(sys.argv[1], write)
+""")
+
+
+def paused_writer(path):
+    """A child process half-way through write_atomically(path); returns it once it is there."""
+    child = subprocess.Popen([sys.executable, "-c", PAUSED_WRITER, str(path)], cwd=SRC,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "writing\n"
+    return child
+
+
+def temporary_files(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(saving.TEMPORARY_SUFFIX))
+
+
+def write_bytes(path, data: bytes):
+    saving.write_atomically(str(path), lambda f: f.write(data))
+
+
+def test_the_next_save_removes_what_a_killed_save_left(tmp_path):
+    path = tmp_path / "m.npz"
+    child = paused_writer(path)
+    child.kill()
+    child.wait(timeout=30)
+    (leftover,) = temporary_files(tmp_path)
+    assert leftover.startswith(".m.npz.")
+    write_bytes(path, b"new")
+    assert os.listdir(tmp_path) == ["m.npz"] and path.read_bytes() == b"new"
+
+
+def test_a_save_removes_leftovers_of_other_files_in_its_folder_and_nothing_else(tmp_path):
+    others = [".notes.txt.tmp", ".m.npz.abcdefgh.tmp", "plain.fastrnn.tmp", "x.npz"]
+    for name in others:
+        (tmp_path / name).write_bytes(b"keep")
+    (tmp_path / ".a.npz.k2j3h4g5.fastrnn.tmp").write_bytes(b"left by a killed save")
+    (tmp_path / ".b.png.zzzzzzzz.fastrnn.tmp").mkdir()  # not a file: not one of ours
+    write_bytes(tmp_path / "m.npz", b"new")
+    assert sorted(os.listdir(tmp_path)) == sorted(others + [".b.png.zzzzzzzz.fastrnn.tmp", "m.npz"])
+
+
+def test_a_save_never_removes_the_file_another_process_is_writing(tmp_path):
+    path = tmp_path / "m.npz"
+    child = paused_writer(path)
+    try:
+        (writing,) = temporary_files(tmp_path)
+        write_bytes(path, b"parent")  # same path, while the child is half-way
+        assert temporary_files(tmp_path) == [writing]
+        assert path.read_bytes() == b"parent"
+    finally:
+        child.communicate("go on\n", timeout=30)
+    assert child.returncode == 0
+    assert os.listdir(tmp_path) == ["m.npz"] and path.read_bytes() == b"child, done"
+
+
+def test_a_save_never_removes_the_file_another_thread_is_writing(tmp_path):
+    path = tmp_path / "m.npz"
+    halfway, go_on, errors = threading.Event(), threading.Event(), []
+
+    def slow_write(f):
+        f.write(b"thread, ")
+        halfway.set()
+        go_on.wait(30)
+        f.write(b"done")
+
+    def run():
+        try:
+            saving.write_atomically(str(path), slow_write)
+        except BaseException as err:  # noqa: BLE001 (reported by the test)
+            errors.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert halfway.wait(30)
+        (writing,) = temporary_files(tmp_path)
+        write_bytes(path, b"main")
+        assert temporary_files(tmp_path) == [writing]
+    finally:
+        go_on.set()
+        thread.join(30)
+    assert errors == []
+    assert os.listdir(tmp_path) == ["m.npz"] and path.read_bytes() == b"thread, done"
+
+
+def test_a_folder_that_cannot_be_locked_is_written_in_and_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(saving, "fcntl", None)
+    leftover = tmp_path / ".m.npz.k2j3h4g5.fastrnn.tmp"
+    leftover.write_bytes(b"left")
+    write_bytes(tmp_path / "m.npz", b"new")
+    assert sorted(os.listdir(tmp_path)) == [leftover.name, "m.npz"]
+
+
+# Saves model k (k = 0, 1) to one path again and again; the weights tell which model it was.
+SAVING_LOOP = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from fastrnn import Sequential
+    from fastrnn.layers import Dense
+
+    k, path, times = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    model = Sequential([Dense(3, input_shape=(2,))])
+    model.set_weights([np.full((2, 3), k, np.float32), np.arange(3, dtype=np.float32) + k])
+    for i in range(times):
+        model.save(path, metadata={"model": k, "save": i})
+        print(i, flush=True)
+""")
+
+
+def saving_loop(k, path, times):
+    return subprocess.Popen([sys.executable, "-c", SAVING_LOOP, str(k), str(path), str(times)],
+                            cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_whole_model(path):
+    """The file at path is one of the models SAVING_LOOP saves, complete."""
+    model = load_model(path)
+    k = model.metadata["model"]
+    np.testing.assert_array_equal(model.get_weights()[0], np.full((2, 3), k, np.float32))
+
+
+def test_two_processes_saving_to_the_same_path_both_succeed_and_leave_one_whole_file(tmp_path):
+    path = tmp_path / "m.npz"
+    children = [saving_loop(k, path, 25) for k in (0, 1)]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    assert_whole_model(path)
+    assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_saves_killed_at_random_moments_never_leave_a_broken_model(tmp_path):
+    path = tmp_path / "m.npz"
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        child = saving_loop(0, path, 10**6)
+        child.stdout.readline()  # one save done
+        threading.Event().wait(float(rng.uniform(0, 0.2)))
+        os.kill(child.pid, signal.SIGKILL)
+        child.communicate(timeout=30)
+        assert_whole_model(path)
+    write_bytes(tmp_path / "other.npz", b"x")
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "other.npz"]

@@ -13,7 +13,8 @@ Every array is stored uncompressed, as ``np.savez`` writes it.
 
 Writing goes to a temporary file in the destination's folder, which is flushed, synced
 and then renamed over the destination (``os.replace``), so a crash or error never leaves
-a half-written model behind; the temporary file is removed on any failure.
+a half-written model behind; the temporary file is removed on any failure, and one left by a
+killed process is removed by the next save in that folder (``write_atomically``).
 
 Reading never unpickles, and checks what each entry declares (its size in the archive, the
 shape and dtype in its header) against the file before setting memory aside for it, and the
@@ -23,6 +24,7 @@ fit together raises ValueError naming it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,6 +35,11 @@ import zipfile
 import zlib
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: folders cannot be locked, and so are never cleaned
+    fcntl = None
 
 FORMAT = "fastrnn.model"
 VERSION = 1
@@ -90,6 +97,13 @@ def write_atomically(path: str, write) -> None:
     file at ``path`` is then the whole of what ``write`` wrote, or as it was before. A symbolic
     link keeps pointing where it did, and the file it points to is the one replaced.
 
+    The new file is hidden, ``.<name>.<random>.fastrnn.tmp``. A write that is killed leaves it
+    behind; the next write in that folder removes every such file, once no other write (in
+    this process or another) is under way there: writers hold a shared lock on the folder
+    (``flock``) from before their file exists until it is renamed, and the cleaner needs the
+    lock exclusively. Where the folder cannot be locked (no ``fcntl``, some network file
+    systems) nothing is removed.
+
     A target that exists and is not a regular file (``/dev/null``, a pipe, a terminal) is written
     to directly: renaming over it would replace the device or pipe itself."""
     if is_special_file(path):
@@ -98,21 +112,80 @@ def write_atomically(path: str, write) -> None:
         return
     path = os.path.realpath(path)
     folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
+    with _writing_in(folder):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                                   suffix=TEMPORARY_SUFFIX)
         try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _file_mode(path))
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass
+            raise
     _sync_folder(folder)
+
+
+TEMPORARY_SUFFIX = ".fastrnn.tmp"
+
+
+@contextlib.contextmanager
+def _writing_in(folder):
+    """Hold a shared lock on ``folder`` for a write in it; first, if no other write holds one,
+    remove what interrupted writes left there (the lock then held exclusively)."""
+    fd = None if fcntl is None else _open_folder(folder)
+    try:
+        if fd is not None:
+            if _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+                _remove_leftovers(folder)
+            _flock(fd, fcntl.LOCK_SH)  # from the exclusive lock, or after another's cleaning
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _open_folder(folder):
+    try:
+        return os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _flock(fd, operation) -> bool:
+    """flock(fd, operation); False when the lock is held elsewhere or cannot be had here."""
+    try:
+        fcntl.flock(fd, operation)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_leftovers(folder) -> None:
+    """Remove the temporary files of ``write_atomically`` in ``folder``: only to be called with
+    the folder locked exclusively, when no write can be under way in it."""
+    try:
+        with os.scandir(folder) as entries:
+            leftovers = [e.path for e in entries
+                         if _is_temporary(e.name) and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    for leftover in leftovers:
+        try:
+            os.remove(leftover)
+        except OSError:  # gone already, or not ours to remove
+            pass
+
+
+def _is_temporary(name: str) -> bool:
+    """Whether ``name`` is that of a temporary file of ``write_atomically``:
+    ``.<name>.<random>.fastrnn.tmp``."""
+    return name.startswith(".") and name.endswith(TEMPORARY_SUFFIX) and "." in name[1:-len(TEMPORARY_SUFFIX)]
 
 
 def is_special_file(path) -> bool:

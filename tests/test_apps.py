@@ -470,6 +470,28 @@ def run_main(capsys, *argv):
     return code, out, err
 
 
+def test_version_is_the_packages(capsys):
+    code, out, err = run_main(capsys, "--version")
+    assert code == 0 and out == f"fastrnn {fastrnn.__version__}\n" and err == ""
+
+
+def test_info_names_the_version_first(capsys):
+    code, out, _ = run_main(capsys, "info")
+    assert code == 0 and out.startswith(f"fastrnn {fastrnn.__version__}, kernels: Eigen ")
+
+
+def test_importing_fastrnn_main_runs_nothing():
+    """Tools that import every module (documentation generators) import fastrnn.__main__ too."""
+    done = subprocess.run([sys.executable, "-c", "import fastrnn.__main__"], capture_output=True,
+                          text=True, cwd=str(Path(fastrnn.__file__).parents[1]), timeout=120)
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
+
+
+def test_python_m_fastrnn_version():
+    done = run_program("--version")
+    assert done.returncode == 0 and done.stdout == f"fastrnn {fastrnn.__version__}\n"
+
+
 def test_check_compares_every_mode_with_the_reference(capsys):
     code, out, _ = run_main(capsys, "check", "--shape", 4, 3, 5, 6, "--repeats", 1)
     assert code == 0

@@ -20,10 +20,13 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fastrnn import __version__
+
     parser = argparse.ArgumentParser(
         prog="fastrnn",
         description="Fast CPU recurrent networks. With no command, runs a self-check.",
     )
+    parser.add_argument("--version", action="version", version=f"fastrnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         import_module(name).add_parser(subparsers)

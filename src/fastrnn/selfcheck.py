@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from fastrnn import ops, reference
+from fastrnn import __version__, ops, reference
 from fastrnn.apps._common import positive_int
 from fastrnn.benchmark import make_case, too_big_for_memory
 from fastrnn.modes import GATES
@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
 
 def build_facts() -> str:
     info = ops.build_info()
-    return (f"fastrnn kernels: Eigen {info['eigen']}, ISA {info['isa']}, SIMD {info['simd']}, "
+    return (f"fastrnn {__version__}, kernels: Eigen {info['eigen']}, ISA {info['isa']}, "
+            f"SIMD {info['simd']}, "
             f"OpenMP {'on' if info['openmp'] else 'off'}, {ops.get_num_threads()} threads; "
             f"numpy {np.__version__}, Python {platform.python_version()}")
 

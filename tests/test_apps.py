@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -411,9 +412,33 @@ def test_forecast_reports_a_plot_folder_that_does_not_exist(tmp_path):
     assert_usage_error(result, "no such directory")
 
 
-def test_forecast_without_matplotlib_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(forecast_app, "plotting_available", lambda: False)
-    assert_usage_error(run_cli("forecast"), 'pip install "fastrnn[plot]"', "--no-plot")
+def test_forecast_without_matplotlib_prints_the_errors_and_says_how_to_get_the_plot(
+        tmp_path, monkeypatch):
+    """As right after `pip install fastrnn`: matplotlib is an optional extra."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    monkeypatch.chdir(tmp_path)
+    data = synthetic_csv(tmp_path / "levels.csv")
+    code, out, err = run_cli("forecast", data, "--column", "level", "--epochs", "1",
+                             "--units", "4", "--verbose", "0")
+    assert code == 0, err
+    assert error_rows(out).keys() == {"model", "naive"}
+    assert err.strip().splitlines() == [
+        'fastrnn forecast: no plot written: it needs matplotlib, an optional extra: '
+        'pip install "fastrnn[plot]" (or pass --no-plot)']
+    assert sorted(os.listdir(tmp_path)) == ["levels.csv"]
+
+
+@pytest.mark.parametrize("values", [(1e308, -1e308), (1e308, 1e308), (1e200, -1e200)],
+                         ids=["sum-overflows", "mean-overflows", "spread-overflows"])
+def test_forecast_on_values_float64_arithmetic_cannot_hold_is_a_clear_error(tmp_path, values):
+    data = write_csv(tmp_path / "huge.csv", ["t", "v"],
+                     [(i, values[i % 2]) for i in range(60)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning: overflow ...
+        result = run_cli("forecast", data, "--epochs", "1", "--no-plot", "--verbose", "0")
+    assert_usage_error(result, f"{data}: the values of column 'v' are too large",
+                       "scale them down")
+    assert result[1] == ""
 
 
 # --------------------------------------------------------------------------- the real entry point

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -431,3 +432,23 @@ def test_saves_killed_at_random_moments_never_leave_a_broken_model(tmp_path):
         assert_whole_model(path)
     write_bytes(tmp_path / "other.npz", b"x")
     assert sorted(os.listdir(tmp_path)) == ["m.npz", "other.npz"]
+
+
+@pytest.mark.parametrize("values", [[1e308, 1e308], [1e308, -1e308, 1e308], [1e200, -1e200]])
+def test_a_scaler_refuses_values_whose_statistics_overflow_without_warnings(values):
+    from fastrnn.timeseries import StandardScaler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="overflows float64"):
+            StandardScaler().fit(np.array(values))
+
+
+def test_rmse_of_errors_whose_squares_overflow_is_finite():
+    from fastrnn.timeseries import rmse
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rmse([3e200, 0.0], [0.0, 4e200]) == pytest.approx(np.sqrt(12.5) * 1e200, rel=1e-15)
+    assert rmse([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert np.isnan(rmse([np.nan], [1.0]))

@@ -144,14 +144,22 @@ class StandardScaler:
         self.scale_: Optional[np.ndarray] = None
 
     def fit(self, a) -> "StandardScaler":
-        """a: (N,) or (N, F) training data. Returns self."""
+        """a: (N,) or (N, F) training data. Returns self.
+
+        ValueError for NaN or inf in ``a``, and for values so large in magnitude (near the
+        float64 limit, 1.8e308) that their mean or standard deviation overflows."""
         a = _as_series(a).astype(np.float64)
         if a.shape[0] == 0:
             raise ValueError("cannot fit a scaler on an empty array")
         if not np.all(np.isfinite(a)):
             raise ValueError("the data to fit the scaler on contains NaN or inf")
-        self.mean_ = a.mean(axis=0)  # () or (F,)
-        std = a.std(axis=0)  # () or (F,)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
+            mean = a.mean(axis=0)  # () or (F,)
+            std = a.std(axis=0)  # () or (F,)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise ValueError("the data's mean or standard deviation overflows float64: its "
+                             "values are too large in magnitude; scale them down first")
+        self.mean_ = mean
         self.scale_ = np.where(std > 0, std, 1.0)
         return self
 
@@ -207,9 +215,14 @@ def mae(y_true, y_pred) -> float:
 
 
 def rmse(y_true, y_pred) -> float:
-    """Root mean squared error over all entries."""
+    """Root mean squared error over all entries. Computed on the errors divided by the largest
+    of them, so that squaring errors beyond 1e154 does not overflow."""
     t, p = _pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((t - p) ** 2)))
+    d = np.abs(t - p)
+    largest = float(d.max())
+    if largest == 0 or not np.isfinite(largest):
+        return largest
+    return float(largest * np.sqrt(np.mean((d / largest) ** 2)))
 
 
 def mape(y_true, y_pred) -> float:

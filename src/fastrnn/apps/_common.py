@@ -41,11 +41,12 @@ def guarded(func, prog: str):
 
 
 def add_command(subparsers, name: str, func, help: str, description: str, examples: str):
-    """A sub-command parser with its help text and examples; ``func`` runs it, guarded."""
+    """A sub-command parser with its help text and examples; ``func`` runs it, guarded, and
+    finds the command's name for its messages in ``args.prog``."""
     parser = subparsers.add_parser(
         name, help=help, description=description, epilog="examples:\n" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(func=guarded(func, parser.prog))
+    parser.set_defaults(func=guarded(func, parser.prog), prog=parser.prog)
     return parser
 
 
@@ -224,5 +225,8 @@ def load_model(path, app: str, command: str):
 
 
 def plotting_available() -> bool:
-    """Whether matplotlib is installed (plots are an optional extra)."""
-    return importlib.util.find_spec("matplotlib") is not None
+    """Whether matplotlib can be imported (plots are an optional extra)."""
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules holds None for it
+        return False

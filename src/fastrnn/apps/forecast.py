@@ -4,12 +4,14 @@ The last part of the series is held out (``fastrnn.timeseries.time_split``), the
 scaler is fitted on the rest, a recurrent layer and a Dense layer learn to map a
 window of past values to the next ``horizon`` values, and the held-out errors are
 printed next to those of the naive last-value forecast. A plot of the held-out
-part (truth, forecast, naive) is written as a PNG. With no CSV the yearly sunspot
-numbers shipped in ``fastrnn/data/sunspots.csv`` are used.
+part (truth, forecast, naive) is written as a PNG when matplotlib, an optional extra,
+is installed; without it the command says how to get the plot. With no CSV the yearly
+sunspot numbers shipped in ``fastrnn/data/sunspots.csv`` are used.
 """
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -54,7 +56,8 @@ def add_parser(subparsers) -> None:
                    help="fraction of the series, at its end, held out for testing (default 0.2)")
     add_training_arguments(p, epochs=60, batch_size=16, learning_rate=0.005)
     p.add_argument("--out", default="forecast.png", metavar="PNG",
-                   help="where to write the plot (default forecast.png)")
+                   help="where to write the plot, which needs matplotlib "
+                        '(pip install "fastrnn[plot]"; default forecast.png)')
     p.add_argument("--no-plot", action="store_true", help="do not write a plot")
 
 
@@ -64,7 +67,7 @@ def load_series(path, column, time_column) -> tuple:
     """``(name, values (N,) float64, times (N,) float64 or None, time name or None)``."""
     from fastrnn import data
 
-    shown = path if path is not None else "the shipped sunspots.csv"
+    shown = _shown(path)
     header, rows = read_table(data.path("sunspots.csv") if path is None else path)
     name = column if column is not None else header[-1]
     values = _numbers(rows, column_index(header, name, shown, "--column"), name, shown)
@@ -80,6 +83,11 @@ def load_series(path, column, time_column) -> tuple:
     else:
         times = None
     return name, values, times, time_column
+
+
+def _shown(path) -> str:
+    """How messages name the CSV file."""
+    return path if path is not None else "the shipped sunspots.csv"
 
 
 def _numbers(rows, index: int, name: str, shown) -> np.ndarray:
@@ -128,32 +136,49 @@ def run(args) -> int:
 
     name, series, times, time_name = load_series(args.csv, args.column, args.time_column)
     n_test = _check_sizes(series.shape[0], args.window, args.horizon, args.test_size)
-    plot = not args.no_plot
+    plot = not args.no_plot and plotting_available()
     if plot:
-        _check_plot_output(args.out)
+        check_output_path(args.out, "--out")
     train_part, test_part = time_split(series, n_test, context=args.window)
+    scaler = _fit_scaler(train_part, name, args.csv)
     n_train_windows = train_part.shape[0] - args.window - args.horizon + 1
     print(f"series {name!r}: {series.shape[0]} values, the last {n_test} held out; "
           f"window {args.window}, horizon {args.horizon}; {n_train_windows} training windows, "
           f"{n_test - args.horizon + 1} held-out forecasts")
-    truth, forecast, naive = fit_and_forecast(args, train_part, test_part)
+    truth, forecast, naive = fit_and_forecast(args, train_part, test_part, scaler)
     print(_error_table(forecast_errors(truth, forecast), forecast_errors(truth, naive),
                        args.horizon))
     if plot:
         _write_plot(args, name, series, times, time_name, n_test, truth, forecast, naive)
+    elif not args.no_plot:
+        print(f"{args.prog}: no plot written: it needs matplotlib, an optional extra: "
+              'pip install "fastrnn[plot]" (or pass --no-plot)', file=sys.stderr)
     return 0
 
 
-def fit_and_forecast(args, train_part: np.ndarray, test_part: np.ndarray) -> tuple:
-    """Train on ``train_part: (N_train,)``, forecast every window of ``test_part``.
+def _fit_scaler(train_part: np.ndarray, name: str, path):
+    """A StandardScaler fitted on ``train_part: (N_train,)``; AppError when its values are
+    too large for the statistics to be computed in float64."""
+    from fastrnn.timeseries import StandardScaler
+
+    try:
+        return StandardScaler().fit(train_part)  # the training part's statistics only
+    except ValueError:
+        raise AppError(f"{_shown(path)}: the values of column {name!r} are too large in "
+                       "magnitude: their mean or standard deviation overflows float64; "
+                       "scale them down") from None
+
+
+def fit_and_forecast(args, train_part: np.ndarray, test_part: np.ndarray, scaler) -> tuple:
+    """Train on ``train_part: (N_train,)``, forecast every window of ``test_part``; ``scaler``
+    is fitted on ``train_part``.
 
     Returns ``(truth, forecast, naive)``, each (M, horizon) in the series' units.
     """
     import fastrnn
-    from fastrnn.timeseries import StandardScaler, naive_forecast, windows
+    from fastrnn.timeseries import naive_forecast, windows
 
     w, h = args.window, args.horizon
-    scaler = StandardScaler().fit(train_part)  # the training part's statistics only
     x_train, y_train = windows(scaler.transform(train_part), w, h)  # (M', w, 1), (M', h)
     x_test, _ = windows(scaler.transform(test_part), w, h)  # (M, w, 1)
     _, truth = windows(test_part, w, h)  # (M, h), unscaled
@@ -166,14 +191,6 @@ def fit_and_forecast(args, train_part: np.ndarray, test_part: np.ndarray) -> tup
     predicted = model.predict(np.array(x_test, dtype=np.float32), verbose=0)  # (M, h), scaled
     forecast = scaler.inverse_transform(predicted)  # (M, h)
     return np.asarray(truth), forecast, naive_forecast(test_part, w, h)
-
-
-def _check_plot_output(path) -> None:
-    """Before training: AppError when the plot could not be written."""
-    if not plotting_available():
-        raise AppError('writing the plot needs matplotlib: pip install "fastrnn[plot]" '
-                       "(or pass --no-plot)")
-    check_output_path(path, "--out")
 
 
 def _error_table(model_errors: dict, naive_errors: dict, horizon: int) -> str:

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -147,6 +148,21 @@ def test_a_negative_seed_is_a_usage_error(argv):
 def test_a_negative_seed_for_generating_text_is_a_usage_error(text_model):
     code, _, err = run_cli("text", "generate", text_model[3], "--seed", "-1")
     assert code == 2 and "argument --seed: expected a number >= 0" in err and "Traceback" not in err
+
+
+def test_text_generate_prints_each_character_as_it_comes(text_model):
+    """A long --length shows text at once, not after the whole of it is generated."""
+    child = subprocess.Popen([sys.executable, "-m", "fastrnn", "text", "generate",
+                              str(text_model[3]), "--prime", "The ", "--length", "100000000"],
+                             cwd=str(Path(fastrnn.__file__).parents[1]),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    start = []
+    reader = threading.Thread(target=lambda: start.append(child.stdout.read(4 + 20)), daemon=True)
+    reader.start()
+    reader.join(timeout=120)  # the first 20 characters come within a second or so
+    child.kill()
+    child.communicate(timeout=30)
+    assert start and start[0].startswith(b"The ") and len(start[0]) == 24
 
 
 def test_text_generate_with_a_seed_repeats(text_model):

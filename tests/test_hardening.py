@@ -3,7 +3,8 @@
 A file that is not a readable fastrnn model raises ValueError naming it, before setting aside
 more memory than the file itself holds; damage never loads wrong weights. A save killed half-way
 leaves its temporary file behind, which the next save in that folder removes, but never one that
-another thread or process is still writing.
+another thread or process is still writing. And what the commands rely on for bad input:
+generated text that streams, and time-series statistics that do not overflow quietly.
 """
 from __future__ import annotations
 
@@ -432,6 +433,39 @@ def test_saves_killed_at_random_moments_never_leave_a_broken_model(tmp_path):
         assert_whole_model(path)
     write_bytes(tmp_path / "other.npz", b"x")
     assert sorted(os.listdir(tmp_path)) == ["m.npz", "other.npz"]
+
+
+# --------------------------------------------------------------------------- what the commands use
+
+@pytest.fixture(scope="module")
+def char_model():
+    from fastrnn.text import CharVocab
+
+    set_random_seed(0)
+    vocab = CharVocab.from_text("abcd")
+    model = Sequential([Embedding(vocab.size, 3, input_shape=(5,)), LSTM(4, return_sequences=True),
+                        Dense(vocab.size, activation="softmax")])
+    return model, vocab
+
+
+def test_a_stream_gives_the_characters_generate_gives_one_at_a_time(char_model):
+    from fastrnn.text import CharSampler
+
+    sampler = CharSampler(*char_model)
+    stream = sampler.stream("ab", 30, temperature=1.3, seed=4)
+    first = next(stream)
+    assert len(first) == 1
+    assert first + "".join(stream) == sampler.generate("ab", 30, temperature=1.3, seed=4)
+
+
+@pytest.mark.parametrize("kwargs, error", [({"length": -1}, ValueError), ({"temperature": "hot"}, TypeError),
+                                           ({"prime": "xyz"}, ValueError), ({"top_k": 0}, ValueError)])
+def test_a_stream_checks_its_arguments_before_the_first_character_is_asked_for(char_model, kwargs, error):
+    from fastrnn.text import CharSampler
+
+    args = {"prime": "ab", "length": 5, **kwargs}
+    with pytest.raises(error):
+        CharSampler(*char_model).stream(**args)
 
 
 @pytest.mark.parametrize("values", [[1e308, 1e308], [1e308, -1e308, 1e308], [1e200, -1e200]])

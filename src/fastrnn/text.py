@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -327,17 +327,24 @@ class CharSampler:
         seed: the draws repeat for the same seed; None draws from the library's
             generator (``fastrnn.utils.get_rng``).
         """
+        return "".join(self.stream(prime, length, temperature, top_k, seed))
+
+    def stream(self, prime: str, length: int, temperature: float = 1.0,
+               top_k: Optional[int] = None, seed: Optional[int] = None) -> Iterator[str]:
+        """The characters ``generate`` returns, one at a time as each is drawn (for showing a
+        long text while it is made). The arguments are checked at once, not at the first
+        character; the stateful model is shared, so one stream at a time."""
         prime_ids = self._check_generate_args(prime, length, temperature, top_k)
-        rng = _generator(seed)
+        return self._characters(prime_ids, length, temperature, top_k, _generator(seed))
+
+    def _characters(self, prime_ids, length, temperature, top_k, rng) -> Iterator[str]:
         self.step_model.reset_states()
-        out = []
         probs = self._next_distribution(prime_ids)  # (V,)
         for i in range(length):
             next_id = choose_next(probs, temperature, top_k, rng)
-            out.append(next_id)
+            yield self.vocab.chars[next_id]
             if i + 1 < length:
                 probs = self._next_distribution(np.array([next_id], dtype=ID_DTYPE))
-        return self.vocab.decode(np.array(out, dtype=np.int64))
 
     def _check_generate_args(self, prime, length, temperature, top_k) -> np.ndarray:
         if not isinstance(prime, str):

@@ -8,6 +8,7 @@ default the Python documentation topics every Python installation carries in
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -210,7 +211,7 @@ def train(args) -> int:
 
 def generate(args) -> int:
     """``fastrnn text generate``: returns the exit code."""
-    from fastrnn.text import sample, vocab_from_dict
+    from fastrnn.text import CharSampler, vocab_from_dict
 
     model, metadata = load_model(args.model, "text", "fastrnn text generate")
     vocab = vocab_from_dict(metadata["vocab"])
@@ -219,7 +220,12 @@ def generate(args) -> int:
     missing = vocab.missing(args.prime)
     if missing:
         raise AppError(f"--prime has characters the model never saw: {''.join(missing)!r}")
-    text = sample(model, vocab, args.prime, args.length, temperature=args.temperature,
-                  top_k=args.top_k, seed=args.seed)
-    print(args.prime + text)
+    characters = CharSampler(model, vocab).stream(args.prime, args.length,
+                                                  temperature=args.temperature,
+                                                  top_k=args.top_k, seed=args.seed)
+    sys.stdout.write(args.prime)
+    for c in characters:  # each as it comes: a long --length shows text at once
+        sys.stdout.write(c)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0

@@ -334,9 +334,23 @@ def test_sentiment_train_reports_texts_that_are_all_empty(tmp_path):
     assert_usage_error(run_cli("sentiment", "train", data), "every text", "is empty")
 
 
-def test_sentiment_predict_reports_an_empty_text(sentiment_model):
-    assert_usage_error(run_cli("sentiment", "predict", sentiment_model[3], "fine", " "),
-                       "TEXT 2 is empty")
+def test_sentiment_predict_reports_an_empty_text_and_still_classifies_the_others(sentiment_model):
+    result = run_cli("sentiment", "predict", sentiment_model[3], "Great food.", " ", "Rude staff.")
+    assert_usage_error(result, "TEXT 2 is empty", "not classified")
+    lines = result[1].strip().splitlines()
+    assert [line.split("  ")[-1] for line in lines] == ["Great food.", "Rude staff."]
+
+
+def test_sentiment_predict_says_when_a_text_has_no_word_the_model_knows(sentiment_model):
+    result = run_cli("sentiment", "predict", sentiment_model[3], "Zxqv blorft!", "Lovely staff.")
+    assert_usage_error(result, "TEXT 1 ('Zxqv blorft!') has no word the model knows")
+    assert result[1].strip().endswith("Lovely staff.") and len(result[1].splitlines()) == 1
+
+
+def test_sentiment_predict_with_no_text_it_can_classify_prints_no_prediction(sentiment_model):
+    result = run_cli("sentiment", "predict", sentiment_model[3], "", "qqqq zzzz")
+    assert_usage_error(result, "TEXT 1 is empty", "TEXT 2 ('qqqq zzzz') has no word the model knows")
+    assert result[1] == ""
 
 
 def test_sentiment_predict_refuses_a_model_of_another_command(text_model):

@@ -76,7 +76,9 @@ def _add_train(commands) -> None:
 def _add_predict(commands) -> None:
     p = add_command(
         commands, "predict", predict, help="classify texts with a trained model",
-        description="Print the predicted label and its probability for each text.",
+        description=("Print the predicted label and its probability for each text. A text that "
+                     "is empty, or has no word the model knows, is not classified: the others "
+                     "are, and the command names those it skipped and exits with code 2."),
         examples=PREDICT_EXAMPLES)
     p.add_argument("model", metavar="MODEL", help="a model saved by `fastrnn sentiment train`")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="one or more texts to classify")
@@ -191,17 +193,32 @@ def train(args) -> int:
 
 def predict(args) -> int:
     """``fastrnn sentiment predict``: returns the exit code."""
-    from fastrnn.text import vocab_from_dict
+    from fastrnn.text import WordVocab, vocab_from_dict
 
-    for i, text in enumerate(args.texts, start=1):
-        if not text.strip():
-            raise AppError(f"TEXT {i} is empty: give some words to classify")
     model, metadata = load_model(args.model, "sentiment", "fastrnn sentiment predict")
     vocab = vocab_from_dict(metadata["vocab"])
     classes = metadata["classes"]
     x = vocab.encode_batch(args.texts, maxlen=metadata["max_len"])  # (B, T)
-    k, p = predicted_classes(np.asarray(model.predict(x, verbose=0)))
-    width = max(len(c) for c in classes)
-    for text, label, prob in zip(args.texts, k, p):
-        print(f"{classes[label]:<{width}}  {prob:.3f}  {text}")
+    known = (x > WordVocab.UNK_ID).any(axis=1)  # (B,) whether the model sees any word it knows
+    problems = [_why_not_classified(i, text, metadata["max_len"])
+                for i, text in enumerate(args.texts, start=1) if not known[i - 1]]
+    if known.any():
+        k, p = predicted_classes(np.asarray(model.predict(x[known], verbose=0)))
+        width = max(len(c) for c in classes)
+        texts = [text for text, ok in zip(args.texts, known) if ok]
+        for text, label, prob in zip(texts, k, p):
+            print(f"{classes[label]:<{width}}  {prob:.3f}  {text}")
+    if problems:
+        raise AppError("not classified: " + "; ".join(problems))
     return 0
+
+
+def _why_not_classified(i: int, text: str, max_len: int) -> str:
+    """Why TEXT ``i`` gives the model no word it knows (among the ``max_len`` it reads)."""
+    from fastrnn.text import tokenize
+
+    if not text.strip():
+        return f"TEXT {i} is empty"
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    among = f" among its first {max_len} words" if len(tokenize(text)) > max_len else ""
+    return f"TEXT {i} ({shown!r}) has no word the model knows{among}"

@@ -607,3 +607,49 @@ def test_other_value_errors_are_not_taken_for_memory(capsys, monkeypatch):
     monkeypatch.setattr(selfcheck, "run_info", fail)
     with pytest.raises(ValueError, match="something else"):
         run_main(capsys, "info")
+
+
+# --------------------------------------------------------------------------- every bad number
+
+def numeric_options():
+    """(command words, option) for every option of the app commands that takes a number."""
+    from fastrnn.apps import _common
+
+    number_types = {_common.positive_int, _common.non_negative_int, _common.non_negative_float,
+                    _common.positive_float, _common.fraction}
+    parser = argparse.ArgumentParser(prog="fastrnn")
+    commands = parser.add_subparsers(dest="command")
+    for module in APP_MODULES:
+        module.add_parser(commands)
+    found = []
+
+    def walk(p, words):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, words + [name])
+            elif action.type in number_types and action.option_strings:
+                found.append((tuple(words), action.option_strings[0]))
+
+    walk(parser, [])
+    return found
+
+
+NUMERIC_OPTIONS = numeric_options()
+BAD_NUMBERS = ["-1", "-0.5", "nan", "inf", "-inf", "1e999", "x", "", "1,5"]
+
+
+def test_every_numeric_option_is_covered():
+    assert len(NUMERIC_OPTIONS) >= 25, NUMERIC_OPTIONS
+
+
+@pytest.mark.parametrize("words, option", NUMERIC_OPTIONS,
+                         ids=[" ".join(words) + " " + option for words, option in NUMERIC_OPTIONS])
+def test_every_numeric_option_refuses_every_bad_number_in_one_line(tmp_path, words, option):
+    """No bad number reaches the work: exit code 2, argparse's one line naming the option."""
+    positional = {("text", "generate"): [tmp_path / "m.npz"],
+                  ("sentiment", "predict"): [tmp_path / "m.npz", "some text"]}.get(words, [])
+    for bad in BAD_NUMBERS:
+        code, out, err = run_cli(*words, *positional, f"{option}={bad}")
+        assert code == 2 and out == "", (bad, err)
+        assert "Traceback" not in err and f"argument {option}: " in err, (bad, err)

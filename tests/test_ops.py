@@ -239,19 +239,22 @@ def test_calls_after_the_first_start_no_threads(mode, B, I, H):
     nested in a region of one thread, as the weight gradients of a sequence or three once
     made) costs far more than the arithmetic on these shapes, while the idle threads of the
     last team keep its cores. Linux numbers threads and processes in one sequence, so the last
-    number handed out counts them; other processes may take a few (the fewest of three rounds
-    counts)."""
+    number handed out counts them; other processes take some too, so the fewest
+    of up to ten rounds counts (a busy machine starts processes all the time; a thread a call
+    would show in every round)."""
     case = make_case(mode, 25, B, I, H, np.float32, seed=30)
     calls = 20
     with kernel_threads(2):
         run(ops, mode, case)
         started = []
-        for _ in range(3):
+        for _ in range(10):
             before = _last_process_id()
             for _ in range(calls):
                 run(ops, mode, case)
                 ops.rnn_forward(mode, **case, training=False)
             started.append(_last_process_id() - before)
+            if 0 <= started[-1] < calls // 2:
+                break
     assert 0 <= min(started) < calls // 2, started
 
 

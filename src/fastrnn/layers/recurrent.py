@@ -7,7 +7,9 @@ outputs back into what Keras returns. Forward and backpropagation through time r
 
 Parameters are kept in the kernel layout (``w_ih``, ``w_hh``, ``b_ih``, ``b_hh``; see
 ``fastrnn.modes``); ``get_weights``/``set_weights`` use Keras's layout. Keras's single
-bias of SimpleRNN and LSTM is ``b_ih`` (``b_hh`` stays None); GRU has both rows.
+bias of SimpleRNN and LSTM is ``b_ih`` (``b_hh`` stays None); GRU has both rows. A layer
+converted from PyTorch (``fastrnn.interop.from_torch``) keeps PyTorch's two biases, ``b_hh``
+too; its Keras bias is then ``b_ih + b_hh``, and ``set_weights`` puts it all in ``b_ih``.
 
 Keras semantics kept here:
 
@@ -145,7 +147,10 @@ class Recurrent(Layer):
     def params_from_keras(self, arrays):
         """[kernel, recurrent_kernel, bias] (Keras's layout) -> [w_ih, w_hh, b_ih, (b_hh)]."""
         bias = arrays[2] if self.use_bias else None
-        return [a for a in keras_to_kernel(self.mode, arrays[0], arrays[1], bias) if a is not None]
+        w_ih, w_hh, b_ih, b_hh = keras_to_kernel(self.mode, arrays[0], arrays[1], bias)
+        if b_hh is None and self.b_hh is not None:
+            b_hh = np.zeros_like(self.b_hh)  # a second (PyTorch) bias: Keras's one goes to b_ih
+        return [a for a in (w_ih, w_hh, b_ih, b_hh) if a is not None]
 
     # -- states ----------------------------------------------------------------------------
 

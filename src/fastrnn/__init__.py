@@ -20,6 +20,7 @@ _LAZY = {
 _SUBMODULES = {
     "ops", "reference", "modes", "layers", "models", "optimizers", "losses", "metrics",
     "callbacks", "utils", "text", "timeseries", "sequence", "plot", "regularizers", "constraints",
+    "interop",
 }
 
 

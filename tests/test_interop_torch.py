@@ -351,6 +351,44 @@ def test_fastrnn_to_torch_to_fastrnn_keeps_weights_and_outputs(kind):
         assert torch.equal(interop.to_torch(again).state_dict()[name], value), name
 
 
+def test_a_model_to_torch_and_back_is_the_same_model():
+    dtype = "float64"
+    model = Sequential([
+        Embedding(11, F, dtype=dtype), LSTM(H, return_sequences=True, go_backwards=True, dtype=dtype),
+        Dropout(0.2, dtype=dtype), Bidirectional(SimpleRNN(H, dtype=dtype), merge_mode="ave"),
+        Dense(3, activation="tanh", dtype=dtype), Activation("softmax", dtype=dtype)])
+    model.build((None, T))
+    for k, layer in enumerate(model.layers):
+        keras_weights(layer, seed=k)
+    again = interop.from_torch(interop.to_torch(model))
+
+    def unnamed(config):  # layer names are numbered as layers are made
+        if isinstance(config, dict):
+            return {k: unnamed(v) for k, v in config.items() if k != "name"}
+        return config
+
+    def configs(m):
+        return [unnamed(layer.get_config()) for layer in m.layers]
+
+    assert configs(again) == configs(model)
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    ids = np.random.default_rng(3).integers(0, 11, (B, T))
+    np.testing.assert_array_equal(again.predict(ids, verbose=0), model.predict(ids, verbose=0))
+
+
+@pytest.mark.parametrize("options", [dict(return_sequences=False), dict(go_backwards=True),
+                                     dict(return_state=True), dict(dropout=0.3)])
+def test_a_recurrent_layer_to_torch_and_back_keeps_its_options(options):
+    layer = keras_weights(_built(GRU(H, dtype="float64", **options), (None, None, F)))
+    again = interop.from_torch(interop.to_torch(layer, batch_first=False))
+    assert again.get_config() == {**layer.get_config(), "name": again.name}
+    assert again.torch_options == {"batch_first": False}
+    x = data("float64")
+    for a, b in zip(*[out if isinstance(out, list) else [out] for out in (again(x), layer(x))]):
+        np.testing.assert_array_equal(a, b)
+
+
 # ------------------------------------------------------------------------------------------
 # fastrnn -> torch
 
@@ -524,6 +562,9 @@ class _MyLSTM(nn.LSTM):
     (nn.GRU(2, 3).half(), TypeError, "float16"),
     (nn.Embedding(5, 2, max_norm=1.0), ValueError, "max_norm"),
     (nn.Embedding(5, 2, scale_grad_by_freq=True), ValueError, "scale_grad_by_freq"),
+    (nn.Sequential(nn.Linear(2, 3), nn.Conv1d(3, 3, 1)), TypeError, "Conv1d"),
+    (nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=0)), ValueError, "dim=-1"),
+    (nn.Sequential(nn.Dropout(0.1)), ValueError, "input size"),
 ])
 def test_from_torch_refuses_what_it_cannot_convert(module, error, words):
     with pytest.raises(error, match=words):

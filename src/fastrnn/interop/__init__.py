@@ -12,6 +12,10 @@ run; ``fastrnn.interop.torch`` holds the conversions and the small torch modules
   layer, with ``Dropout(dropout)`` between them when ``dropout > 0`` (as torch applies it).
   ``proj_size > 0`` raises ValueError: the kernels have no projection yet.
 - ``nn.Linear`` -> ``Dense``; ``nn.Embedding`` -> ``Embedding``.
+- The modules ``to_torch`` makes come back as the layers they were made from:
+  ``KerasRecurrent`` -> its recurrent layer, ``nn.Sequential`` (of ``Linear``, ``Embedding``,
+  ``KerasRecurrent``, ``Dropout``, ``ReLU``/``Tanh``/``Sigmoid``/``Softmax(dim=-1)``,
+  ``Identity``) -> ``Sequential``, an activation after a ``Linear`` going into its ``Dense``.
 
 fastrnn layers are batch-major, as Keras's are, whatever the module's ``batch_first``: the
 result's call on ``x: (B, T, F)`` is the module's output on the same data, that is
@@ -62,8 +66,9 @@ __all__ = ["from_torch", "to_torch", "torch_forward"]
 def from_torch(module):
     """A torch module -> the equivalent fastrnn layer or ``Sequential`` (see the module docstring).
 
-    module: ``torch.nn.RNN``, ``LSTM``, ``GRU``, ``Linear`` or ``Embedding`` in float32 or
-    float64. TypeError for anything else, ValueError for arguments fastrnn cannot compute.
+    module: ``torch.nn.RNN``, ``LSTM``, ``GRU``, ``Linear``, ``Embedding``, or a module that
+    ``to_torch`` made, in float32 or float64. TypeError for anything else, ValueError for
+    arguments fastrnn cannot compute.
     """
     from fastrnn.interop import torch as convert
 

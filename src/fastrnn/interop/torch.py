@@ -17,13 +17,14 @@ except ImportError as err:  # pragma: no cover - the message is the point
 
 from fastrnn.interop import recurrent_stack, torch_options
 from fastrnn.layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding,
-                            Layer, Recurrent, SimpleRNN, TimeDistributed)
+                            Layer, Recurrent, SimpleRNN, TimeDistributed, activations)
 from fastrnn.models import Sequential
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 _RNN_CLASSES = {"rnn_tanh": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
                 "softmax": lambda: nn.Softmax(dim=-1)}
+_ACTIVATION_NAMES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softmax: "softmax"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -40,8 +41,13 @@ def from_torch(module):
         return _from_linear(module)
     if kind is nn.Embedding:
         return _from_embedding(module)
-    raise TypeError(f"from_torch converts torch.nn.RNN, LSTM, GRU, Linear and Embedding "
-                    f"(exactly those classes: a subclass may compute something else), got "
+    if kind is KerasRecurrent:
+        return _from_keras_recurrent(module)
+    if kind is nn.Sequential:
+        return _from_sequential(module)
+    raise TypeError(f"from_torch converts torch.nn.RNN, LSTM, GRU, Linear and Embedding, and "
+                    f"the KerasRecurrent and nn.Sequential modules to_torch makes (exactly those "
+                    f"classes: a subclass may compute something else), got "
                     f"{kind.__module__}.{kind.__qualname__}")
 
 
@@ -72,7 +78,7 @@ def check_no_projection(module) -> None:
 def _from_rnn(module):
     check_no_projection(module)
     dtype, trainable = _dtype(module), _trainable(module)
-    H, L = module.hidden_size, module.num_layers
+    L = module.num_layers
     directions = 2 if module.bidirectional else 1
     layers = []
     for k in range(L):
@@ -91,16 +97,95 @@ def _from_rnn(module):
     return result
 
 
-def _recurrent_for(module, dtype, trainable):
-    """A new fastrnn layer for one torch layer of ``module`` (unbuilt, weights copied later)."""
-    kwargs = dict(return_sequences=True, use_bias=bool(module.bias), dtype=dtype, trainable=trainable)
+def _recurrent_for(module, dtype, trainable, merge_mode="concat", **options):
+    """A new fastrnn layer for one torch layer of ``module`` (unbuilt, weights copied later);
+    options: the Recurrent layer's (return_sequences=True unless given)."""
+    kwargs = {"return_sequences": True, "use_bias": bool(module.bias), "dtype": dtype,
+              "trainable": trainable, **options}
     if module.mode == "LSTM":
         layer = LSTM(module.hidden_size, **kwargs)
     elif module.mode == "GRU":
         layer = GRU(module.hidden_size, **kwargs)
     else:
         layer = SimpleRNN(module.hidden_size, activation=module.nonlinearity, **kwargs)
-    return Bidirectional(layer, dtype=dtype, trainable=trainable) if module.bidirectional else layer
+    if not module.bidirectional:
+        return layer
+    return Bidirectional(layer, merge_mode=merge_mode, dtype=dtype, trainable=trainable)
+
+
+def _from_keras_recurrent(module):
+    rnn = module.rnn
+    check_no_projection(rnn)
+    dtype = _dtype(rnn)
+    layer = _recurrent_for(rnn, dtype, _trainable(rnn), merge_mode=module.merge_mode or "concat",
+                           return_sequences=module.return_sequences,
+                           return_state=module.return_state, go_backwards=module.go_backwards,
+                           dropout=module.dropout)
+    layer.build((None, None, rnn.input_size))
+    subs = [layer.forward_layer, layer.backward_layer] if rnn.bidirectional else [layer]
+    for sub, suffix in zip(subs, ("", "_reverse")):
+        _copy_into_layer(rnn, sub, "_l0" + suffix)
+    layer.torch_options = {"batch_first": bool(rnn.batch_first)}
+    return layer
+
+
+def _from_sequential(module):
+    """nn.Sequential of Linear (with the activation after it), Embedding, KerasRecurrent,
+    Dropout, ReLU/Tanh/Sigmoid/Softmax(dim=-1) and Identity modules -> Sequential."""
+    if next(module.parameters(), None) is None:
+        raise ValueError("from_torch: the nn.Sequential has no module with weights, so nothing "
+                         "fixes its input size")
+    dtype = _dtype(module)
+    layers, layouts = [], set()
+    for child in module:
+        activation = _activation_name(child)
+        if type(child) is nn.Identity:
+            continue
+        if activation is not None:
+            if layers and isinstance(layers[-1], Dense) and layers[-1].activation.name == "linear":
+                layers[-1].activation = activations.get(activation)  # Linear, then act: one Dense
+            else:
+                layers.append(Activation(activation, dtype=dtype))
+        elif type(child) is nn.Dropout:
+            layers.append(Dropout(child.p, dtype=dtype))
+        elif type(child) in (nn.Linear, nn.Embedding, KerasRecurrent):
+            layers.append(from_torch(child))
+            layouts.add(torch_options(layers[-1]).get("batch_first"))
+        else:
+            raise TypeError(f"from_torch: nn.Sequential holds {type(child).__name__}, which has "
+                            "no fastrnn layer here (a torch RNN in nn.Sequential returns a tuple: "
+                            "to_torch wraps it in KerasRecurrent)")
+    layouts.discard(None)
+    if len(layouts) > 1:
+        raise ValueError("from_torch: the KerasRecurrent modules of one nn.Sequential must all "
+                         "be batch_first or none")
+    model = Sequential(layers)
+    model.build(_input_shape(layers))
+    if layouts:
+        model.torch_options = {"batch_first": layouts.pop()}
+    return model
+
+
+def _activation_name(child):
+    """'relu', 'tanh', 'sigmoid' or 'softmax' for those torch modules, else None."""
+    name = _ACTIVATION_NAMES.get(type(child))
+    if name == "softmax" and child.dim != -1:
+        raise ValueError(f"from_torch: nn.Softmax(dim={child.dim}): fastrnn's softmax is over "
+                         "the last axis, dim=-1")
+    return name
+
+
+def _input_shape(layers):
+    """The model's input shape: ids (None, None) for an Embedding first, else (None, None, F)
+    with a recurrent layer in the model, (None, F) without."""
+    recurrent = any(isinstance(layer, (Recurrent, Bidirectional)) for layer in layers)
+    for layer in layers:
+        if isinstance(layer, Embedding):
+            return (None, None)
+        if layer.built:
+            F = layer.input_shape[-1]
+            return (None, None, F) if recurrent else (None, F)
+    raise ValueError("from_torch: the nn.Sequential has no module that fixes its input size")
 
 
 def _copy_into_layer(module, layer, suffix):

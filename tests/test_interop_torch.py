@@ -586,6 +586,9 @@ def test_to_torch_refuses_what_it_cannot_convert():
         interop.to_torch(_built(Dropout(0.1, noise_shape=(None, 1, F)), (None, T, F)))
     with pytest.raises(TypeError, match="batch_first"):
         interop.to_torch(_built(LSTM(3), (None, None, 2)), batch_first="yes")
+    for wrapped in (Bidirectional(LSTM(3), merge_mode=None), Bidirectional(GRU(3, return_state=True))):
+        with pytest.raises(ValueError, match="merge_mode=None or return_state"):
+            interop.to_torch(_built(wrapped, (None, None, 2)))
     module = interop.to_torch(_built(LSTM(3), (None, None, 2)))
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, F\)"):
         module(torch.zeros(T, 2))

@@ -407,6 +407,10 @@ class KerasRecurrent(nn.Module):
     def from_layer(cls, layer, batch_first=True):
         """The module for a fastrnn Recurrent or Bidirectional layer, with its weights."""
         if isinstance(layer, Bidirectional):
+            if layer.merge_mode is None or getattr(layer, "return_state", False):
+                raise ValueError(f"to_torch: {layer.who}: a Bidirectional layer with "
+                                 "merge_mode=None or return_state=True is not converted (its "
+                                 "outputs come as a list)")
             stack = recurrent_stack(layer, "to_torch", merges=("concat", "sum", "mul", "ave"))
             if layer.forward_layer.dropout != layer.backward_layer.dropout:
                 raise ValueError(f"to_torch: {layer.who}: its two directions have different "

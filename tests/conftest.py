@@ -5,6 +5,9 @@
 ``steps_to_split_by_units(mode, B, H)``: a sequence long enough for the kernels to split a small
 batch's hidden units between two threads.
 
+``Sum``: a layer that adds its inputs (``multi_input``), to join two branches of a graph in
+tests without depending on the merging layers.
+
 ``make_case(mode, T, B, I, H, dtype, bias=True, seed=0)`` returns random inputs and weights
 in the kernel layout (``fastrnn.modes``) as a dict whose keys are ``rnn_forward``'s argument
 names, so a case runs as ``rnn_forward(mode, **case)``. Use it from a test either through
@@ -17,6 +20,7 @@ import os
 import numpy as np
 import pytest
 
+from fastrnn.layers.base import Layer
 from fastrnn.modes import GATES
 
 # The tests set the cache limit themselves and check its default: a limit from the caller's
@@ -91,3 +95,27 @@ def assert_same(actual, desired, name=""):
 def _make_case_fixture():
     """The ``make_case`` function, as a fixture."""
     return make_case
+
+
+class Sum(Layer):
+    """x: a list of arrays of one shape -> their sum; the mask of the first input passes on."""
+
+    multi_input = True
+
+    def check_input_shapes(self, shapes):
+        if len({tuple(s[1:]) for s in shapes}) != 1:
+            raise ValueError(f"{self.who}: the inputs must have one shape, got {shapes}")
+
+    def call(self, x, training=False, mask=None):
+        self._cache = len(x) if training else None
+        return sum(x[1:], x[0])
+
+    def backward(self, dy):
+        self.grads = []
+        return [dy] * self._backward_cache()
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else mask[0]

@@ -1,6 +1,7 @@
 """Whole-model gradients against central finite differences, in float64.
 
-For each model, ``model.compute_gradients(x, y)`` (forward, loss gradient, backward through
+Sequential, functional (shared layers, initial states from other layers, branches joined,
+several outputs with loss weights, models inside models) and subclassed models. For each model, ``model.compute_gradients(x, y)`` (forward, loss gradient, backward through
 every layer and the kernels' BPTT) must match the finite-difference derivative of the
 loss it reports, for every entry of every trainable parameter. eps = 1e-6; the
 comparison uses rtol 1e-6 and atol 1e-9 (central differences in float64 are good to
@@ -11,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import finite_difference
-from fastrnn import Sequential
+from conftest import Sum, finite_difference
+from fastrnn import Input, Model, Sequential
 from fastrnn.layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding,
                             Masking, SimpleRNN, TimeDistributed)
 from fastrnn.utils import set_random_seed
@@ -160,3 +161,118 @@ def test_frozen_layer_is_left_out_of_trainable_params():
     model = build([frozen, GRU(2, dtype=F64), Dense(1, dtype=F64)], "mse", (None, 5))
     assert not any(p is frozen.embeddings for p in model.trainable_params)
     check_gradients(model, padded_ids() + 0, np.ones((4, 1)))
+
+
+# ------------------------------------------------------------------------------------
+# Functional, nested and subclassed models: gradients routed through the graph.
+
+def functional(inputs, outputs, loss, **compile_args):
+    model = Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss=loss, **compile_args)
+    return model
+
+
+def f64_input(shape, **kwargs):
+    return Input(shape=shape, dtype=F64, **kwargs)
+
+
+def test_initial_state_gradients_reach_the_encoder_of_a_seq2seq_model():
+    # The encoder's only way to the loss is the decoder's initial state.
+    set_random_seed(0)
+    encoder_in, decoder_in = f64_input((None, 2)), f64_input((None, 3))
+    _, h, c = LSTM(3, return_state=True, dtype=F64)(encoder_in)
+    decoded = LSTM(3, return_sequences=True, dtype=F64)(decoder_in, initial_state=[h, c])
+    model = functional([encoder_in, decoder_in], Dense(3, activation="softmax", dtype=F64)(decoded),
+                       "categorical_crossentropy")
+    rng = np.random.default_rng(3)
+    targets = np.eye(3)[rng.integers(0, 3, (3, 2))]
+    check_gradients(model, [data(T=4, F=2), data(T=2, F=3, seed=2)], targets)
+
+
+def test_a_gru_initial_state_from_a_dense_layer():
+    set_random_seed(0)
+    x_in, s_in = f64_input((4, 2)), f64_input((3,))
+    h0 = Dense(2, activation="tanh", dtype=F64)(s_in)
+    out = GRU(2, dtype=F64)(x_in, initial_state=h0)
+    model = functional([x_in, s_in], Dense(1, dtype=F64)(out), "mse")
+    check_gradients(model, [data(), np.random.default_rng(4).standard_normal((3, 3))], np.ones((3, 1)))
+
+
+def test_a_layer_shared_between_two_branches_sums_its_gradients():
+    set_random_seed(0)
+    a, b = f64_input((4, 2)), f64_input((4, 2))
+    shared = GRU(3, dtype=F64)
+    merged = Sum(dtype=F64)([shared(a), Dense(3, dtype=F64)(shared(b))])
+    model = functional([a, b], Dense(1, dtype=F64)(merged), "mse")
+    check_gradients(model, [data(), data(seed=5)], np.random.default_rng(2).standard_normal((3, 1)))
+
+
+def test_a_layer_shared_at_two_depths_and_a_tensor_used_twice():
+    set_random_seed(0)
+    x = f64_input((3,))
+    shared = Dense(3, activation="tanh", dtype=F64)
+    first = shared(x)
+    second = shared(Dense(3, dtype=F64)(first))
+    out = Dense(1, dtype=F64)(Sum(dtype=F64)([first, second, first]))
+    model = functional(x, out, "mse")
+    check_gradients(model, np.random.default_rng(1).standard_normal((4, 3)), np.ones((4, 1)))
+
+
+def test_two_outputs_with_loss_weights_and_a_returned_state_as_an_output():
+    set_random_seed(0)
+    x = f64_input((4, 2))
+    seq, h, _ = LSTM(3, return_sequences=True, return_state=True, dtype=F64)(x)
+    tagged = Dense(2, activation="softmax", dtype=F64)(seq)
+    model = functional(x, [tagged, h, Dense(1, activation="sigmoid", dtype=F64)(h)],
+                       ["sparse_categorical_crossentropy", "mse", "binary_crossentropy"],
+                       loss_weights=[0.3, 2.0, 1.5])
+    rng = np.random.default_rng(6)
+    check_gradients(model, data(), [rng.integers(0, 2, (3, 4)), rng.standard_normal((3, 3)),
+                                    np.array([[1.0], [0.0], [1.0]])])
+
+
+def test_a_masked_embedding_into_a_bidirectional_lstm_graph():
+    set_random_seed(0)
+    ids = Input(shape=(None,), dtype="int64")
+    x = Embedding(5, 3, mask_zero=True, dtype=F64)(ids)
+    x = Bidirectional(LSTM(2, return_sequences=True, dtype=F64))(x)
+    model = functional(ids, Dense(5, activation="softmax", dtype=F64)(x), "sparse_categorical_crossentropy")
+    check_gradients(model, padded_ids(), np.roll(padded_ids(), -1, axis=1))
+
+
+def test_a_model_used_twice_inside_another_backpropagates_through_each_call():
+    set_random_seed(0)
+    inner_in = f64_input((4, 2))
+    encoder = Model(inner_in, SimpleRNN(3, dtype=F64)(inner_in))
+    a, b = f64_input((4, 2)), f64_input((4, 2))
+    merged = Sum(dtype=F64)([encoder(a), encoder(b)])
+    nested = Sequential([Dense(2, activation="tanh", dtype=F64), Dense(1, dtype=F64)])
+    model = functional([a, b], nested(merged), "mse")
+    assert len(model.trainable_params) == 3 + 4
+    check_gradients(model, [data(), data(seed=7)], np.random.default_rng(2).standard_normal((3, 1)))
+
+
+class TwoTowers(Model):
+    """A subclassed model: a shared GRU over two inputs, a masked LSTM, a nested Sequential."""
+
+    def __init__(self):
+        super().__init__()
+        self.tower = GRU(3, return_sequences=True, dtype=F64)
+        self.merge = Sum(dtype=F64)
+        self.embed = Embedding(5, 3, mask_zero=True, dtype=F64)
+        self.reader = LSTM(3, dtype=F64)
+        self.head = Sequential([Dense(2, activation="tanh", dtype=F64), Dense(1, dtype=F64)])
+
+    def call(self, inputs, training=False):
+        x, ids = inputs
+        towers = self.merge([self.tower(x), self.tower(x[:, ::-1].copy()), self.embed(ids)])
+        return self.head(self.reader(towers))
+
+
+def test_a_subclassed_model_backpropagates_through_its_tape():
+    set_random_seed(0)
+    model = TwoTowers()
+    model.compile(optimizer="sgd", loss="mse")
+    ids = np.array([[1, 2, 3, 0], [4, 0, 0, 0], [2, 2, 2, 2]])
+    x = data(T=4, F=3)
+    check_gradients(model, [x, ids], np.random.default_rng(2).standard_normal((3, 1)))

@@ -2,7 +2,9 @@
 
 - ``fastrnn.ops``: the functional API over the C++ kernels (``rnn_forward``, ``rnn_backward``).
 - ``fastrnn.reference``: the same two functions in plain NumPy, the ground truth.
-- ``fastrnn.layers``, ``fastrnn.Sequential``: a Keras-style model API on top of ``ops``.
+- ``fastrnn.layers``, ``fastrnn.Input``, ``fastrnn.Model``, ``fastrnn.Sequential``: a Keras-style
+  model API on top of ``ops`` (functional, sequential and subclassed models), so that
+  ``import fastrnn as keras`` runs Keras 3 recurrent-model code.
 - ``fastrnn.modes``: the equations, gate orders and weight layouts.
 """
 from importlib import import_module
@@ -14,13 +16,16 @@ _LAZY = {
     "Sequential": "fastrnn.models",
     "Model": "fastrnn.models",
     "load_model": "fastrnn.models",
+    "Input": "fastrnn.layers",
+    "Layer": "fastrnn.layers",
+    "KerasTensor": "fastrnn.keras_tensor",
     "set_num_threads": "fastrnn.ops",
     "get_num_threads": "fastrnn.ops",
 }
 _SUBMODULES = {
     "ops", "reference", "modes", "layers", "models", "optimizers", "losses", "metrics",
     "callbacks", "utils", "text", "timeseries", "sequence", "plot", "regularizers", "constraints",
-    "interop",
+    "interop", "saving",
 }
 
 

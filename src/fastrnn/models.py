@@ -1,28 +1,48 @@
-"""Keras-style models: ``Sequential`` with ``compile``/``fit``/``evaluate``/``predict``/``save``,
-and ``load_model``.
+"""Keras-style models: the functional API (``Model(inputs, outputs)``), ``Sequential``, and
+subclassed models; ``compile``/``fit``/``evaluate``/``predict``/``save``, and ``load_model``.
 
-``Model`` holds everything that does not depend on how layers are connected: compiling,
-the training loop, evaluation, prediction in batches, weights and saving. ``Sequential``
-connects its layers in a line: the forward pass runs them in order, passing the mask
-of each layer's output (``Embedding(mask_zero=True)``, ``Masking``) to the next, and the
-backward pass runs them in reverse, each layer turning the gradient of its output into
-that of its input and of its parameters.
+Three ways to make a model, as in Keras 3:
+
+- Functional: call layers on ``fastrnn.Input(...)`` and give the ends to ``Model``::
+
+      inputs = fastrnn.Input(shape=(None,), dtype="int32")
+      x = layers.Embedding(20000, 128, mask_zero=True)(inputs)
+      outputs = layers.Dense(1, activation="sigmoid")(layers.Bidirectional(layers.LSTM(64))(x))
+      model = fastrnn.Model(inputs, outputs)
+
+  Any directed acyclic graph of layer calls: several inputs and outputs, a layer called more
+  than once (shared), ``initial_state=`` from other layers' returned states, masks passed on.
+- ``Sequential([...])``: a chain. Once it knows its input shape it makes the same graph of
+  its layers, and runs as a functional model does.
+- Subclassing: ``class M(fastrnn.Model)`` sets layers as attributes in ``__init__`` and
+  defines ``call(self, inputs, training=False)``. ``call`` runs on arrays; the layer calls it
+  makes are recorded on a tape, which the backward pass runs through in reverse. Only layer
+  calls are differentiated: NumPy arithmetic on a layer's output inside ``call`` gives an array
+  the tape treats as a constant (a view of one, such as a slice, is refused in training).
 
 One training step (``train_on_batch``, and each batch of ``fit``)::
 
     y_pred = forward(x, training=True)               # layers keep what backward needs
-    loss, dy = loss(y, y_pred), loss.gradient(y, y_pred)
-    backward(dy)                                      # fills layer.grads
+    loss = sum(weight * loss(y, y_pred)) over the outputs; dy = its gradient per output
+    backward(dy)                                      # gradients of every parameter
     optimizer.apply_gradients(params, grads)          # updates the params in place
 
-The training pieces come from their modules by name or instance: ``fastrnn.optimizers``,
-``fastrnn.losses``, ``fastrnn.metrics`` and ``fastrnn.callbacks``. Data is batch-major:
-``x: (N, T, F)`` (or ids ``(N, T)`` for an ``Embedding`` first), ``y`` whatever the loss
-takes for the model's output.
+A model is a layer too: it can be called on arrays, or on symbolic tensors inside another
+functional model. Its ``layers`` are, for a functional model, every layer of the graph in
+Keras's order (InputLayers first); for Sequential, its layers without the input; for a
+subclassed model, the layers set as its attributes. Its weights (``get_weights``,
+``trainable_params``) are those of the layers it holds, each layer once, nested models
+opened up.
+
+Data is batch-major (``x: (N, T, F)``, ids ``(N, T)``). With several inputs or outputs, ``x``
+and ``y`` are lists (in ``model.inputs`` / ``model.outputs`` order) or dicts keyed by input /
+output names (the names of their Input and output layers).
 """
 from __future__ import annotations
 
 import contextlib
+import inspect
+import json
 import math
 import signal
 import sys
@@ -30,92 +50,428 @@ import threading
 
 import numpy as np
 
-from fastrnn import losses as losses_module
+from fastrnn import _compile, _data
 from fastrnn import metrics as metrics_module
+from fastrnn import functional as graph_engine
 from fastrnn import optimizers as optimizers_module
+from fastrnn.keras_tensor import KerasTensor, flatten, inbound_nodes, pack_like
 from fastrnn.layers import variables
-from fastrnn.layers.base import Layer, collect_activity_losses, deserialize, serialize, unique_name
+from fastrnn.layers.base import Layer, collect_activity_losses, deserialize, serialize
 from fastrnn.layers.core import InputLayer
 from fastrnn.utils import get_rng
 
-__all__ = ["Model", "Sequential", "load_model"]
+__all__ = ["Model", "Functional", "Sequential", "load_model"]
 
 
-class Model:
-    """Base of the models: compile, fit, evaluate, predict, weights, save.
+class _Run:
+    """What a training forward pass leaves for the backward pass: the steps taken, the layers'
+    call states, and the keys of the inputs and outputs (see ``fastrnn.functional``)."""
 
-    A subclass provides ``layers``, ``build(input_shape)``, ``forward(x, training)``
-    returning ``(y, mask)`` and ``backward(dy)``. Use ``Sequential``; functional and
-    subclassed Keras models are not supported.
+    __slots__ = ("steps", "call_states", "input_keys", "output_keys", "keep")
+
+    def __init__(self, steps, call_states, input_keys, output_keys, keep=None):
+        self.steps, self.call_states = steps, call_states
+        self.input_keys, self.output_keys = input_keys, output_keys
+        self.keep = keep  # a tape's arrays, whose ids are the keys
+
+
+class Model(Layer):
+    """A model: the functional API, the base of Sequential, and the class to subclass.
+
+    ``Model(inputs, outputs, name=None)`` with symbolic tensors (``fastrnn.Input`` and layers
+    called on it; lists or dicts of them for several) makes a functional model. A subclass
+    defines ``call`` and sets its layers as attributes. See the module docstring.
+
+    For graph models: ``inputs``/``outputs`` (flat lists of symbolic tensors), ``input``/
+    ``output`` (as given), ``input_names``/``output_names``, ``layers``; every layer's
+    ``_inbound_nodes`` hold its calls (``fastrnn.keras_tensor``).
     """
 
-    def __init__(self, name=None):
+    is_model = True
+    _tracks_layers = True  # subclassed models collect the layers set as attributes
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            cls = Functional  # as in Keras, Model(inputs, outputs) makes a functional model
+        model = super().__new__(cls)
+        model.__dict__["_init_args"] = (args, dict(kwargs))  # for a subclass's automatic config
+        model.__dict__["_tracked"] = []
+        return model
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if type(self) is Model:
-            raise TypeError("Model cannot be used directly: build a Sequential model "
-                            "(functional and subclassed models are not supported)")
-        self.name = name or unique_name("sequential")
+            raise TypeError("Model() needs inputs and outputs: Model(inputs, outputs) for the "
+                            "functional API; or subclass Model and define call(); or use Sequential")
+        super().__init__(name=name, trainable=trainable, **kwargs)
         self.optimizer = None
         self.loss = None
-        self.metric_ids = []  # what compile was given, in order
+        self.loss_weights = None
+        self.metric_ids = []  # what compile was given
         self.metrics = None  # Metric objects, chosen at the first batch (accuracy needs shapes)
         self.compiled = False
         self.stop_training = False
         self.history = None
         self.metadata = None  # the JSON dict stored by save(..., metadata=...)
+        self._targets = None  # per-output losses and metrics (fastrnn._compile)
         self._train_params = None  # the params list the optimizer sees, fixed per compile
+        self._param_grads = {}  # id(param) -> gradient, from the last backward pass
+        self._run = None  # the last training forward pass (_Run)
+        self._last_masks = None
         self._interrupted = False
+        self._graph = None
+        self._build_shapes = None  # a subclassed model: the input shapes of its first call
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError("a functional model needs both inputs and outputs")
+            self._init_graph(inputs, outputs)
 
-    # -- to be provided by subclasses --------------------------------------------------
+    def __setattr__(self, name, value):
+        if self._tracks_layers:
+            tracked = self.__dict__.setdefault("_tracked", [])
+            for layer in _layers_in(value):
+                if layer is not self and all(layer is not t for t in tracked):
+                    tracked.append(layer)
+        object.__setattr__(self, name, value)
+
+    # -- the graph of a functional model -------------------------------------------------------
+
+    def _init_graph(self, inputs, outputs):
+        for what, structure in (("inputs", inputs), ("outputs", outputs)):
+            leaves = flatten(structure)
+            if not leaves:
+                raise ValueError(f"a functional model needs at least one tensor in {what}")
+            for t in leaves:
+                if not isinstance(t, KerasTensor):
+                    raise TypeError(f"Model {what} must be symbolic tensors (fastrnn.Input(...) and "
+                                    f"layers called on it), got {type(t).__name__}")
+        self._graph = graph_engine.Graph(flatten(inputs), flatten(outputs))
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self.built = True
+        if self.compiled:
+            self._targets = self._make_targets()
+
+    @property
+    def inputs(self):
+        return None if self._graph is None else list(self._graph.inputs)
+
+    @property
+    def outputs(self):
+        return None if self._graph is None else list(self._graph.outputs)
+
+    @property
+    def input(self):
+        self._require_graph("input")
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        self._require_graph("output")
+        return self._outputs_struct
+
+    @property
+    def input_names(self) -> list[str]:
+        return [] if self._graph is None else [t._keras_history.layer.name for t in self._graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The names of the layers that make the outputs (Keras's), made unique with a suffix."""
+        if self._graph is None:
+            count = len(self._last_masks) if self._last_masks is not None else 1
+            return ["output"] if count == 1 else [f"output_{k}" for k in range(count)]
+        names = []
+        for t in self._graph.outputs:
+            name = t._keras_history.layer.name
+            names.append(name if name not in names else f"{name}_{t._keras_history.tensor_index}")
+        return names
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self._graph.inputs] if self._graph is not None else None
+        return shapes[0] if shapes and len(shapes) == 1 else shapes
+
+    @input_shape.setter
+    def input_shape(self, value):  # Layer.__init__ sets it; a model's comes from its graph
+        pass
+
+    @property
+    def output_shape(self):
+        self._require_graph("output_shape")
+        shapes = [t.shape for t in self._graph.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def _require_graph(self, what):
+        if self._graph is None:
+            raise ValueError(f"model {self.name!r} has no graph of symbolic tensors, so no {what} "
+                             "(a subclassed model, or a Sequential model not built yet)")
 
     @property
     def layers(self) -> list[Layer]:
-        raise NotImplementedError
+        if self._graph is not None:
+            return list(self._graph.layers)
+        return list(self.__dict__.get("_tracked", []))
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or at position ``index`` of ``layers``."""
+        layers = self.layers
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"model {self.name!r} has {len(layers)} layers, no index {index}")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"model {self.name!r} has no layer named {name!r}; its layers: "
+                         f"{[layer.name for layer in layers]}")
+
+    def _leaf_layers(self) -> list[Layer]:
+        """The layers that hold parameters, each once, nested models opened up, in order."""
+        out, seen = [], set()
+
+        def visit(model):
+            for layer in model.layers:
+                if isinstance(layer, Model):
+                    visit(layer)
+                elif id(layer) not in seen and not isinstance(layer, InputLayer):
+                    seen.add(id(layer))
+                    out.append(layer)
+
+        visit(self)
+        return out
+
+    def _trainable_leaves(self) -> list[Layer]:
+        out, seen = [], set()
+
+        def visit(model):
+            if not model.trainable:
+                return
+            for layer in model.layers:
+                if isinstance(layer, Model):
+                    visit(layer)
+                elif layer.trainable and id(layer) not in seen and not isinstance(layer, InputLayer):
+                    seen.add(id(layer))
+                    out.append(layer)
+
+        visit(self)
+        return out
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def call(self, inputs, training=False, mask=None):
+        """A graph model runs its graph; a subclass defines ``call(self, inputs, training=False)``."""
+        if self._graph is None:
+            raise NotImplementedError(f"model {self.name!r} ({type(self).__name__}) has no call(): a "
+                                      "subclass of Model must define call(self, inputs, training=False)")
+        return self.eager_call(inputs, training=training, mask=mask)
+
+    def _forward(self, x, training=False, masks=None):
+        """x: the inputs, a flat list for graph models (as given for subclassed ones) ->
+        (outputs, their masks), flat lists. A training pass is kept in ``self._run``."""
+        if self._graph is not None:
+            graph = self._graph
+            where = f"model {self.name!r}"
+            x = [layer.prepare(a, where) for layer, a in zip(graph.input_layers, x)]
+            values = dict(zip(graph.input_keys, x))
+            mask_values = {} if masks is None else {k: m for k, m in zip(graph.input_keys, masks)
+                                                    if m is not None}
+            states = graph_engine.run_steps(graph.steps, values, mask_values, training)
+            outputs = [values[k] for k in graph.output_keys]
+            out_masks = [mask_values.get(k) for k in graph.output_keys]
+            if training:
+                self._run = _Run(graph.steps, states, graph.input_keys, graph.output_keys)
+        else:
+            outputs, out_masks = self._forward_subclassed(x, training)
+        self._last_masks = out_masks
+        return outputs, out_masks
+
+    def _forward_subclassed(self, x, training):
+        flat_in = flatten(x)
+        with graph_engine.Tape(flat_in, training) as tape:
+            result = self.call(x, **self._call_kwargs(training))
+        self._output_struct = result
+        outputs = flatten(result)
+        for o in outputs:
+            if not isinstance(o, np.ndarray):
+                raise TypeError(f"model {self.name!r}: call() must return arrays (or lists or dicts "
+                                f"of them), got {type(o).__name__}")
+        if self._build_shapes is None:
+            self._build_shapes = _data.shapes_of(x)
+            self.built = True
+        if training:
+            self._run = _Run(tape.steps, tape.call_states, [id(a) for a in flat_in],
+                             [id(o) for o in outputs], keep=tape.keep)
+        return outputs, [tape.masks.get(id(o)) for o in outputs]
+
+    def _call_kwargs(self, training):
+        try:
+            parameters = inspect.signature(self.call).parameters
+        except (TypeError, ValueError):
+            return {}
+        takes = "training" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        return {"training": training} if takes else {}
+
+    def _backward(self, d_outputs):
+        """Gradients of the outputs (a flat list, None where none) -> those of the inputs;
+        leaves the parameters' gradients in ``self._param_grads``."""
+        run = self._run
+        if run is None:
+            raise RuntimeError(f"model {self.name!r}: backward needs a forward pass with "
+                               "training=True first")
+        grads = {}
+        for k, d in zip(run.output_keys, d_outputs):
+            graph_engine.accumulate(grads, k, d)
+        self._param_grads = graph_engine.backward_steps(run.steps, run.call_states, grads)
+        return [grads.get(k) for k in run.input_keys]
 
     def forward(self, x, training=False):
-        raise NotImplementedError
+        """x -> (output, its mask): the outputs and masks as lists for a model with several."""
+        outputs, masks = self._forward(self._model_inputs(x, "forward"), training)
+        return self._pack_outputs(outputs), (masks[0] if len(masks) == 1 else masks)
 
     def backward(self, dy):
-        raise NotImplementedError
+        """Gradient of the output (a list for several outputs) -> that of the input (a list for
+        several); sets ``grads`` (one per array of ``params``) after a training forward pass."""
+        if self._run is None:
+            raise RuntimeError(f"model {self.name!r}: backward needs a forward pass with "
+                               "training=True first")
+        d_inputs = self._backward(list(dy) if len(self._run.output_keys) > 1 else [dy])
+        params = self.params
+        grads = [self._param_grads.get(id(p)) for p in params]
+        self.grads = [np.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        return d_inputs if len(d_inputs) > 1 else d_inputs[0]
 
-    def __call__(self, x, training=False):
-        """x: (B, ...) -> the model's output for it (one forward pass)."""
-        return self.forward(x, training=training)[0]
+    def _pack_outputs(self, outputs):
+        """Flat outputs -> one array for a single output (as Keras unpacks it), else the
+        nesting of the model's outputs."""
+        if len(outputs) == 1 and not isinstance(self._output_structure(), dict):
+            return outputs[0]
+        return pack_like(self._output_structure(), outputs)
+
+    def _output_structure(self):
+        return self._outputs_struct if self._graph is not None else self._output_struct
+
+    # -- the layer protocol, for a model inside another model ----------------------------------
+
+    @property
+    def multi_input(self) -> bool:
+        if self._graph is not None:
+            return len(self._graph.inputs) > 1
+        return isinstance(self._build_shapes, list)
+
+    def eager_call(self, inputs, training=False, mask=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"model {self.name!r} takes no call arguments {sorted(kwargs)}")
+        x = self._model_inputs(inputs, "call")
+        masks = None if mask is None else (list(mask) if isinstance(mask, (list, tuple)) else [mask])
+        outputs, _ = self._forward(x, training=bool(training), masks=masks)
+        return self._pack_outputs(outputs)
+
+    def __call__(self, inputs, training=None, mask=None, **kwargs):
+        if self._input_count() is None and any(isinstance(t, KerasTensor) for t in flatten([inputs, mask])):
+            raise TypeError(f"model {self.name!r} ({type(self).__name__}) cannot be called on "
+                            "symbolic tensors: a subclassed model runs on arrays only")
+        return super().__call__(inputs, training=training, mask=mask, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        masks = self._last_masks or [None]
+        return masks[0] if len(masks) == 1 else list(masks)
+
+    def call_state(self):
+        return self._run
+
+    def set_call_state(self, state):
+        self._run = state
+
+    def check_input_shape(self, shape):
+        self.check_input_shapes([shape])
+
+    def check_input_shapes(self, shapes):
+        self._require_graph("symbolic call")
+        expected = [t.shape for t in self._graph.inputs]
+        if len(shapes) != len(expected):
+            raise ValueError(f"model {self.name!r} takes {len(expected)} input(s), got {len(shapes)}")
+        for name, shape, want in zip(self.input_names, shapes, expected):
+            if len(shape) != len(want) or any(a is not None and b is not None and a != b
+                                              for a, b in zip(shape[1:], want[1:])):
+                raise ValueError(f"model {self.name!r}: input {name!r} expects shape {want}, "
+                                 f"got {tuple(shape)}")
+
+    def compute_output_shape(self, input_shape):
+        self._require_graph("output shape")
+        given = input_shape if self.multi_input else [input_shape]
+        shapes = graph_engine.output_shapes(self._graph.nodes, self._graph.inputs, given)
+        out = [shapes[k] for k in self._graph.output_keys]
+        return out if len(out) > 1 else out[0]
+
+    def symbolic_output_dtypes(self, count):
+        self._require_graph("symbolic outputs")
+        return [t.dtype for t in self._graph.outputs]
+
+    def build(self, input_shape=None):
+        """Functional models are built when made. A subclassed model is built by running
+        ``call`` once on zeros of ``input_shape`` (a shape, or a list of shapes; None -> 1)."""
+        if self._graph is not None or input_shape is None:
+            return
+        zeros = _data.zeros_like_shapes(input_shape)
+        saved = [layer.carried_states() for layer in self._leaf_layers()]
+        try:
+            self._forward(zeros, training=False)
+        finally:
+            for layer, states in zip(self._leaf_layers(), saved):
+                layer.restore_states(states)
+        self._build_shapes = _data.json_shapes(input_shape)
 
     # -- weights -------------------------------------------------------------------------
 
     @property
+    def params(self) -> list[np.ndarray]:
+        return [p for layer in self._leaf_layers() for p in layer.params]
+
+    @property
+    def sublayers(self):
+        return self._leaf_layers()
+
+    @property
     def trainable_params(self) -> list[np.ndarray]:
         """The arrays training updates (kernel layout), trainable layers in order."""
-        return [p for layer in self.layers if layer.trainable for p in layer.params]
+        return [p for layer in self._trainable_leaves() for p in layer.params]
 
     def _trainable_grads(self) -> list[np.ndarray]:
+        params = self._train_params if self._train_params is not None else self.trainable_params
         grads = []
-        for layer in self.layers:
-            if layer.trainable:
-                if len(layer.grads) != len(layer.params):
-                    raise RuntimeError(f"{layer.who} gave {len(layer.grads)} gradients for "
-                                       f"{len(layer.params)} parameters")
-                grads.extend(layer.grads)
+        for p in params:
+            g = self._param_grads.get(id(p))
+            grads.append(np.zeros_like(p) if g is None else g)
         return grads
 
     def get_weights(self) -> list[np.ndarray]:
         """All layers' weights, in Keras's layout, layer by layer."""
-        return [w for layer in self.layers for w in layer.get_weights()]
+        return [w for layer in self._leaf_layers() for w in layer.get_weights()]
+
+    def weight_shapes(self):
+        return [s for layer in self._leaf_layers() for s in layer.weight_shapes()]
 
     def set_weights(self, weights) -> None:
         """Set all weights from a list like ``get_weights()`` returns (ValueError on a mismatch,
         with no weight changed)."""
+        self.assign_weights(self.checked_weights(weights))
+
+    def checked_weights(self, weights):
         weights = list(weights)
-        expected = sum(len(layer.weight_shapes()) for layer in self._built_layers("set_weights"))
+        layers = self._built_layers("set_weights")
+        expected = sum(len(layer.weight_shapes()) for layer in layers)
         if len(weights) != expected:
             raise ValueError(f"model {self.name!r}: set_weights expects {expected} arrays "
                              f"(get_weights() order), got {len(weights)}")
         checked, k = [], 0
-        for layer in self.layers:  # every layer's arrays checked before any is assigned
+        for layer in layers:  # every layer's arrays checked before any is assigned
             n = len(layer.weight_shapes())
             checked.append(layer.checked_weights(weights[k:k + n]))
             k += n
-        for layer, arrays in zip(self.layers, checked):
+        return checked
+
+    def assign_weights(self, weights) -> None:
+        for layer, arrays in zip(self._leaf_layers(), weights):
             layer.assign_weights(arrays)
 
     def count_params(self) -> int:
@@ -123,57 +479,80 @@ class Model:
 
     def reset_states(self) -> None:
         """Forget the state carried by stateful recurrent layers."""
-        for layer in self.layers:
+        for layer in self._leaf_layers():
             layer.reset_states()
 
+    def carried_states(self):
+        return [layer.carried_states() for layer in self._leaf_layers()]
+
+    def restore_states(self, saved) -> None:
+        for layer, states in zip(self._leaf_layers(), saved):
+            layer.restore_states(states)
+
     def _built_layers(self, what):
-        if not all(layer.built for layer in self.layers):
+        layers = self._leaf_layers()
+        if not self.built or not all(layer.built for layer in layers):
             raise ValueError(f"model {self.name!r} is not built, so {what} is not possible yet: "
                              "give the first layer an input_shape, call build(), or call the model on data")
-        return self.layers
+        return layers
 
     # -- compile -------------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, loss and metrics, by name or instance.
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Choose the optimizer, loss(es) and metrics, by name or instance.
 
         optimizer: e.g. 'adam' or ``fastrnn.optimizers.Adam(1e-3)``;
-        loss: e.g. 'binary_crossentropy' or a ``fastrnn.losses.Loss``;
-        metrics: a list such as ['accuracy'] or ['mae'].
-        Unknown names raise ValueError naming the valid ones.
+        loss: e.g. 'binary_crossentropy' or a ``fastrnn.losses.Loss``; for several outputs one
+        loss for all, a list (one per output, None for none) or a dict keyed by output names;
+        loss_weights: None, or a list or dict like loss: the loss minimised is the weighted sum;
+        metrics: a list such as ['accuracy'] or ['mae']; for several outputs a list with one
+        entry per output, or a dict keyed by output names.
+        Unknown names raise ValueError naming the valid ones; lists or dicts that do not fit
+        the outputs raise ValueError naming them (for a subclassed model, at the first batch).
         """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or loss='binary_crossentropy'")
         self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
+        self.loss = _compile.resolve_loss(loss)
         if metrics is None:
             metrics = []
         elif isinstance(metrics, (str, metrics_module.Metric)) or callable(metrics):
             metrics = [metrics]
-        self.metric_ids = list(metrics)
-        for identifier in self.metric_ids:
-            if isinstance(identifier, str) and identifier.lower() not in ("accuracy", "acc"):
-                metrics_module.get(identifier)  # unknown names fail here, not in fit
+        _compile.check_metric_names(metrics)
+        self.metric_ids = metrics if isinstance(metrics, dict) else list(metrics)
+        self.loss_weights = loss_weights
         self.metrics = None
+        self._targets = None
         self.compiled = True
         self._train_params = None
+        if self._graph is not None or isinstance(self, Sequential):
+            self._targets = self._make_targets()
+
+    def _make_targets(self, count=None):
+        names = self.output_names if count is None or self._graph is not None else (
+            ["output"] if count == 1 else [f"output_{k}" for k in range(count)])
+        return _compile.make_targets(self.loss, self.loss_weights, self.metric_ids, names)
 
     def _require_compiled(self, what):
         if not self.compiled:
             raise RuntimeError(f"model {self.name!r} must be compiled before {what}: call "
                                "model.compile(optimizer=..., loss=...) first")
 
-    def _ensure_metrics(self, y, y_pred):
-        if self.metrics is None:
-            self.metrics = [metrics_module.get(m, loss=self.loss, y_true=y, y_pred=y_pred)
-                            for m in self.metric_ids]
+    def _ensure_targets(self, count):
+        if self._targets is None or len(self._targets) != count:
+            self._targets = self._make_targets(count)
+        return self._targets
 
     def _reset_metrics(self):
-        for metric in self.metrics or []:
-            metric.reset()
+        for target in self._targets or []:
+            for metric in target.metrics or []:
+                metric.reset()
 
     def _metric_logs(self) -> dict:
-        return {m.name: float(m.result()) for m in self.metrics or []}
+        logs = {}
+        for target in self._targets or []:
+            logs.update(target.metric_logs())
+        return logs
 
     # -- one batch ---------------------------------------------------------------------------
 
@@ -183,48 +562,85 @@ class Model:
             return None
         return mask
 
-    def _update_metrics(self, y, y_pred, loss_mask):
+    def _losses(self, targets, y, y_pred, masks, gradients):
+        """-> ({'loss': total, '<output>_loss': ...}, the loss's gradient per output or None)."""
+        total, logs, grads = 0.0, {}, []
+        with_loss = [t for t in targets if t.loss is not None]
+        for target, y_true, pred, mask in zip(targets, y, y_pred, masks):
+            if target.loss is None:
+                grads.append(None)
+                continue
+            if y_true is None:
+                raise ValueError(f"the model's output {target.name!r} has a loss but no targets "
+                                 "were given for it")
+            loss_mask = self._loss_mask(mask, pred)
+            value = target.loss(y_true, pred, mask=loss_mask)
+            total += value if target.weight is None else target.weight * value
+            if len(with_loss) > 1:
+                logs[target.loss_log] = float(value)
+            if gradients:
+                g = target.loss.gradient(y_true, pred, mask=loss_mask)
+                grads.append(g if target.weight is None else g * g.dtype.type(target.weight))
+        return {"loss": float(total), **logs}, grads
+
+    def _update_metrics(self, targets, y, y_pred, masks):
         """Add a batch to the metrics. Masked steps count for nothing, as in the loss: the mask
         is the metrics' sample weight, so each is a mean over the unmasked steps."""
-        self._ensure_metrics(y, y_pred)
-        for metric in self.metrics:
-            metric.update(y, y_pred, sample_weight=loss_mask)
+        for target, y_true, pred, mask in zip(targets, y, y_pred, masks):
+            if not target.metric_ids or y_true is None:
+                continue
+            target.ensure_metrics(y_true, pred)
+            for metric in target.metrics:
+                metric.update(y_true, pred, sample_weight=self._loss_mask(mask, pred))
+        self.metrics = [m for t in targets for m in t.metrics or []]
 
     @contextlib.contextmanager
     def _states_kept_on_error(self):
         """Stateful layers' carried states as they were before the block, if it raises: a batch
         that fails (targets of the wrong shape, say) leaves no trace."""
-        saved = [layer.carried_states() for layer in self._layers]
+        layers = self._leaf_layers()
+        saved = [layer.carried_states() for layer in layers]
         try:
             yield
         except BaseException:
-            for layer, states in zip(self._layers, saved):
+            for layer, states in zip(layers, saved):
                 layer.restore_states(states)
             raise
 
-    def _train_step(self, x, y) -> float:
-        """One optimizer step on a batch; updates the metrics; returns the batch loss."""
-        with self._states_kept_on_error(), collect_activity_losses() as activity:
-            y_pred, mask = self.forward(x, training=True)
-            loss_mask = self._loss_mask(mask, y_pred)
-            loss = self.loss(y, y_pred, mask=loss_mask)
-            self.backward(self.loss.gradient(y, y_pred, mask=loss_mask))
+    def _forward_backward(self, x, y):
+        """A training forward pass, the losses and the backward pass, which leaves the
+        parameters' gradients -> (logs, targets, y per output, y_pred, masks, the activity
+        penalties of the layer calls)."""
+        with collect_activity_losses() as activity:
+            y_pred, masks = self._forward(x, training=True)
+            targets = self._ensure_targets(len(y_pred))
+            y = self._targets_for(y, targets)
+            logs, dy = self._losses(targets, y, y_pred, masks, gradients=True)
+            self._backward(dy)
+        return logs, targets, y, y_pred, masks, activity
+
+    def _train_step(self, x, y) -> dict:
+        """One optimizer step on a batch; updates the metrics; returns the batch's losses (the
+        total with the regularizers' penalties, as Keras's, and each output's without)."""
+        with self._states_kept_on_error():
+            logs, targets, y, y_pred, masks, activity = self._forward_backward(x, y)
             if self._train_params is None:
                 self._train_params = self.trainable_params
             grads = self._trainable_grads()
-            loss += sum(activity) + self._add_weight_penalties(grads, self._train_params)
+            logs["loss"] += sum(activity) + self._add_weight_penalties(grads, self._train_params)
             self._apply_step(grads)
-        self._update_metrics(y, y_pred, loss_mask)
-        return float(loss)
+        self._update_metrics(targets, y, y_pred, masks)
+        return logs
 
-    def _test_step(self, x, y) -> float:
+    def _test_step(self, x, y) -> dict:
         with self._states_kept_on_error(), collect_activity_losses() as activity:
-            y_pred, mask = self.forward(x, training=False)
-            loss_mask = self._loss_mask(mask, y_pred)
-            loss = self.loss(y, y_pred, mask=loss_mask)
-            loss += sum(activity) + self._weight_penalty()
-        self._update_metrics(y, y_pred, loss_mask)
-        return float(loss)
+            y_pred, masks = self._forward(x, training=False)
+            targets = self._ensure_targets(len(y_pred))
+            y = self._targets_for(y, targets)
+            logs, _ = self._losses(targets, y, y_pred, masks, gradients=False)
+            logs["loss"] += sum(activity) + self._weight_penalty()
+        self._update_metrics(targets, y, y_pred, masks)
+        return logs
 
     # -- regularizers, clipping by variable, constraints (see fastrnn.layers.variables) ---------
 
@@ -256,36 +672,35 @@ class Model:
         """
         self._require_compiled("compute_gradients")
         x, y = self._check_xy(x, y, "compute_gradients")
-        with collect_activity_losses() as activity:
-            y_pred, mask = self.forward(x, training=True)
-            loss_mask = self._loss_mask(mask, y_pred)
-            loss = self.loss(y, y_pred, mask=loss_mask)
-            self.backward(self.loss.gradient(y, y_pred, mask=loss_mask))
-        grads = [g.copy() for g in self._trainable_grads()]
-        loss += sum(activity) + self._add_weight_penalties(grads, self.trainable_params)
+        logs, *_, activity = self._forward_backward(x, y)
+        params = self.trainable_params
+        grads = [self._param_grads.get(id(p)) for p in params]
+        grads = [np.zeros_like(p) if g is None else g.copy() for p, g in zip(params, grads)]
+        loss = logs["loss"] + sum(activity) + self._add_weight_penalties(grads, params)
         return float(loss), grads
 
     def train_on_batch(self, x, y, return_dict=False):
-        """One optimizer step on (x, y); returns the batch's loss (or [loss, *metrics])."""
+        """One optimizer step on (x, y); returns the batch's loss (or [loss, ..., *metrics])."""
         self._require_compiled("train_on_batch")
         x, y = self._check_xy(x, y, "train_on_batch")
         self._reset_metrics()
-        logs = {"loss": self._train_step(x, y), **self._metric_logs()}
-        return self._format_logs(logs, return_dict)
+        logs = self._train_step(x, y)
+        return self._format_logs({**logs, **self._metric_logs()}, return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
-        """The loss (or [loss, *metrics]) of (x, y), without training."""
+        """The loss (or [loss, ..., *metrics]) of (x, y), without training."""
         self._require_compiled("test_on_batch")
         x, y = self._check_xy(x, y, "test_on_batch")
         self._reset_metrics()
-        logs = {"loss": self._test_step(x, y), **self._metric_logs()}
-        return self._format_logs(logs, return_dict)
+        logs = self._test_step(x, y)
+        return self._format_logs({**logs, **self._metric_logs()}, return_dict)
 
     def predict_on_batch(self, x):
         """The model's output for one batch (inference mode)."""
         x = self._check_x(x, "predict_on_batch")
         with self._states_kept_on_error():
-            return self.forward(x, training=False)[0]
+            outputs, _ = self._forward(x, training=False)
+        return self._pack_outputs(outputs)
 
     def _format_logs(self, logs, return_dict):
         if return_dict:
@@ -293,32 +708,96 @@ class Model:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    # -- data checks -----------------------------------------------------------------------
+    # -- data --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_x(x, what):
+    def _input_count(self):
+        """How many input arrays the model takes (None: a subclassed model takes what call takes)."""
+        return None if self._graph is None else len(self._graph.inputs)
+
+    def _check_x(self, x, what):
+        """x with every array checked (numbers, a batch axis, one length); ValueError/TypeError
+        naming the input otherwise."""
         if x is None:
             raise ValueError(f"{what} needs input data x")
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{what}: x must hold numbers, got dtype {x.dtype}")
-        if x.ndim == 0:
-            raise ValueError(f"{what}: x must have a batch axis, got a scalar")
+        x = self._as_inputs(x, what)
+        leaves = flatten(x)
+        for name, a in zip(self._data_names(leaves, "input"), leaves):
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"{what}: x{name} must hold numbers, got dtype {a.dtype}")
+            if a.ndim == 0:
+                raise ValueError(f"{what}: x{name} must have a batch axis, got a scalar")
+        _data.same_length(leaves, self._data_names(leaves, "input"), what, "x")
         return x
+
+    def _data_names(self, leaves, kind):
+        if len(leaves) == 1:
+            return [""]
+        names = self.input_names if kind == "input" else self.output_names
+        if len(names) != len(leaves):
+            names = [str(k) for k in range(len(leaves))]
+        return [f" ({kind} {n!r})" for n in names]
+
+    def _as_inputs(self, x, what):
+        """The user's x as this model takes it: a flat list in input order for graph models."""
+        if self._input_count() is None:
+            return _data.as_data(x)
+        return _data.arrays_for(x, self.input_names, what, "input", "x")
+
+    def _model_inputs(self, x, what):
+        """x as _forward takes it (``_as_inputs`` without the checks of ``_check_x``)."""
+        return self._as_inputs(x, what)
 
     def _check_xy(self, x, y, what):
         x = self._check_x(x, what)
-        if what in ("evaluate", "validation_data", "train_on_batch", "test_on_batch") and len(x) == 0:
+        n = len(flatten(x)[0])
+        if what in ("evaluate", "validation_data", "train_on_batch", "test_on_batch") and n == 0:
             raise ValueError(f"{what} needs at least one sample, got an empty x")
         if y is None:
             raise ValueError(f"{what} needs targets y")
-        y = np.asarray(y)
-        if y.dtype.kind not in "fiub":
-            raise TypeError(f"{what}: y must hold numbers, got dtype {y.dtype}")
-        if y.ndim == 0 or len(x) != len(y):
-            raise ValueError(f"{what}: x and y must have the same number of samples, got "
-                             f"{len(x)} and {len(y) if y.ndim else 'a scalar'}")
+        y = self._as_targets(y, what)
+        leaves = [a for a in flatten(y) if a is not None]
+        for name, a in zip(self._data_names(leaves, "output"), leaves):
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"{what}: y{name} must hold numbers, got dtype {a.dtype}")
+            if a.ndim == 0 or len(a) != n:
+                raise ValueError(f"{what}: x and y{name} must have the same number of samples, got "
+                                 f"{n} and {len(a) if a.ndim else 'a scalar'}")
         return x, y
+
+    def _as_targets(self, y, what):
+        if self._input_count() is None:
+            return _data.as_data(y)
+        targets = self._targets
+        names = self.output_names
+        if isinstance(y, dict):
+            return _data.arrays_for(y, names, what, "output", "y", optional=_data.optional(targets))
+        if len(names) > 1 and isinstance(y, (list, tuple)) and targets is not None:
+            with_loss = [k for k, t in enumerate(targets) if t.loss is not None]
+            if len(y) == len(with_loss) < len(names):  # targets only for the outputs with a loss
+                full = [None] * len(names)
+                for k, a in zip(with_loss, y):
+                    full[k] = np.asarray(a)
+                return full
+        return _data.arrays_for(y, names, what, "output", "y")
+
+    def _targets_for(self, y, targets):
+        """y (checked) -> one entry per output."""
+        if isinstance(y, list) and len(y) == len(targets) and self._input_count() is not None:
+            return y
+        names = [t.name for t in targets]
+        if isinstance(y, dict):
+            return [None if y.get(name) is None else np.asarray(y[name]) for name in names]
+        leaves = flatten(y)
+        if len(leaves) == len(targets):
+            return leaves
+        with_loss = [k for k, t in enumerate(targets) if t.loss is not None]
+        if len(leaves) == len(with_loss):
+            full = [None] * len(targets)
+            for k, a in zip(with_loss, leaves):
+                full[k] = a
+            return full
+        raise ValueError(f"model {self.name!r} has {len(targets)} outputs {names}; got "
+                         f"{len(leaves)} target arrays")
 
     @staticmethod
     def _batch_size(batch_size):
@@ -344,23 +823,25 @@ class Model:
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
         """Train for ``epochs`` passes over (x, y); returns the ``History``.
 
-        x: (N, T, F) (or ids (N, T)), y: (N, ...). ``validation_split`` holds out the last
-        fraction of the data (before shuffling), ``validation_data`` is an (x_val, y_val)
-        pair; their loss and metrics are logged with a 'val_' prefix. ``shuffle`` reorders
-        the training samples every epoch (from ``fastrnn.utils.get_rng()``). Epochs are
-        numbered from ``initial_epoch`` to ``epochs - 1``.
+        x: (N, T, F) (or ids (N, T)), y: (N, ...); lists or dicts of them for several inputs
+        or outputs. ``validation_split`` holds out the last fraction of the data (before
+        shuffling), ``validation_data`` is an (x_val, y_val) pair; their loss and metrics are
+        logged with a 'val_' prefix. ``shuffle`` reorders the training samples every epoch
+        (from ``fastrnn.utils.get_rng()``). Epochs are numbered from ``initial_epoch`` to
+        ``epochs - 1``.
 
         Ctrl-C stops training cleanly between two batches: the last optimizer step is
         complete, the partial epoch is not logged, and the History so far is returned.
         """
         self._require_compiled("fit")
         x, y = self._check_xy(x, y, "fit")
-        if len(x) == 0:
+        n = _data.length(x)
+        if n == 0:
             raise ValueError("fit needs at least one sample, got an empty x")
         batch_size = self._batch_size(batch_size)
         verbose = self._verbose(verbose)
         x, y, validation = self._split_validation(x, y, validation_split, validation_data)
-        steps = math.ceil(len(x) / batch_size)
+        steps = math.ceil(_data.length(x) / batch_size)
         callback_list = self._callback_list(callbacks, verbose, add_history=True,
                                             epochs=epochs, steps=steps)
         self.stop_training = False
@@ -388,16 +869,20 @@ class Model:
         or None when Ctrl-C stopped it between two batches (the epoch is then not logged)."""
         self._reset_metrics()
         callback_list.on_epoch_begin(epoch)
-        order = get_rng().permutation(len(x)) if shuffle else np.arange(len(x))
-        loss_sum = 0.0
-        for step, start in enumerate(range(0, len(x), batch_size)):
+        n = _data.length(x)
+        order = get_rng().permutation(n) if shuffle else np.arange(n)
+        sums = {}
+        for step, start in enumerate(range(0, n, batch_size)):
             if self._interrupted:
                 return None
             rows = order[start:start + batch_size]
             callback_list.on_train_batch_begin(step)
-            loss_sum += self._train_step(x[rows], y[rows]) * len(rows)
+            batch_logs = self._train_step(_data.take(x, rows), _data.take(y, rows))
             # Running means over the epoch so far, batches weighted by their size.
-            logs = {"loss": loss_sum / (start + len(rows)), **self._metric_logs()}
+            for key, value in batch_logs.items():
+                sums[key] = sums.get(key, 0.0) + value * len(rows)
+            logs = {key: total / (start + len(rows)) for key, total in sums.items()}
+            logs.update(self._metric_logs())
             callback_list.on_train_batch_end(step, logs)
             if self.stop_training:
                 break
@@ -418,11 +903,13 @@ class Model:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if not validation_split:
             return x, y, None
-        split = int(math.floor(len(x) * (1.0 - validation_split)))  # Keras's split point
-        if split == 0 or split == len(x):
+        n = _data.length(x)
+        split = int(math.floor(n * (1.0 - validation_split)))  # Keras's split point
+        if split == 0 or split == n:
             raise ValueError(f"validation_split={validation_split} leaves no training or no "
-                             f"validation samples out of {len(x)}")
-        return x[:split], y[:split], (x[split:], y[split:])
+                             f"validation samples out of {n}")
+        head, tail = np.arange(split), np.arange(split, n)
+        return _data.take(x, head), _data.take(y, head), (_data.take(x, tail), _data.take(y, tail))
 
     def _callback_list(self, callbacks, verbose, add_history=False, **params):
         """The user's callbacks plus a ProgbarLogger for verbose 1/2 (and a History for fit)."""
@@ -452,7 +939,8 @@ class Model:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
                  return_dict=False):
-        """The loss on (x, y), or ``[loss, *metrics]`` when compiled with metrics.
+        """The loss on (x, y), or ``[loss, ..., *metrics]`` when compiled with metrics or with
+        several outputs (each one's loss after the total, as Keras lists them).
 
         The loss is the mean of the batch losses weighted by batch size, as Keras reports it.
         verbose: 0 silent, 1 ('auto') a progress bar, 2 one line.
@@ -461,7 +949,7 @@ class Model:
         x, y = self._check_xy(x, y, "evaluate")
         batch_size = self._batch_size(batch_size)
         callback_list = self._callback_list(callbacks, self._verbose(verbose),
-                                            steps=math.ceil(len(x) / batch_size))
+                                            steps=math.ceil(_data.length(x) / batch_size))
         logs = self._evaluate_arrays(x, y, batch_size, callback_list)
         return self._format_logs(logs, return_dict)
 
@@ -469,39 +957,136 @@ class Model:
         """Loss and metrics over (x, y) in batches, calling the test hooks of ``callback_list``."""
         callback_list.on_test_begin()
         self._reset_metrics()
-        loss_sum = 0.0
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        sums = {}
+        n = _data.length(x)
+        for step, start in enumerate(range(0, n, batch_size)):
+            rows = np.arange(start, min(start + batch_size, n))
             callback_list.on_test_batch_begin(step)
-            loss_sum += self._test_step(xb, yb) * len(xb)
-            logs = {"loss": loss_sum / (start + len(xb)), **self._metric_logs()}
+            for key, value in self._test_step(_data.take(x, rows), _data.take(y, rows)).items():
+                sums[key] = sums.get(key, 0.0) + value * len(rows)
+            logs = {key: total / (start + len(rows)) for key, total in sums.items()}
+            logs.update(self._metric_logs())
             callback_list.on_test_batch_end(step, logs)
         callback_list.on_test_end(logs)
         return logs
 
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
-        """The model's outputs for x, computed in batches (inference mode, no dropout).
+        """The model's outputs for x, computed in batches (inference mode, no dropout): an
+        array, or a list (a dict) of arrays for a model whose outputs are a list (a dict).
 
         Stateful layers carry their state from batch to batch and across calls.
         verbose: 0 silent, 1 ('auto') a progress bar, 2 one line.
         """
         x = self._check_x(x, "predict")
-        if len(x) == 0:
+        n = _data.length(x)
+        if n == 0:
             raise ValueError("predict needs at least one sample, got an empty x")
         batch_size = self._batch_size(batch_size)
         callback_list = self._callback_list(callbacks, self._verbose(verbose),
-                                            steps=math.ceil(len(x) / batch_size))
+                                            steps=math.ceil(n / batch_size))
         callback_list.on_predict_begin()
-        outputs = []
-        for step, start in enumerate(range(0, len(x), batch_size)):
+        batches = []
+        for step, start in enumerate(range(0, n, batch_size)):
             callback_list.on_predict_batch_begin(step)
             with self._states_kept_on_error():
-                outputs.append(self.forward(x[start:start + batch_size], training=False)[0])
-            callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
+                outputs, _ = self._forward(_data.take(x, np.arange(start, min(start + batch_size, n))),
+                                           training=False)
+            batches.append(outputs)
+            callback_list.on_predict_batch_end(step, {"outputs": outputs[0] if len(outputs) == 1
+                                                      else outputs})
         callback_list.on_predict_end()
-        return np.concatenate(outputs, axis=0)
+        return self._pack_outputs([np.concatenate(parts, axis=0) for parts in zip(*batches)])
 
-    # -- saving ------------------------------------------------------------------------------
+    # -- description -------------------------------------------------------------------------
+
+    def summary(self, print_fn=None):
+        """Print a table of the layers: names and types, output shapes, parameter counts, and
+        for a functional model the layer calls each one takes its inputs from."""
+        rows = [self._summary_row(layer) for layer in self.layers]
+        headers = ["Layer (type)", "Output Shape", "Param #"]
+        if self._graph is not None:
+            headers.append("Connected to")
+        _print_table(self.name, headers, rows, print_fn or print, self._leaf_layers())
+
+    def _summary_row(self, layer):
+        params = _count_params(layer)
+        row = [f"{layer.name} ({type(layer).__name__})",
+               _output_shape_text(self._graph.own_node(layer) if self._graph else None), str(params)]
+        if self._graph is not None:
+            own = {id(node) for node in self._graph.nodes}
+            sources = []
+            for node in inbound_nodes(layer):
+                if id(node) in own:
+                    for t in node.input_tensors:
+                        source, node_index, tensor_index = t._keras_history
+                        sources.append(f"{source.name}[{self._node_index(source, node_index)}]"
+                                       f"[{tensor_index}]")
+            row.append(", ".join(sources) or "-")
+        return row
+
+    def _node_index(self, layer, node_index):
+        """A node's index among its layer's calls in this model (as Keras numbers them)."""
+        own = {id(node) for node in self._graph.nodes}
+        nodes = inbound_nodes(layer)[:node_index]
+        return sum(1 for node in nodes if id(node) in own)
+
+    # -- configuration and saving ----------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        """A functional model's graph in Keras's form (see ``fastrnn.functional.graph_config``).
+
+        A subclassed model's config is the arguments its constructor was called with (when they
+        are JSON-serialisable), unless the subclass defines its own ``get_config``."""
+        if self._graph is not None:
+            return graph_engine.graph_config(self.name, self.trainable, self.layers, self._graph.nodes,
+                                             self._inputs_struct, self._outputs_struct)
+        return self._constructor_config()
+
+    def _constructor_config(self):
+        """The arguments the constructor was called with, and name and trainable where the
+        constructor takes them (as Keras's automatic config of a subclassed model)."""
+        args, kwargs = self.__dict__.get("_init_args", ((), {}))
+        signature = inspect.signature(type(self).__init__)
+        refusal = NotImplementedError(
+            f"model {self.name!r} ({type(self).__name__}): its constructor arguments cannot be "
+            "written as a config; define get_config() (and from_config() if needed), or keep "
+            "only the weights with save_weights()")
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:
+            raise refusal from None
+        config = {}
+        for key, value in list(bound.arguments.items())[1:]:  # after self
+            kind = signature.parameters[key].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                if value:
+                    raise refusal
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                config.update(value)
+            else:
+                config[key] = value
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+        for key, value in (("name", self.name), ("trainable", self.trainable)):
+            if takes_any or key in signature.parameters:
+                config[key] = value
+        try:
+            json.dumps(config)
+        except (TypeError, ValueError):
+            raise refusal from None
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        if graph_engine.is_graph_config(config):
+            inputs, outputs = graph_engine.graph_from_config(config)
+            model_class = Functional if cls is Model else cls
+            return model_class(inputs, outputs, name=config.get("name"),
+                               trainable=config.get("trainable", True))
+        try:
+            return cls(**config)
+        except TypeError as err:
+            raise TypeError(f"{cls.__name__} cannot be made from its config ({err}); define "
+                            "get_config() and from_config() so that they match its constructor") from None
 
     def save(self, path, metadata=None):
         """Write the model (architecture, weights, optimizer state, metadata) to one file.
@@ -524,32 +1109,69 @@ class Model:
         export_model(self, filepath, format=format, verbose=verbose,
                      input_signature=input_signature, **kwargs)
 
+    def save_weights(self, path):
+        """Write the weights alone to one file (atomically); ``load_weights`` reads them back
+        into a model of the same architecture."""
+        from fastrnn import saving
+
+        saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        """Set the weights from a file written by ``save_weights`` (or ``save``); ValueError,
+        with no weight changed, when they do not fit this model."""
+        from fastrnn import saving
+
+        saving.load_weights(self, path)
+
+
+class Functional(Model):
+    """A model made from a graph of layer calls: what ``Model(inputs, outputs)`` returns."""
+
+    _tracks_layers = False
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True):
+        if inputs is None or outputs is None:
+            raise ValueError("a functional model needs both inputs and outputs")
+        super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable)
+
 
 class Sequential(Model):
     """A linear stack of layers: ``Sequential([LSTM(32, input_shape=(T, F)), Dense(1)])``.
 
-    layers: a list of layers (an ``Input(shape)`` first declares the input shape).
+    layers: a list of layers (an ``Input(shape)`` first declares the input shape). Once the
+    input shape is known (declared, given to ``build``, or read from the first data), the
+    model makes the graph of its layers' calls and runs as a functional model.
     """
 
-    def __init__(self, layers=None, name=None):
-        super().__init__(name=name)
+    _tracks_layers = False
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
         self._layers: list[Layer] = []
-        self.built = False
+        self._input_layer = None  # given as Input(...) or InputLayer(...)
         self.build_input_shape = None  # (B or None, ...) the model was built for
         self._declared_input_shape = None  # from Input(shape) or the first layer's input_shape
         for layer in layers or []:
-            self.add(layer)
+            self.add(layer, rebuild=False)
+        self._rebuild()
 
     @property
     def layers(self):
         return list(self._layers)
 
-    def add(self, layer):
+    def add(self, layer, rebuild=True):
         """Append a layer; builds it at once when the input shape is known."""
+        if isinstance(layer, KerasTensor):
+            origin = layer._keras_history.layer
+            if not isinstance(origin, InputLayer):
+                raise TypeError(f"Sequential.add takes layers (or Input(...) first), got the symbolic "
+                                f"output of {origin.who}")
+            layer = origin
         if isinstance(layer, InputLayer):
-            if self._layers:
+            if self._layers or self._input_layer is not None:
                 raise ValueError("an Input/InputLayer can only come first in a Sequential model")
-            self._declared_input_shape = layer.batch_input_shape
+            self._input_layer = layer
+            self._declared_input_shape = layer.batch_shape
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a fastrnn layer, got {layer!r}")
@@ -562,17 +1184,24 @@ class Sequential(Model):
         if not self._layers and self._declared_input_shape is None:
             self._declared_input_shape = layer.batch_input_shape
         self._layers.append(layer)
-        self._train_params = None
-        shape = self.build_input_shape or self._declared_input_shape
-        if shape is not None:
-            self.build(shape)
+        if rebuild:
+            self._rebuild()
 
     def pop(self):
-        """Remove the last layer."""
+        """Remove the last layer, and return it."""
         if not self._layers:
             raise ValueError(f"model {self.name!r} has no layers to pop")
-        self._layers.pop()
+        layer = self._layers.pop()
+        self._rebuild()
+        return layer
+
+    def _rebuild(self):
         self._train_params = None
+        self._graph = None
+        self.built = False
+        shape = self.build_input_shape or self._declared_input_shape
+        if shape is not None and self._layers:
+            self.build(shape)
 
     def build(self, input_shape=None):
         """Build every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
@@ -581,93 +1210,78 @@ class Sequential(Model):
         if input_shape is None:
             raise ValueError(f"model {self.name!r} does not know its input shape: give the first "
                              "layer an input_shape, or pass one to build()")
+        if not self._layers:
+            raise ValueError(f"model {self.name!r} has no layers")
         shape = tuple(input_shape)
+        given = self._input_layer
+        if given is not None and tuple(given.batch_shape) == shape:
+            input_layer = given
+        else:
+            input_layer = InputLayer(batch_shape=shape,
+                                     dtype=None if given is None else given.dtype.name)
+            input_layer.converts = given is not None  # without an Input, the first layer converts
+        x = input_layer.output
         for layer in self._layers:
-            layer.check_input_shape(shape)
-            if not layer.built:
-                layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-        self.build_input_shape = tuple(input_shape)
-        self.built = True
+            x = layer(x)
+        self._init_graph(input_layer.output, x)
+        self.build_input_shape = shape
+
+    def _forward(self, x, training=False, masks=None):
+        if not self._layers:
+            raise ValueError(f"model {self.name!r} has no layers")
+        if not self.built:
+            self.build((None, *np.shape(x[0])[1:]))
+        return super()._forward(x, training, masks)
 
     @property
     def output_shape(self):
         if not self.built:
             raise ValueError(f"model {self.name!r} is not built yet")
-        shape = self.build_input_shape
-        for layer in self._layers:
-            shape = layer.compute_output_shape(shape)
-        return shape
+        return super().output_shape
 
-    def forward(self, x, training=False):
-        """x: (B, ...) -> (output, mask of the output or None); layers cache for backward
-        when ``training``."""
-        if not self._layers:
-            raise ValueError(f"model {self.name!r} has no layers")
-        x = np.asarray(x)
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        mask = None
-        for layer in self._layers:
-            out = layer(x, training=training, mask=mask)
-            mask = layer.compute_mask(x, mask)
-            x = out
-        return x, mask
+    @property
+    def input_names(self):
+        return super().input_names if self._graph is not None else ["input"]
 
-    def backward(self, dy):
-        """Gradient of the output -> every layer's ``grads`` (after a training forward)."""
-        for layer in reversed(self._layers):
-            if isinstance(dy, np.ndarray):  # layers of another dtype downstream: as Keras autocasts
-                dy = dy.astype(layer.dtype, copy=False)
-            dy = layer.backward(dy)
-            if dy is None:  # an Embedding: ids have no gradient, and nothing comes before
-                break
+    @property
+    def output_names(self):
+        return super().output_names if self._graph is not None else ["output"]
 
-    # -- description -------------------------------------------------------------------------
+    def _input_count(self):
+        return 1
+
+    def check_input_shapes(self, shapes):
+        if not self.built and len(shapes) == 1:  # called on a symbolic tensor: build for its shape
+            self.build((None, *tuple(shapes[0])[1:]))
+        super().check_input_shapes(shapes)
 
     def summary(self, print_fn=None):
         """Print a table of the layers, their output shapes and parameter counts."""
-        print_fn = print_fn or print
         rows = []
-        shape = self.build_input_shape if self.built else None
         for layer in self._layers:
-            if shape is not None:
-                shape = layer.compute_output_shape(shape)
-            params = layer.count_params() if layer.built else 0
-            rows.append((f"{layer.name} ({type(layer).__name__})",
-                         "?" if shape is None else str(tuple(shape)), str(params)))
-        widths = [max([len(h)] + [len(r[k]) for r in rows]) + 2
-                  for k, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
-        line = "=" * sum(widths)
-
-        def fmt(cols):
-            return "".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()
-
-        print_fn(f'Model: "{self.name}"')
-        print_fn("_" * sum(widths))
-        print_fn(fmt(("Layer (type)", "Output Shape", "Param #")))
-        print_fn(line)
-        for row in rows:
-            print_fn(fmt(row))
-        print_fn(line)
-        built = [layer for layer in self._layers if layer.built]
-        total = sum(layer.count_params() for layer in built)
-        trainable = sum(layer.count_params() for layer in built if layer.trainable)
-        print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {trainable:,}")
-        print_fn(f"Non-trainable params: {total - trainable:,}")
-        print_fn("_" * sum(widths))
+            shape = _output_shape_text(self._graph.own_node(layer)) if self.built else "?"
+            rows.append([f"{layer.name} ({type(layer).__name__})", shape,
+                         str(layer.count_params() if layer.built else 0)])
+        _print_table(self.name, ["Layer (type)", "Output Shape", "Param #"], rows,
+                     print_fn or print, [layer for layer in self._leaf_layers() if layer.built])
 
     def get_config(self) -> dict:
-        return {"name": self.name, "layers": [serialize(layer) for layer in self._layers],
-                "build_input_shape": None if self.build_input_shape is None
-                else list(self.build_input_shape)}
+        config = {"name": self.name, "layers": [serialize(layer) for layer in self._layers],
+                  "build_input_shape": None if self.build_input_shape is None
+                  else list(self.build_input_shape)}
+        if self._input_layer is not None:
+            config["input_dtype"] = self._input_layer.dtype.name
+        return config
 
     @classmethod
-    def from_config(cls, config: dict):
-        model = cls([deserialize(spec) for spec in config["layers"]], name=config.get("name"))
-        if config.get("build_input_shape") is not None and not model.built:
-            model.build(tuple(config["build_input_shape"]))
+    def from_config(cls, config: dict, custom_objects=None):
+        shape = config.get("build_input_shape")
+        layers = [deserialize(spec) for spec in config["layers"]]
+        if config.get("input_dtype") is not None and shape is not None:
+            layers.insert(0, InputLayer(batch_shape=shape, dtype=config["input_dtype"]))
+        model = cls(layers, name=config.get("name"))
+        if shape is not None and not model.built:
+            model.build(tuple(shape))
         return model
 
 
@@ -676,3 +1290,53 @@ def load_model(path, custom_objects=None, compile=True):
     from fastrnn import saving
 
     return saving.load_model(path, custom_objects=custom_objects, compile=compile)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def _layers_in(value) -> list:
+    if isinstance(value, Layer):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, Layer)]
+    if isinstance(value, dict):
+        return [v for v in value.values() if isinstance(v, Layer)]
+    return []
+
+
+def _count_params(layer) -> int:
+    try:
+        return layer.count_params() if layer.built else 0
+    except ValueError:
+        return 0
+
+
+def _output_shape_text(node) -> str:
+    """The shape(s) a layer call gives, as Keras prints them: (None, 4) or [(None, 4), (None, 4)]."""
+    if node is None:
+        return "?"
+    if len(node.outputs) == 1 and not node.returns_list:
+        return str(node.outputs[0].shape)
+    return "[" + ", ".join(str(t.shape) for t in node.outputs) + "]"
+
+
+def _print_table(name, headers, rows, print_fn, leaves):
+    widths = [max([len(h)] + [len(r[k]) for r in rows]) + 2 for k, h in enumerate(headers)]
+    line = "=" * sum(widths)
+
+    def fmt(cols):
+        return "".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()
+
+    print_fn(f'Model: "{name}"')
+    print_fn("_" * sum(widths))
+    print_fn(fmt(headers))
+    print_fn(line)
+    for row in rows:
+        print_fn(fmt(row))
+    print_fn(line)
+    total = sum(_count_params(layer) for layer in leaves)
+    trainable = sum(_count_params(layer) for layer in leaves if layer.trainable)
+    print_fn(f"Total params: {total:,}")
+    print_fn(f"Trainable params: {trainable:,}")
+    print_fn(f"Non-trainable params: {total - trainable:,}")
+    print_fn("_" * sum(widths))

@@ -2,9 +2,15 @@
 
 The file is a NumPy ``.npz`` archive (``np.savez``) holding only plain arrays:
 
-- ``format``: the marker ``"fastrnn.model"``; ``version``: the format version (int);
-- ``architecture``: JSON, the model's config (layer classes and their arguments);
-- ``compile``: JSON, the optimizer, loss and metrics (``null`` if not compiled);
+- ``format``: the marker ``"fastrnn.model"``; ``version``: the format version (int): 1, or 2
+  for what version 1 did not have (functional and subclassed models, losses and metrics per
+  output), so that an older fastrnn says the file is newer than it reads;
+- ``architecture``: JSON, ``{"class_name", "config"}``: the model's class and config (layer
+  classes and their arguments; a functional model's graph in Keras's ``get_config`` form),
+  and for a subclassed model ``build_input_shape``, the input shape(s) to build it for;
+- ``compile``: JSON, the optimizer, loss(es), loss weights and metrics (``null`` if not
+  compiled). Per-output losses or metrics are a list (one per output) or ``{"by_output":
+  {name: ...}}``;
 - ``metadata``: JSON, the user's dict (``null`` if none);
 - ``weight_0000``, ``weight_0001``, ...: the weights in Keras's layout (``get_weights()``);
 - ``optimizer_0000``, ...: the optimizer's state (``Optimizer.get_state()``).
@@ -21,6 +27,10 @@ shape and dtype in its header) against the file before setting memory aside for 
 sizes the architecture declares against the weights stored before building the model. A file
 that is not such an archive, is damaged or truncated, lacks the marker, or whose parts do not
 fit together raises ValueError naming it.
+
+``save_weights`` writes the weights alone (marker ``"fastrnn.weights"``), for models whose
+architecture cannot be written as a config; ``load_weights`` reads them (or a model file's),
+with the same checks.
 """
 from __future__ import annotations
 
@@ -42,7 +52,8 @@ except ImportError:  # not POSIX: folders cannot be locked, and so are never cle
     fcntl = None
 
 FORMAT = "fastrnn.model"
-VERSION = 1
+WEIGHTS_FORMAT = "fastrnn.weights"
+VERSION = 2
 
 
 def save_model(model, path, metadata=None) -> None:
@@ -56,12 +67,17 @@ def save_model(model, path, metadata=None) -> None:
         metadata_json = json.dumps(metadata)
     except (TypeError, ValueError) as err:
         raise TypeError(f"metadata must be JSON-serialisable: {err}") from None
+    architecture = {"class_name": type(model).__name__, "config": model.get_config()}
+    if getattr(model, "_graph", None) is None and type(model).__name__ != "Sequential" \
+            and model._build_shapes is not None:
+        architecture["build_input_shape"] = model._build_shapes
+    compile_config = _compile_config(model)
+    version = 1 if architecture["class_name"] == "Sequential" and _is_v1_compile(compile_config) else 2
     arrays = {
         "format": np.array(FORMAT),
-        "version": np.array(VERSION),
-        "architecture": np.array(json.dumps({"class_name": type(model).__name__,
-                                             "config": model.get_config()})),
-        "compile": np.array(json.dumps(_compile_config(model))),
+        "version": np.array(version),
+        "architecture": np.array(json.dumps(architecture)),
+        "compile": np.array(json.dumps(compile_config)),
         "metadata": np.array(metadata_json),
     }
     if model.built:
@@ -76,20 +92,57 @@ def save_model(model, path, metadata=None) -> None:
 def _compile_config(model):
     if not model.compiled:
         return None
-    from fastrnn import losses, metrics, optimizers
+    from fastrnn import optimizers
 
-    metric_specs = []
-    for m in model.metric_ids:
-        if isinstance(m, str):
-            metric_specs.append(m)
-        elif isinstance(m, metrics.Metric):
-            metric_specs.append(metrics.serialize(m))
-        else:
-            raise ValueError(f"cannot save metric {m!r}: only names and Metric instances can be "
-                             "saved; compile with a name or a fastrnn.metrics.Metric")
-    return {"optimizer": optimizers.serialize(model.optimizer),
-            "loss": losses.serialize(model.loss),
-            "metrics": metric_specs}
+    config = {"optimizer": optimizers.serialize(model.optimizer),
+              "loss": _per_output(model.loss, _loss_spec),
+              "metrics": _per_output(model.metric_ids, _metric_spec)}
+    if model.loss_weights is not None:
+        config["loss_weights"] = model.loss_weights
+    return config
+
+
+def _is_v1_compile(config) -> bool:
+    """Whether version 1 readers understand it: one loss, a flat list of metrics."""
+    return config is None or (isinstance(config["loss"], dict) and "class_name" in config["loss"]
+                              and isinstance(config["metrics"], list)
+                              and not any(isinstance(m, list) for m in config["metrics"])
+                              and "loss_weights" not in config)
+
+
+def _per_output(value, leaf):
+    """A loss or metrics argument as JSON: lists stay lists, a dict by output becomes
+    ``{"by_output": ...}``, and each leaf is written by ``leaf``."""
+    if isinstance(value, (list, tuple)):
+        return [_per_output(v, leaf) for v in value]
+    if isinstance(value, dict):
+        return {"by_output": {k: _per_output(v, leaf) for k, v in value.items()}}
+    return None if value is None else leaf(value)
+
+
+def _loss_spec(loss):
+    from fastrnn import losses
+
+    return losses.serialize(loss)
+
+
+def _metric_spec(m):
+    from fastrnn import metrics
+
+    if isinstance(m, str):
+        return m
+    if isinstance(m, metrics.Metric):
+        return metrics.serialize(m)
+    raise ValueError(f"cannot save metric {m!r}: only names and Metric instances can be "
+                     "saved; compile with a name or a fastrnn.metrics.Metric")
+
+
+def _read_per_output(spec, leaf):
+    if isinstance(spec, list):
+        return [_read_per_output(v, leaf) for v in spec]
+    if isinstance(spec, dict) and "by_output" in spec:
+        return {k: _read_per_output(v, leaf) for k, v in spec["by_output"].items()}
+    return None if spec is None else leaf(spec)
 
 
 def write_atomically(path: str, write) -> None:
@@ -238,7 +291,8 @@ def load_model(path, custom_objects=None, compile=True):
     Returns the model with its weights, ``metadata`` set, and (with ``compile=True``)
     compiled with the saved loss, metrics and optimizer, whose state is restored so
     training goes on exactly as if the model had not been saved.
-    custom_objects: name -> class, for user-defined losses, metrics or optimizers.
+    custom_objects: name -> class, for user-defined losses, metrics, optimizers or model
+    subclasses (a Model subclass defined before loading is found by its name).
     Raises ValueError naming the file for one that is not a fastrnn model (foreign, corrupt,
     truncated, or whose architecture does not match its weights); FileNotFoundError if there
     is no file.
@@ -247,7 +301,7 @@ def load_model(path, custom_objects=None, compile=True):
     contents = _read_archive(path)
     try:
         _check_declared_sizes(contents)
-        model = _build_model(contents)
+        model = _build_model(contents, custom_objects)
         if compile and contents["compile"] is not None:
             _compile(model, contents, custom_objects)
     except MemoryError as err:
@@ -282,9 +336,10 @@ def _read_archive(path) -> dict:
         raise ValueError(f"{path} is not a readable fastrnn model file: {err}") from err
 
 
-def _read_entries(f) -> dict:
-    """Read the entries of the open archive ``f``, each checked against the file before any
-    memory is set aside for it."""
+@contextlib.contextmanager
+def _archive(f, markers=(FORMAT,)):
+    """The open archive ``f`` as (entry names, read(name)), each entry checked against the file
+    before any memory is set aside for it; _Foreign unless its marker is one of ``markers``."""
     file_size = os.fstat(f.fileno()).st_size
     start = f.read(len(np.lib.format.MAGIC_PREFIX))
     f.seek(0)
@@ -301,8 +356,14 @@ def _read_entries(f) -> dict:
                 raise ValueError(f"the entry {name!r} is missing")
             return _read_array(archive, entries[name], name, file_size)
 
-        if "format" not in entries or _text(read("format"), "format") != FORMAT:
-            raise _Foreign(f"it is an .npz archive without the {FORMAT!r} format marker")
+        if "format" not in entries or _text(read("format"), "format") not in markers:
+            raise _Foreign(f"it is an .npz archive without the {markers[0]!r} format marker")
+        yield entries, read
+
+
+def _read_entries(f) -> dict:
+    """Read the entries of the open model archive ``f``."""
+    with _archive(f) as (entries, read):
         version = read("version")
         if version.shape != () or version.dtype.kind not in "iu":
             raise ValueError("the format version is not an integer")
@@ -423,11 +484,14 @@ def _layer_specs(architecture):
 
 
 def _would_build(architecture) -> bool:
-    """Whether ``Sequential.from_config`` builds the model, and so allocates its weights:
-    when it was built, or its first layer declares an input shape."""
+    """Whether loading builds the model, and so allocates its weights: a functional model (its
+    Inputs have shapes) or a subclassed one saved with its input shapes always; a Sequential
+    one when it was built, or its first layer declares an input shape."""
     config = architecture.get("config") if isinstance(architecture, dict) else None
     if not isinstance(config, dict):
         return False
+    if "input_layers" in config or architecture.get("build_input_shape") is not None:
+        return True
     if config.get("build_input_shape") is not None:
         return True
     layers = config.get("layers")
@@ -438,26 +502,65 @@ def _would_build(architecture) -> bool:
         first["config"].get(key) is not None for key in ("batch_input_shape", "input_shape", "shape"))
 
 
-def _build_model(contents):
-    from fastrnn.models import Sequential
-
+def _build_model(contents, custom_objects):
     architecture = contents["architecture"]
-    if architecture.get("class_name") != "Sequential":
-        raise ValueError(f"unknown model class {architecture.get('class_name')!r}")
-    model = Sequential.from_config(architecture["config"])
+    cls = _model_class(architecture.get("class_name"), custom_objects)
+    model = cls.from_config(architecture["config"])
+    shapes = architecture.get("build_input_shape")
+    if shapes is not None and not model.built:
+        model.build(shapes)
     if contents["weights"]:
         model.set_weights(contents["weights"])
     return model
+
+
+def _model_class(name, custom_objects):
+    """The model class a file names: from custom_objects, fastrnn's, or a Model subclass defined
+    in this process; ValueError otherwise."""
+    from fastrnn.layers.base import _LAYER_CLASSES
+    from fastrnn.models import Model
+
+    cls = (custom_objects or {}).get(name) or _LAYER_CLASSES.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"unknown model class {name!r}: a subclassed model's class must be defined "
+                         f"(imported) before loading, or given as custom_objects={{{name!r}: ...}}")
+    return cls
 
 
 def _compile(model, contents, custom_objects):
     from fastrnn import losses, metrics, optimizers
 
     spec = contents["compile"]
-    metric_ids = [m if isinstance(m, str) else metrics.deserialize(m, custom_objects)
-                  for m in spec["metrics"]]
+    metric_ids = _read_per_output(spec["metrics"], lambda m: m if isinstance(m, str)
+                                  else metrics.deserialize(m, custom_objects))
     model.compile(optimizer=optimizers.deserialize(spec["optimizer"], custom_objects),
-                  loss=losses.deserialize(spec["loss"], custom_objects),
-                  metrics=metric_ids)
+                  loss=_read_per_output(spec["loss"], lambda m: losses.deserialize(m, custom_objects)),
+                  metrics=metric_ids, loss_weights=spec.get("loss_weights"))
     if contents["optimizer"]:
         model.optimizer.set_state(contents["optimizer"], model.trainable_params)
+
+
+def save_weights(model, path) -> None:
+    """Write ``model.get_weights()`` to ``path`` atomically (marker ``"fastrnn.weights"``)."""
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built, so it has no weights to save yet")
+    arrays = {"format": np.array(WEIGHTS_FORMAT), "version": np.array(1)}
+    for k, w in enumerate(model.get_weights()):
+        arrays[f"weight_{k:04d}"] = w
+    write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))
+
+
+def load_weights(model, path) -> None:
+    """Set ``model``'s weights from a ``save_weights`` (or ``save``) file; ValueError naming the
+    file for one that is neither, and for weights that do not fit (no weight is changed then)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f, _archive(f, (WEIGHTS_FORMAT, FORMAT)) as (entries, read):
+            weights = [read(name) for name in _numbered(entries, "weight")]
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except _Foreign as err:
+        raise ValueError(f"{path} is not a fastrnn weights file: {err}") from None
+    except _DAMAGE as err:
+        raise ValueError(f"{path} is not a readable fastrnn weights file: {err}") from err
+    model.set_weights(weights)

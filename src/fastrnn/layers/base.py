@@ -31,6 +31,16 @@ Every layer takes an ``activity_regularizer``: its call then adds the penalty of
 (divided by the batch size, as Keras does) to ``losses`` and, within a model's step, to the
 step's loss (``collect_activity_losses``), and its ``backward`` adds the penalty's gradient to
 the output's gradient before the layer's own backward runs.
+
+Calling a layer on symbolic tensors (``fastrnn.Input`` and the outputs of layers called on
+it) computes nothing: it builds the layer for their shapes, records the call as a ``Node``
+(``fastrnn.keras_tensor``) and returns symbolic outputs, from which ``fastrnn.Model(inputs,
+outputs)`` makes a model. For that, ``compute_output_shape`` gives a tuple, or a list of
+tuples for several outputs, and a layer that takes ``initial_state`` checks its shapes in
+``check_initial_state_shapes`` and leaves ``initial_state_grads`` after ``backward`` (one per
+state array). Models run their graphs through ``eager_call``, the array path of ``__call__``.
+A layer's calls on symbolic tensors are its ``_inbound_nodes``; ``layer.input`` and
+``layer.output`` are those of the first, as in Keras.
 """
 from __future__ import annotations
 
@@ -41,7 +51,7 @@ import re
 
 import numpy as np
 
-from fastrnn import regularizers
+from fastrnn import functional, keras_tensor, regularizers
 from fastrnn.utils import get_rng
 
 _FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
@@ -182,6 +192,8 @@ class Layer:
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._activity_losses: list[float] = []  # the penalties of the last call's outputs
         self._activity_grads = None  # their gradients, one per output, after a training call
+        self._inbound_nodes = []  # calls on symbolic tensors (fastrnn.keras_tensor.Node)
+        self._outbound_nodes = []  # calls that took this layer's symbolic outputs
 
     # -- identity and messages -------------------------------------------------------
 
@@ -198,9 +210,49 @@ class Layer:
         """The generator for dropout: the layer's own when it was given a seed, else the library's."""
         return self._own_rng if self._own_rng is not None else get_rng()
 
+    # -- the graph -----------------------------------------------------------------------
+
+    @property
+    def inbound_nodes(self) -> list:
+        """The layer's calls on symbolic tensors, in order (``Node`` objects)."""
+        return keras_tensor.inbound_nodes(self)
+
+    def _first_node(self, what):
+        nodes = keras_tensor.inbound_nodes(self)
+        if not nodes:
+            raise ValueError(f"{self.who} has never been called on symbolic tensors, so it has no "
+                             f"{what}; call it on fastrnn.Input(...) or another layer's output")
+        return nodes[0]
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call (a tensor, or a list)."""
+        node = self._first_node("input")
+        return node.outputs[0] if node.is_input else node.inputs
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call (a tensor, or a list for several)."""
+        return self._first_node("output").output
+
+    def symbolic_output_dtypes(self, count: int) -> list[str]:
+        """The dtype names of the layer's ``count`` symbolic outputs."""
+        return [self.dtype.name] * count
+
     # -- calling ---------------------------------------------------------------------
 
-    def __call__(self, inputs, training=False, mask=None, **kwargs):
+    def __call__(self, inputs, training=None, mask=None, **kwargs):
+        """Run the layer on arrays (``training`` None is False), or record a call on symbolic
+        tensors; inside a subclassed model's ``call`` the call is also put on its tape."""
+        if keras_tensor.any_symbolic(inputs, mask, kwargs):
+            return keras_tensor.symbolic_call(self, inputs, training, mask, kwargs)
+        tape = functional.active_tape()
+        if tape is not None:
+            return tape.record(self, inputs, training, mask, kwargs)
+        return self.eager_call(inputs, training=bool(training), mask=mask, **kwargs)
+
+    def eager_call(self, inputs, training=False, mask=None, **kwargs):
+        """The call on arrays: convert, check, build on first use, then ``call``."""
         if self.multi_input:
             if not isinstance(inputs, (list, tuple)):
                 raise TypeError(f"{self.who} takes a list of inputs, got {type(inputs).__name__}")

@@ -1,5 +1,5 @@
 """The non-recurrent layers: ``Dense``, ``Activation``, ``Dropout``, ``Embedding``, ``Masking``,
-``InputLayer``.
+and the start of a graph, ``InputLayer`` / ``Input``.
 
 All follow Keras 3: ``Dense`` acts on the last axis (so on 3-D input it is applied at
 every time step), ``Embedding(mask_zero=True)`` and ``Masking`` produce a ``(B, T)`` mask
@@ -11,6 +11,7 @@ import numpy as np
 
 from fastrnn import constraints, ops, regularizers
 from fastrnn.layers import activations, initializers
+from fastrnn.keras_tensor import KerasTensor, Node
 from fastrnn.layers.base import Layer
 
 
@@ -282,18 +283,68 @@ class Masking(Layer):
         return {**super().get_config(), "mask_value": self.mask_value}
 
 
-class InputLayer(Layer):
-    """Declares the input shape of a ``Sequential`` model (what ``Input(shape)`` returns).
+_INPUT_DTYPES = ("float32", "float64", "int32", "int64")
 
-    It does nothing to the data; ``Sequential`` reads its shape and does not list it in
-    ``model.layers``, as in Keras 3.
+
+class InputLayer(Layer):
+    """The start of a graph: ``Input(shape)`` makes one and returns its symbolic output.
+
+    shape: the shape of one sample (no batch axis), None where it varies, e.g. ``(None, 8)``
+    for sequences of any length; or batch_shape with the batch axis first. dtype: 'float32'
+    (the default), 'float64', or 'int32'/'int64' for token ids. Arrays given to the model for
+    this input are converted to that dtype, as Keras does: an integer input takes integers,
+    or floats holding whole numbers (anything else is a ValueError).
+
+    ``Sequential`` takes one first to declare its input shape, and does not list it in
+    ``model.layers``, as in Keras 3; a functional model lists its InputLayers first.
     """
 
-    def __init__(self, shape=None, batch_size=None, input_shape=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
+                 input_shape=None, batch_input_shape=None, **kwargs):
+        batch_shape = batch_input_shape if batch_shape is None else batch_shape
         shape = input_shape if shape is None else shape
-        if shape is None:
+        if shape is not None and batch_shape is not None:
+            raise ValueError("InputLayer takes shape or batch_shape, not both")
+        if shape is None and batch_shape is None:
             raise ValueError("InputLayer needs a shape, e.g. Input(shape=(timesteps, features))")
-        super().__init__(input_shape=tuple(shape), batch_size=batch_size, **kwargs)
+        if batch_shape is None:
+            batch_shape = (batch_size, *_shape_tuple(shape, "shape"))
+        batch_shape = _shape_tuple(batch_shape, "batch_shape")
+        if not batch_shape:
+            raise ValueError("InputLayer needs a batch axis: batch_shape must have at least one axis")
+        dtype = _input_dtype(dtype)
+        super().__init__(name=name, batch_input_shape=batch_shape, **kwargs)
+        self.dtype = dtype
+        self.converts = True  # Sequential's own input leaves the conversion to its first layer
+        self.input_shape = batch_shape
+        self.built = True
+        tensor = KerasTensor(batch_shape, dtype.name, name=self.name)
+        Node(self, outputs=[tensor])
+
+    @property
+    def batch_shape(self) -> tuple:
+        return self.batch_input_shape
+
+    def prepare(self, x, what: str) -> np.ndarray:
+        """An array given to the model for this input: its rank checked, and converted (see the
+        class docstring). A missing or extra last axis of size 1 is added or dropped, as Keras
+        does. The other axes are the layers' to check: a time axis may differ from the shape's."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{what}: input {self.name!r} must hold numbers, got dtype {x.dtype}")
+        shape = self.batch_shape
+        if x.ndim == len(shape) + 1 and x.shape[-1] == 1:
+            x = x[..., 0]
+        elif x.ndim == len(shape) - 1 and shape[-1] == 1:
+            x = x[..., None]
+        if x.ndim != len(shape):
+            raise ValueError(f"{what}: input {self.name!r} expects arrays of rank {len(shape)} "
+                             f"(shape {shape}), got shape {x.shape}")
+        if not self.converts or x.dtype == self.dtype:
+            return x
+        if self.dtype.kind == "i":
+            return _to_integers(x, self.dtype, f"{what}: input {self.name!r}")
+        return x.astype(self.dtype)
 
     def call(self, x, training=False, mask=None):
         return x
@@ -302,7 +353,50 @@ class InputLayer(Layer):
         self.grads = []
         return dy
 
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "batch_shape": list(self.batch_shape)}
 
-def Input(shape, batch_size=None, dtype="float32", name=None):  # noqa: N802 (Keras's name)
-    """Keras's ``Input``: here an ``InputLayer`` to put first in a ``Sequential``."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+
+def _shape_tuple(shape, what) -> tuple:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)  # Keras takes Input(shape=5) for (5,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"InputLayer {what} must be a tuple of ints (None where unknown), "
+                        f"got {shape!r}") from None
+    for d in dims:
+        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0):
+            raise ValueError(f"InputLayer {what} must hold non-negative ints or None, got {shape!r}")
+    return tuple(None if d is None else int(d) for d in dims)
+
+
+def _input_dtype(dtype) -> np.dtype:
+    if dtype is None:
+        return np.dtype(np.float32)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in _INPUT_DTYPES:
+        raise TypeError(f"Input dtype must be one of {_INPUT_DTYPES}, got {dtype!r}")
+    return dt
+
+
+def _to_integers(x, dtype, who):
+    """x -> integers of ``dtype``; ValueError for values that are not whole or do not fit."""
+    if x.dtype.kind == "f" and x.size and (not np.all(np.isfinite(x)) or np.any(x != np.round(x))):
+        raise ValueError(f"{who} takes integers ({dtype.name}), got non-integer values")
+    info = np.iinfo(dtype)
+    if x.size and x.dtype.kind != "b" and (x.min() < info.min or x.max() > info.max):
+        raise ValueError(f"{who} takes {dtype.name} values, got values from {x.min()} to {x.max()}")
+    return x.astype(dtype)
+
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802
+    """Keras's ``Input``: the symbolic tensor a graph of layers starts from.
+
+    ``fastrnn.Model(inputs, outputs)`` runs the layers called on it; ``Sequential`` also takes
+    it first, to declare the input shape. See ``InputLayer`` for the arguments."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape,
+                      name=name).output

@@ -312,7 +312,21 @@ class Recurrent(Layer):
         return out
 
     def compute_mask(self, inputs, mask=None):
-        return mask if self.return_sequences else None
+        """The output's mask: the input's with return_sequences, else None; with return_state
+        a list, None for the states (as Keras)."""
+        out = mask if self.return_sequences else None
+        return [out] + [None] * self.state_count if self.return_state else out
+
+    def check_initial_state_shapes(self, shapes) -> None:
+        """For a call on symbolic tensors: ValueError unless ``shapes`` are those of
+        ``state_count`` arrays (batch, units)."""
+        if len(shapes) != self.state_count:
+            raise ValueError(f"{self.who}: initial_state must be a list of {self.state_count} "
+                             f"tensor(s) of shape (batch, {self.units}), got {len(shapes)}")
+        for shape in shapes:
+            if len(shape) != 2 or shape[1] not in (None, self.units):
+                raise ValueError(f"{self.who}: each initial state must have shape (batch, "
+                                 f"{self.units}), got {tuple(shape)}")
 
     def get_config(self):
         config = super().get_config()

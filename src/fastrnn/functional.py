@@ -58,13 +58,14 @@ def run_steps(steps, values: dict, masks: dict, training: bool):
     Returns the layers' call states, one per step, when training (else None)."""
     states = [] if training else None
     for step in steps:
-        x = [values[k] for k in step.inputs]
-        if step.mask is None:
+        if step.multi_input:
+            x = [values[k] for k in step.inputs]
             mask = [masks.get(k) for k in step.inputs]
-        else:
-            mask = [None if k is None else values[k] for k in flatten(step.mask)]
-        if not step.multi_input:
-            x, mask = x[0], mask[0]
+        else:  # the common case, without the lists
+            x = values[step.inputs[0]]
+            mask = masks.get(step.inputs[0])
+        if step.mask is not None:
+            mask = pack_like(step.mask, [None if k is None else values[k] for k in flatten(step.mask)])
         kwargs = step.kwargs
         if step.states:
             kwargs = {**kwargs, "initial_state": [values[k] for k in step.states]}
@@ -93,18 +94,29 @@ def backward_steps(steps, call_states, grads: dict) -> dict:
     result maps ``id(param)`` to the summed gradient of each parameter array reached."""
     param_grads: dict[int, np.ndarray] = {}
     for step, state in zip(reversed(steps), reversed(call_states)):
-        d_out = [grads.pop(k, None) for k in step.outputs]
-        if all(d is None for d in d_out):
-            continue  # nothing after this call reaches the loss
         layer = step.layer
+        casts = not getattr(layer, "is_model", False)  # a model casts for its own layers
+        if step.multi_output:
+            d_out = [grads.pop(k, None) for k in step.outputs]
+            if all(d is None for d in d_out):
+                continue  # nothing after this call reaches the loss
+            if casts:
+                d_out = [_cast(d, layer.dtype) for d in d_out]
+        else:
+            d_out = grads.pop(step.outputs[0], None)
+            if d_out is None:
+                continue
+            if casts:
+                d_out = _cast(d_out, layer.dtype)
         layer.set_call_state(state)
-        if not getattr(layer, "is_model", False):  # a model casts for its own layers
-            d_out = [_cast(d, layer.dtype) for d in d_out]
-        d_in = layer.backward(d_out if step.multi_output else d_out[0])
+        d_in = layer.backward(d_out)
         add_param_grads(param_grads, layer)
         if d_in is not None:
-            for k, g in zip(step.inputs, d_in if step.multi_input else [d_in]):
-                accumulate(grads, k, g)
+            if step.multi_input:
+                for k, g in zip(step.inputs, d_in):
+                    accumulate(grads, k, g)
+            else:
+                accumulate(grads, step.inputs[0], d_in)
         if step.states:
             for k, g in zip(step.states, getattr(layer, "initial_state_grads", None) or ()):
                 accumulate(grads, k, g)
@@ -131,7 +143,8 @@ def add_param_grads(param_grads: dict, layer) -> None:
         raise RuntimeError(f"{layer.who} gave {len(layer_grads)} gradients for {len(params)} "
                            "parameters")
     for p, g in zip(params, layer_grads):
-        accumulate(param_grads, id(p), g)
+        previous = param_grads.get(id(p))
+        param_grads[id(p)] = g if previous is None else previous + g
 
 
 # -- the tape: layer calls made on arrays, inside a subclassed model's call ---------------------------
@@ -230,6 +243,10 @@ class Graph:
         self.input_keys = [id(t) for t in self.inputs]
         self.output_keys = [id(t) for t in self.outputs]
         self.input_layers = [t._keras_history.layer for t in self.inputs]
+        # Without models among its layers, the layers holding parameters are fixed: kept here.
+        starts = {id(node.layer) for node in self.nodes if node.is_input}
+        self.plain_layers = None if any(getattr(layer, "is_model", False) for layer in self.layers) \
+            else [layer for layer in self.layers if id(layer) not in starts]
 
     def own_node(self, layer):
         """The layer's first call in this graph (None if it has none)."""

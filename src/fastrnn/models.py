@@ -88,14 +88,12 @@ class Model(Layer):
     """
 
     is_model = True
-    _tracks_layers = True  # subclassed models collect the layers set as attributes
 
     def __new__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             cls = Functional  # as in Keras, Model(inputs, outputs) makes a functional model
         model = super().__new__(cls)
-        model.__dict__["_init_args"] = (args, dict(kwargs))  # for a subclass's automatic config
-        model.__dict__["_tracked"] = []
+        model._init_args = (args, dict(kwargs))  # for a subclass's automatic config
         return model
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
@@ -124,14 +122,6 @@ class Model(Layer):
             if inputs is None or outputs is None:
                 raise ValueError("a functional model needs both inputs and outputs")
             self._init_graph(inputs, outputs)
-
-    def __setattr__(self, name, value):
-        if self._tracks_layers:
-            tracked = self.__dict__.setdefault("_tracked", [])
-            for layer in _layers_in(value):
-                if layer is not self and all(layer is not t for t in tracked):
-                    tracked.append(layer)
-        object.__setattr__(self, name, value)
 
     # -- the graph of a functional model -------------------------------------------------------
 
@@ -207,9 +197,16 @@ class Model(Layer):
 
     @property
     def layers(self) -> list[Layer]:
+        """A graph's layers; for a subclassed model, the layers among its attributes (alone, or
+        in a list, tuple or dict), in the order the attributes were first set."""
         if self._graph is not None:
             return list(self._graph.layers)
-        return list(self.__dict__.get("_tracked", []))
+        found = []
+        for name, value in vars(self).items():
+            if name != "_init_args":
+                found.extend(layer for layer in _layers_in(value)
+                             if layer is not self and all(layer is not f for f in found))
+        return found
 
     def get_layer(self, name=None, index=None):
         """The layer called ``name``, or at position ``index`` of ``layers``."""
@@ -226,6 +223,8 @@ class Model(Layer):
 
     def _leaf_layers(self) -> list[Layer]:
         """The layers that hold parameters, each once, nested models opened up, in order."""
+        if self._graph is not None and self._graph.plain_layers is not None:
+            return list(self._graph.plain_layers)
         out, seen = [], set()
 
         def visit(model):
@@ -1127,8 +1126,6 @@ class Model(Layer):
 class Functional(Model):
     """A model made from a graph of layer calls: what ``Model(inputs, outputs)`` returns."""
 
-    _tracks_layers = False
-
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True):
         if inputs is None or outputs is None:
             raise ValueError("a functional model needs both inputs and outputs")
@@ -1142,8 +1139,6 @@ class Sequential(Model):
     input shape is known (declared, given to ``build``, or read from the first data), the
     model makes the graph of its layers' calls and runs as a functional model.
     """
-
-    _tracks_layers = False
 
     def __init__(self, layers=None, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)

@@ -592,6 +592,14 @@ def test_a_config_whose_calls_never_get_their_inputs_is_a_value_error():
     lstm["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["nowhere", 0, 0]
     with pytest.raises(ValueError, match="unknown layer 'nowhere'"):
         Model.from_config(config)
+    for ref, match in ((["x", -1, 0], "must be"), (["x", 0, 3], "output 3")):
+        lstm["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ref
+        with pytest.raises(ValueError, match=match):
+            Model.from_config(config)
+    lstm["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["x", 0, 0]
+    config["output_layers"] = [["a", 0, 0], ["b", 5, 0]]
+    with pytest.raises(ValueError, match="does not make"):
+        Model.from_config(config)
 
 
 # ------------------------------------------------------------------------------------

@@ -457,14 +457,21 @@ def graph_from_config(config):
         pending.extend((layer, node) for node in spec.get("inbound_nodes", []))
 
     def tensor(ref):
-        if not (isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str)):
-            raise ValueError(f"a tensor reference must be [layer name, node index, tensor index], got {ref!r}")
+        """The tensor of a [layer name, node index, tensor index] reference; LookupError while
+        the call it names has not been made yet."""
+        if not (isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str)
+                and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ref[1:])):
+            raise ValueError(f"a tensor reference must be [layer name, node index, tensor index], "
+                             f"got {ref!r}")
         name, node_index, tensor_index = ref
         if name not in created:
             raise ValueError(f"the model config refers to an unknown layer {name!r}")
-        nodes = [n for n in inbound_nodes(created[name])]
+        nodes = inbound_nodes(created[name])
         if node_index >= len(nodes):
-            raise LookupError(ref)  # not made yet
+            raise LookupError(ref)
+        if tensor_index >= len(nodes[node_index].outputs):
+            raise ValueError(f"the model config refers to output {tensor_index} of a call of layer "
+                             f"{name!r}, which has {len(nodes[node_index].outputs)}")
         return nodes[node_index].outputs[tensor_index]
 
     def read(value):
@@ -495,7 +502,11 @@ def graph_from_config(config):
 
     def read_refs(structure):
         if isinstance(structure, list) and len(structure) == 3 and isinstance(structure[0], str):
-            return tensor(structure)
+            try:
+                return tensor(structure)
+            except LookupError:
+                raise ValueError(f"the model config's inputs or outputs name a layer call that it "
+                                 f"does not make: {structure!r}") from None
         if isinstance(structure, dict):
             return {k: read_refs(v) for k, v in structure.items()}
         if isinstance(structure, list):

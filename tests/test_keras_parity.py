@@ -12,10 +12,11 @@ names; fastrnn's weights are set from Keras's layer by layer. Then:
   hundred drifted 1e-5 apart by the third step;
 - ``summary`` lists the same layer names, output shapes and parameter counts.
 
-Models: keras-io's seq2seq encoder-decoder (initial_state from the encoder's states), a
-two-output model with per-output losses, loss weights and metrics, a layer shared between two
-branches (joined by Keras's ``Add`` and a test layer that adds), a masked Embedding into
-Bidirectional LSTMs, and a subclassed model. Skipped when keras is not installed.
+Models: keras-io's seq2seq encoder-decoder (initial_state from the encoder's states), one with
+a Bidirectional encoder whose joined states start the decoder and whose outputs it attends to,
+a two-output model with per-output losses, loss weights and metrics, a layer shared between
+two branches joined by ``Add``, a masked Embedding into Bidirectional LSTMs, and a subclassed
+model. Skipped when keras is not installed.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 import fastrnn  # noqa: E402
-from conftest import Sum  # noqa: E402
 from fastrnn import layers as fl  # noqa: E402
 
 STEPS = 3
@@ -40,8 +40,8 @@ class Both:
 
     def __init__(self, build, dtype="float32"):
         keras.utils.set_random_seed(0)  # the initial weights, so that a run repeats
-        self.k = build(keras, keras.layers, keras.layers.Add, dtype)
-        self.f = build(fastrnn, fl, Sum, dtype)
+        self.k = build(keras, keras.layers, dtype)
+        self.f = build(fastrnn, fl, dtype)
         assert [layer.name for layer in self.f.layers] == [layer.name for layer in self.k.layers]
         for k_layer, f_layer in zip(self.k.layers, self.f.layers):
             f_layer.set_weights(k_layer.get_weights())
@@ -78,8 +78,7 @@ class Both:
             row = rows[layer.name]
             assert f"{layer.count_params()}" in row.split(), (layer.name, row)
             assert keras_shape_text(layer) in row, (layer.name, row)
-            if type(layer).__name__ != "Add":
-                assert f"({type(layer).__name__})" in row
+            assert f"({type(layer).__name__})" in row
         assert f"Total params: {self.k.count_params():,}" in lines
 
 
@@ -93,7 +92,7 @@ def keras_shape_text(layer):
 # ------------------------------------------------------------------------------------
 # The models, written once for both libraries.
 
-def seq2seq(lib, layers, add, dtype):
+def seq2seq(lib, layers, dtype):
     encoder_inputs = lib.Input(shape=(None, 7), name="encoder_inputs", dtype=dtype)
     _, h, c = layers.LSTM(6, return_state=True, name="encoder", dtype=dtype)(encoder_inputs)
     decoder_inputs = lib.Input(shape=(None, 5), name="decoder_inputs", dtype=dtype)
@@ -103,7 +102,23 @@ def seq2seq(lib, layers, add, dtype):
     return lib.Model([encoder_inputs, decoder_inputs], outputs)
 
 
-def two_outputs(lib, layers, add, dtype):
+def attention_seq2seq(lib, layers, dtype):
+    encoder_inputs = lib.Input(shape=(None, 7), name="encoder_inputs", dtype=dtype)
+    encoded, fh, fc, bh, bc = layers.Bidirectional(
+        layers.LSTM(4, return_sequences=True, return_state=True, dtype=dtype), name="encoder",
+        dtype=dtype)(encoder_inputs)
+    h = layers.Concatenate(name="join_h", dtype=dtype)([fh, bh])
+    c = layers.Concatenate(name="join_c", dtype=dtype)([fc, bc])
+    decoder_inputs = lib.Input(shape=(None, 5), name="decoder_inputs", dtype=dtype)
+    decoded = layers.LSTM(8, return_sequences=True, name="decoder", dtype=dtype)(
+        decoder_inputs, initial_state=[h, c])
+    context = layers.Attention(name="attention", dtype=dtype)([decoded, encoded])
+    joined = layers.Concatenate(name="join", dtype=dtype)([decoded, context])
+    outputs = layers.Dense(5, activation="softmax", name="head", dtype=dtype)(joined)
+    return lib.Model([encoder_inputs, decoder_inputs], outputs)
+
+
+def two_outputs(lib, layers, dtype):
     inputs = lib.Input(shape=(6, 3), name="x", dtype=dtype)
     h = layers.GRU(5, name="gru", dtype=dtype)(inputs)
     a = layers.Dense(1, activation="sigmoid", name="a", dtype=dtype)(h)
@@ -111,17 +126,17 @@ def two_outputs(lib, layers, add, dtype):
     return lib.Model(inputs, [a, b])
 
 
-def shared_layer(lib, layers, add, dtype):
+def shared_layer(lib, layers, dtype):
     left = lib.Input(shape=(5, 3), name="left", dtype=dtype)
     right = lib.Input(shape=(5, 3), name="right", dtype=dtype)
     shared = layers.LSTM(4, name="shared", dtype=dtype)
-    joined = add(name="join", dtype=dtype)([shared(left), shared(right)])
+    joined = layers.Add(name="join", dtype=dtype)([shared(left), shared(right)])
     dense = layers.Dense(4, activation="tanh", name="dense", dtype=dtype)
     twice = dense(dense(joined))  # a layer shared at two depths
     return lib.Model([left, right], layers.Dense(1, name="out", dtype=dtype)(twice))
 
 
-def masked_bidirectional(lib, layers, add, dtype):
+def masked_bidirectional(lib, layers, dtype):
     inputs = lib.Input(shape=(None,), dtype="int32", name="ids")
     x = layers.Embedding(30, 8, mask_zero=True, name="embed", dtype=dtype)(inputs)
     x = layers.Bidirectional(layers.LSTM(5, return_sequences=True, dtype=dtype), name="bi1",
@@ -158,7 +173,7 @@ def test_seq2seq_encoder_decoder_with_initial_state():
     both.check_predict(x)
 
 
-def seq2seq_states(lib, layers, add, dtype):
+def seq2seq_states(lib, layers, dtype):
     """The encoder-decoder without its Dense head: the decoder's sequence and final states."""
     encoder_inputs = lib.Input(shape=(None, 7), name="encoder_inputs", dtype=dtype)
     _, h, c = layers.LSTM(6, return_state=True, name="encoder", dtype=dtype)(encoder_inputs)
@@ -175,6 +190,16 @@ def test_seq2seq_in_float64_agrees_more_tightly():
     rng = np.random.default_rng(1)
     x, _ = seq2seq_data(rng)
     both.check_predict([a.astype(np.float64) for a in x], rtol=1e-10, atol=1e-12)
+
+
+def test_a_bidirectional_encoder_whose_states_start_an_attending_decoder():
+    both = Both(attention_seq2seq)
+    rng = np.random.default_rng(7)
+    x, y = seq2seq_data(rng)
+    both.check_predict(x)
+    both.check_summary()
+    both.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    both.check_training(x, y)
 
 
 def test_two_outputs_with_per_output_losses_weights_and_metrics():

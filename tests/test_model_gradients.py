@@ -14,8 +14,9 @@ import pytest
 
 from conftest import Sum, finite_difference
 from fastrnn import Input, Model, Sequential
-from fastrnn.layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding,
-                            Masking, SimpleRNN, TimeDistributed)
+from fastrnn.layers import (GRU, LSTM, RNN, Activation, Attention, Bidirectional, Concatenate, Dense,
+                            Dropout, Embedding, GRUCell, LSTMCell, Masking, SimpleRNN,
+                            TimeDistributed)
 from fastrnn.utils import set_random_seed
 
 F64 = "float64"
@@ -276,3 +277,53 @@ def test_a_subclassed_model_backpropagates_through_its_tape():
     ids = np.array([[1, 2, 3, 0], [4, 0, 0, 0], [2, 2, 2, 2]])
     x = data(T=4, F=3)
     check_gradients(model, [x, ids], np.random.default_rng(2).standard_normal((3, 1)))
+
+
+def test_stacked_cells_pass_their_nested_states_to_another_rnn():
+    set_random_seed(0)
+    encoder_in, decoder_in = f64_input((None, 2)), f64_input((None, 3))
+    _, *states = RNN([LSTMCell(3, dtype=F64), GRUCell(2, dtype=F64)], return_state=True,
+                     dtype=F64)(encoder_in)
+    assert [len(s) for s in states] == [2, 1]  # [h, c] of the LSTM cell, [h] of the GRU cell
+    decoded = RNN([LSTMCell(3, dtype=F64), GRUCell(2, dtype=F64)], return_sequences=True,
+                  dtype=F64)(decoder_in, initial_state=states)
+    model = functional([encoder_in, decoder_in], Dense(1, dtype=F64)(decoded), "mse")
+    check_gradients(model, [data(T=4, F=2), data(T=3, F=3, seed=2)],
+                    np.random.default_rng(3).standard_normal((3, 3, 1)))
+
+
+def test_a_bidirectional_encoders_states_joined_start_a_decoder_with_attention():
+    # The encoder-decoder with attention: the decoder starts from both directions' states and
+    # attends over the encoder's outputs; the attention scores are a second output with a loss.
+    set_random_seed(0)
+    encoder_in, decoder_in = f64_input((None, 2)), f64_input((None, 3))
+    encoded, fh, fc, bh, bc = Bidirectional(LSTM(2, return_sequences=True, return_state=True,
+                                                 dtype=F64))(encoder_in)
+    h, c = Concatenate(dtype=F64)([fh, bh]), Concatenate(dtype=F64)([fc, bc])
+    decoded = LSTM(4, return_sequences=True, dtype=F64)(decoder_in, initial_state=[h, c])
+    context, scores = Attention(dtype=F64)([decoded, encoded], return_attention_scores=True)
+    out = Dense(2, activation="softmax", dtype=F64)(Concatenate(dtype=F64)([decoded, context]))
+    model = functional([encoder_in, decoder_in], [out, scores],
+                       ["categorical_crossentropy", "mse"], loss_weights=[1.0, 0.5])
+    rng = np.random.default_rng(4)
+    targets = [np.eye(2)[rng.integers(0, 2, (3, 3))], rng.random((3, 3, 4))]
+    check_gradients(model, [data(T=4, F=2), data(T=3, F=3, seed=2)], targets)
+
+
+def test_a_bidirectional_layer_started_from_given_states():
+    set_random_seed(0)
+    x_in, s_in = f64_input((4, 2)), f64_input((3,))
+    states = [Dense(2, activation="tanh", dtype=F64)(s_in) for _ in range(2)]
+    out = Bidirectional(GRU(2, dtype=F64))(x_in, initial_state=states)
+    model = functional([x_in, s_in], Dense(1, dtype=F64)(out), "mse")
+    check_gradients(model, [data(), np.random.default_rng(4).standard_normal((3, 3))], np.ones((3, 1)))
+
+
+def test_an_activity_penalty_on_an_output_without_a_loss_still_trains_the_layers_before_it():
+    set_random_seed(0)
+    x = f64_input((4, 2))
+    h = LSTM(3, dtype=F64)(x)
+    judged = Dense(1, dtype=F64)(h)
+    penalised = Dense(2, activity_regularizer="l2", dtype=F64)(h)
+    model = functional(x, [judged, penalised], ["mse", None])
+    check_gradients(model, data(), [np.ones((3, 1))])

@@ -28,23 +28,25 @@ import threading
 
 import numpy as np
 
-from fastrnn.keras_tensor import KerasTensor, flatten, inbound_nodes, is_shape_list, pack_like
+from fastrnn.keras_tensor import KerasTensor, flatten, inbound_nodes, pack_like, shape_leaves
 
 
 class Step:
     """One layer call: the layer, the keys of its inputs, initial states and outputs."""
 
-    __slots__ = ("layer", "inputs", "multi_input", "states", "outputs", "multi_output",
-                 "mask", "kwargs", "training")
+    __slots__ = ("layer", "inputs", "multi_input", "states", "state_structure", "outputs",
+                 "multi_output", "output_structure", "mask", "kwargs", "training")
 
     def __init__(self, layer, inputs, multi_input, states, outputs, multi_output,
-                 mask=None, kwargs=None, training=None):
+                 mask=None, kwargs=None, training=None, state_structure=None, output_structure=None):
         self.layer = layer
         self.inputs = inputs  # keys, one per input
         self.multi_input = multi_input  # the layer takes a list
-        self.states = states  # keys of initial_state, or ()
-        self.outputs = outputs  # keys, one per output
-        self.multi_output = multi_output  # the layer returns a list
+        self.states = states  # keys of initial_state (flattened), or ()
+        self.state_structure = state_structure  # initial_state's nesting (a list per stacked cell)
+        self.outputs = outputs  # keys, one per output (flattened)
+        self.multi_output = multi_output  # the layer returns a (nested) list
+        self.output_structure = output_structure  # its nesting, to pack the outputs' gradients
         self.mask = mask  # key (or list of keys) of a mask given in the call, else None
         self.kwargs = kwargs or {}  # other call arguments (constants)
         self.training = training  # given in the call, else None (the model's)
@@ -68,7 +70,8 @@ def run_steps(steps, values: dict, masks: dict, training: bool):
             mask = pack_like(step.mask, [None if k is None else values[k] for k in flatten(step.mask)])
         kwargs = step.kwargs
         if step.states:
-            kwargs = {**kwargs, "initial_state": [values[k] for k in step.states]}
+            kwargs = {**kwargs, "initial_state": pack_like(step.state_structure,
+                                                           [values[k] for k in step.states])}
         layer = step.layer
         out = layer.eager_call(x, training=training if step.training is None else step.training,
                                mask=mask, **kwargs)
@@ -76,8 +79,9 @@ def run_steps(steps, values: dict, masks: dict, training: bool):
         if training:
             states.append(layer.call_state())
         if step.multi_output:
-            if not isinstance(out_mask, (list, tuple)):
-                out_mask = [out_mask] + [None] * (len(out) - 1)
+            out = flatten(out)
+            out_mask = flatten(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask]
+            out_mask += [None] * (len(out) - len(out_mask))
             for k, o, m in zip(step.outputs, out, out_mask):
                 values[k] = o
                 masks[k] = m
@@ -96,19 +100,20 @@ def backward_steps(steps, call_states, grads: dict) -> dict:
     for step, state in zip(reversed(steps), reversed(call_states)):
         layer = step.layer
         casts = not getattr(layer, "is_model", False)  # a model casts for its own layers
+        layer.set_call_state(state)
         if step.multi_output:
             d_out = [grads.pop(k, None) for k in step.outputs]
-            if all(d is None for d in d_out):
+            if all(d is None for d in d_out) and _no_activity_gradient(layer):
                 continue  # nothing after this call reaches the loss
             if casts:
                 d_out = [_cast(d, layer.dtype) for d in d_out]
+            d_out = pack_like(step.output_structure, d_out)
         else:
             d_out = grads.pop(step.outputs[0], None)
-            if d_out is None:
+            if d_out is None and _no_activity_gradient(layer):
                 continue
             if casts:
                 d_out = _cast(d_out, layer.dtype)
-        layer.set_call_state(state)
         d_in = layer.backward(d_out)
         add_param_grads(param_grads, layer)
         if d_in is not None:
@@ -118,9 +123,15 @@ def backward_steps(steps, call_states, grads: dict) -> dict:
             else:
                 accumulate(grads, step.inputs[0], d_in)
         if step.states:
-            for k, g in zip(step.states, getattr(layer, "initial_state_grads", None) or ()):
+            for k, g in zip(step.states, flatten(getattr(layer, "initial_state_grads", None) or [])):
                 accumulate(grads, k, g)
     return param_grads
+
+
+def _no_activity_gradient(layer) -> bool:
+    """Whether the call has no activity penalty to backpropagate (a call whose outputs reach
+    no loss still passes its penalty's gradient back, as in Keras)."""
+    return getattr(layer, "_activity_grads", None) is None
 
 
 def _cast(d, dtype):
@@ -202,9 +213,10 @@ class Tape:
         finally:
             _ACTIVE.tape = self
         several = isinstance(out, list)
-        outs = out if several else [out]
-        if several and not isinstance(out_mask, (list, tuple)):
-            out_mask = [out_mask] + [None] * (len(outs) - 1)
+        outs = flatten(out) if several else [out]
+        if several:
+            out_mask = flatten(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask]
+            out_mask += [None] * (len(outs) - len(out_mask))
         for o, m in zip(outs, out_mask if several else [out_mask]):
             if m is not None:
                 self.masks[id(o)] = m
@@ -214,7 +226,8 @@ class Tape:
         self.keep.extend(flat + state_list + outs)
         if self.training:
             self.steps.append(Step(layer, [id(a) for a in flat], multi, [id(s) for s in state_list],
-                                   [id(o) for o in outs], several))
+                                   [id(o) for o in outs], several, state_structure=states,
+                                   output_structure=out if several else None))
             self.call_states.append(layer.call_state())
         return out
 
@@ -362,7 +375,8 @@ def make_steps(nodes) -> list[Step]:
                           [id(t) for t in node.outputs], node.returns_list,
                           mask=None if mask is None else pack_like(mask, [
                               None if m is None else id(m) for m in flatten(mask)]),
-                          kwargs=kwargs, training=training))
+                          kwargs=kwargs, training=training, state_structure=states,
+                          output_structure=node.structure))
     return steps
 
 
@@ -375,8 +389,8 @@ def output_shapes(nodes, inputs, input_shapes):
         multi = isinstance(node.inputs, (list, tuple))
         given = [shapes[id(t)] for t in (node.inputs if multi else [node.inputs])]
         out = node.layer.compute_output_shape(given if multi else given[0])
-        for t, s in zip(node.outputs, out if is_shape_list(out) else [out]):
-            shapes[id(t)] = tuple(s)
+        for t, s in zip(node.outputs, shape_leaves(out)):
+            shapes[id(t)] = s
     return shapes
 
 

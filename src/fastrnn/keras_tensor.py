@@ -22,6 +22,7 @@ Symbolic tensors have no values: NumPy functions and arithmetic on them raise Ty
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 from typing import NamedTuple
@@ -119,12 +120,12 @@ def any_symbolic(inputs, mask=None, kwargs=None) -> bool:
 class Node:
     """One call of ``layer`` on symbolic tensors; see the module docstring."""
 
-    def __init__(self, layer, inputs=None, kwargs=None, outputs=(), returns_list=False):
+    def __init__(self, layer, inputs=None, kwargs=None, outputs=(), structure=None):
         self.layer = layer
         self.inputs = inputs
         self.kwargs = dict(kwargs or {})
         self.outputs = list(outputs)
-        self.returns_list = bool(returns_list)  # the call returned a list (several outputs)
+        self.structure = structure  # the outputs nested as the call returned them, if a list
         self.input_tensors = [t for t in flatten([inputs, self.kwargs]) if isinstance(t, KerasTensor)]
         inbound = inbound_nodes(layer)
         inbound.append(self)
@@ -146,9 +147,13 @@ class Node:
         return [t.node for t in self.input_tensors]
 
     @property
+    def returns_list(self) -> bool:
+        return self.structure is not None
+
+    @property
     def output(self):
-        """The call's result as the layer returned it: one tensor, or a list."""
-        return list(self.outputs) if self.returns_list else self.outputs[0]
+        """The call's result as the layer returned it: one tensor, or a (nested) list."""
+        return self.structure if self.returns_list else self.outputs[0]
 
     def __repr__(self):
         return f"<Node layer={getattr(self.layer, 'name', self.layer)!r}>"
@@ -194,23 +199,47 @@ def symbolic_call(layer, inputs, training=None, mask=None, kwargs=None):
     if not layer.built:
         layer.build([(None, *s[1:]) for s in shapes] if isinstance(inputs, (list, tuple))
                     else (None, *shapes[1:]))
-    out_shape = layer.compute_output_shape(shapes)
-    several = is_shape_list(out_shape)
-    out_shapes = [tuple(s) for s in out_shape] if several else [tuple(out_shape)]
+    out_shape = _output_shape(layer, shapes, kwargs)
+    out_shapes = shape_leaves(out_shape)
     dtypes = layer.symbolic_output_dtypes(len(out_shapes))
     outputs = [KerasTensor(s, d) for s, d in zip(out_shapes, dtypes)]
     if mask is not None:
         kwargs["mask"] = mask
     if training is not None:
         kwargs["training"] = bool(training)
-    node = Node(layer, inputs, kwargs, outputs, returns_list=several)
+    structure = None if is_shape(out_shape) else _pack_shapes(out_shape, iter(outputs))
+    node = Node(layer, inputs, kwargs, outputs, structure=structure)
     return node.output
 
 
-def is_shape_list(shape) -> bool:
-    """Whether ``compute_output_shape`` gave several shapes (a list of tuples) rather than one."""
-    return (isinstance(shape, list) and len(shape) > 0
-            and all(isinstance(s, (list, tuple)) for s in shape))
+def _output_shape(layer, shapes, kwargs):
+    """``compute_output_shape``, given the call's arguments it takes (those that change the
+    outputs, such as Attention's return_attention_scores)."""
+    try:
+        parameters = inspect.signature(layer.compute_output_shape).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    given = {k: v for k, v in kwargs.items() if k in parameters and k != "input_shape"}
+    return layer.compute_output_shape(shapes, **given)
+
+
+def is_shape(shape) -> bool:
+    """Whether ``shape`` is one shape (ints and None) rather than a list of shapes, as
+    ``compute_output_shape`` gives for several outputs (nested for stacked cells' states)."""
+    return isinstance(shape, (list, tuple)) and not any(isinstance(d, (list, tuple)) for d in shape)
+
+
+def shape_leaves(shape) -> list[tuple]:
+    """The shapes in a (nested) list of shapes, in order; [shape] for one."""
+    if is_shape(shape):
+        return [tuple(shape)]
+    return [leaf for s in shape for leaf in shape_leaves(s)]
+
+
+def _pack_shapes(shape, tensors):
+    if is_shape(shape):
+        return next(tensors)
+    return [_pack_shapes(s, tensors) for s in shape]
 
 
 def _check_inputs(layer, inputs):

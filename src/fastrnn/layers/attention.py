@@ -90,9 +90,10 @@ class Attention(Layer):
     def params(self):
         return [p for p in (self.scale, self.concat_score_weight) if p is not None]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape, return_attention_scores=False):
         q, v = tuple(input_shape[0]), tuple(input_shape[1])
-        return (*q[:-1], v[-1])
+        out = (*q[:-1], v[-1])
+        return [out, (*q[:-1], v[1])] if return_attention_scores else out
 
     def compute_mask(self, inputs, mask=None):
         masks = self._masks(inputs, mask)

@@ -36,7 +36,9 @@ Calling a layer on symbolic tensors (``fastrnn.Input`` and the outputs of layers
 it) computes nothing: it builds the layer for their shapes, records the call as a ``Node``
 (``fastrnn.keras_tensor``) and returns symbolic outputs, from which ``fastrnn.Model(inputs,
 outputs)`` makes a model. For that, ``compute_output_shape`` gives a tuple, or a list of
-tuples for several outputs, and a layer that takes ``initial_state`` checks its shapes in
+tuples for several outputs (nested as the call nests them), and takes as keywords the call
+arguments that change the outputs (Attention's ``return_attention_scores``); a layer that
+takes ``initial_state`` checks its shapes in
 ``check_initial_state_shapes`` and leaves ``initial_state_grads`` after ``backward`` (one per
 state array). Models run their graphs through ``eager_call``, the array path of ``__call__``.
 A layer's calls on symbolic tensors are its ``_inbound_nodes``; ``layer.input`` and
@@ -125,6 +127,18 @@ def _add_output_grads(dy, extra: list):
     if isinstance(dy, (list, tuple)):
         return [g if d is None else np.asarray(d) + g for d, g in zip(list(dy) + [None] * len(extra), extra)]
     return extra[0] if dy is None else np.asarray(dy) + extra[0]
+
+
+def check_state_shapes(who: str, shapes, units, order: str) -> None:
+    """For a call on symbolic tensors: ValueError unless the initial states' ``shapes`` are
+    (batch, u) for each u of ``units``, in that ``order`` (described in the message)."""
+    if len(shapes) != len(units):
+        raise ValueError(f"{who}: initial_state must be {len(units)} tensor(s) ({order}) of shape "
+                         f"(batch, units), got {len(shapes)}")
+    for shape, u in zip(shapes, units):
+        if len(shape) != 2 or shape[1] not in (None, u):
+            raise ValueError(f"{who}: initial_state tensors must have shapes (batch, units) = "
+                             f"{[(None, u) for u in units]} ({order}), got {tuple(shape)}")
 
 
 def mask_to_lengths(mask, batch: int, steps: int, who: str):

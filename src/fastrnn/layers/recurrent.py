@@ -32,7 +32,7 @@ import numpy as np
 
 from fastrnn import constraints, ops, regularizers
 from fastrnn.layers import initializers
-from fastrnn.layers.base import Layer, mask_to_lengths
+from fastrnn.layers.base import Layer, check_state_shapes, mask_to_lengths
 from fastrnn.modes import GATES, kernel_to_keras, keras_to_kernel
 
 
@@ -320,13 +320,7 @@ class Recurrent(Layer):
     def check_initial_state_shapes(self, shapes) -> None:
         """For a call on symbolic tensors: ValueError unless ``shapes`` are those of
         ``state_count`` arrays (batch, units)."""
-        if len(shapes) != self.state_count:
-            raise ValueError(f"{self.who}: initial_state must be a list of {self.state_count} "
-                             f"tensor(s) of shape (batch, {self.units}), got {len(shapes)}")
-        for shape in shapes:
-            if len(shape) != 2 or shape[1] not in (None, self.units):
-                raise ValueError(f"{self.who}: each initial state must have shape (batch, "
-                                 f"{self.units}), got {tuple(shape)}")
+        check_state_shapes(self.who, shapes, [self.units] * self.state_count, "h, then c for LSTM")
 
     def get_config(self):
         config = super().get_config()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastrnn import ops
-from fastrnn.layers.base import Layer, deserialize, mask_to_lengths, serialize
+from fastrnn.layers.base import Layer, check_state_shapes, deserialize, mask_to_lengths, serialize
 from fastrnn.layers.recurrent import GRU, LSTM, SimpleRNN
 
 _LAYER_ARGS = ("name", "dtype", "trainable", "seed")
@@ -324,6 +324,12 @@ class RNN(_CellList):
             raise ValueError(f"{self.who}: initial_state must be a list with the states of each of "
                              f"its {len(self._layers)} cells, got {initial_state!r:.80}")
         return list(initial_state)
+
+    def check_initial_state_shapes(self, shapes) -> None:
+        """For a call on symbolic tensors: ValueError unless ``shapes`` (the states in order,
+        flattened) are each cell's states, (batch, its units)."""
+        units = [c.units for c in self._cells() for _ in range(c.layer.state_count)]
+        check_state_shapes(self.who, shapes, units, "each cell's states in turn")
 
     # -- forward and backward ------------------------------------------------------------------------
 

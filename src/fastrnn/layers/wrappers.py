@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastrnn.layers.base import Layer, deserialize, mask_to_lengths, serialize
+from fastrnn.layers.base import Layer, check_state_shapes, deserialize, mask_to_lengths, serialize
 from fastrnn.layers.recurrent import Recurrent
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -149,6 +149,13 @@ class Bidirectional(Layer):
                              f"forward layer's {n} then the backward layer's {m}, "
                              f"got {len(states)}")
         return states[:n], states[n:]
+
+    def check_initial_state_shapes(self, shapes) -> None:
+        """For a call on symbolic tensors: ValueError unless ``shapes`` are those of the
+        forward layer's states then the backward layer's, each (batch, its units)."""
+        units = ([self.forward_layer.units] * self.forward_layer.state_count
+                 + [self.backward_layer.units] * self.backward_layer.state_count)
+        check_state_shapes(self.who, shapes, units, "the forward layer's then the backward layer's")
 
     def call(self, x, training=False, mask=None, initial_state=None):
         """x: (B, T, F) -> merged outputs (B, T, M) or (B, M); a list with merge_mode=None

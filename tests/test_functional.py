@@ -707,7 +707,7 @@ def test_save_weights_and_load_weights_round_trip_and_refuse_a_misfit(tmp_path):
     for a, b in zip(other.get_weights(), before):
         np.testing.assert_array_equal(a, b)
     (tmp_path / "text.npz").write_text("not weights")
-    with pytest.raises(ValueError, match="not a readable fastrnn weights file"):
+    with pytest.raises(ValueError, match="not a fastrnn weights file"):
         twin.load_weights(tmp_path / "text.npz")
 
 

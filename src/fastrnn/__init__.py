@@ -9,8 +9,6 @@
 """
 from importlib import import_module
 
-__version__ = "0.1.0"
-
 # Heavier parts load on first use, so `import fastrnn` stays quick.
 _LAZY = {
     "Sequential": "fastrnn.models",
@@ -30,6 +28,9 @@ _SUBMODULES = {
 
 
 def __getattr__(name):
+    if name == "__version__":  # pyproject.toml holds the version; the installed metadata tells it
+        from importlib.metadata import version
+        return version("fastrnn")
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     if name in _SUBMODULES:
@@ -38,4 +39,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES | {"__version__"})

@@ -59,7 +59,9 @@ def _permute_blocks(a: np.ndarray, mode: str, axis: int) -> np.ndarray:
     return np.concatenate([blocks[k] for k in _KERAS_BLOCKS[mode]], axis=axis)
 
 
-def keras_to_kernel(mode, kernel, recurrent_kernel, bias=None):
+def keras_to_kernel(mode: str, kernel: np.ndarray, recurrent_kernel: np.ndarray,
+                    bias: np.ndarray | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Keras weights -> ``(w_ih, w_hh, b_ih, b_hh)`` in the kernel layout.
 
     kernel: (F, G*H), recurrent_kernel: (H, G*H), bias: (G*H,) or for GRU (2, G*H).
@@ -77,7 +79,8 @@ def keras_to_kernel(mode, kernel, recurrent_kernel, bias=None):
     return w_ih, w_hh, np.ascontiguousarray(bias), None
 
 
-def kernel_to_keras(mode, w_ih, w_hh, b_ih=None, b_hh=None):
+def kernel_to_keras(mode: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None = None,
+                    b_hh: np.ndarray | None = None) -> list[np.ndarray]:
     """Kernel layout -> Keras's ``[kernel, recurrent_kernel, bias]`` (bias omitted if both are None).
 
     For non-GRU modes Keras has one bias, so ``b_ih + b_hh`` is returned.

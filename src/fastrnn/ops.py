@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastrnn import _core
 from fastrnn._args import MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, claim_cache
@@ -56,8 +57,11 @@ def _contiguous(a):
     return None if a is None else np.ascontiguousarray(a)
 
 
-def rnn_forward(mode, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *,
-                c0=None, lengths=None, reverse=False, training=True):
+def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarray,
+                w_hh: np.ndarray, b_ih: np.ndarray | None = None, b_hh: np.ndarray | None = None,
+                *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
+                reverse: bool = False, training: bool = True,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, KernelCache | None]:
     """Run a recurrent layer over a time-major batch with the C++ kernels.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None,
@@ -73,7 +77,8 @@ def rnn_forward(mode, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *,
     return y, h_n, c_n, cache
 
 
-def rnn_backward(cache, dy, dh_n=None, dc_n=None):
+def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | None = None,
+                 dc_n: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
     """Backpropagate through time with the C++ kernels; uses up ``cache``.
 
     dy: (T, B, H) or None, dh_n, dc_n: (B, H) or None (None = zero). Returns a dict with the

@@ -21,14 +21,18 @@ The shared loop turns ``dgi``/``dgh`` into the gradients of x, the weights and t
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastrnn._args import ForwardArgs, OneBackward, check_backward, check_cache, check_forward, claim_cache
 
 __all__ = ["rnn_forward", "rnn_backward"]
 
 
-def rnn_forward(mode, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *,
-                c0=None, lengths=None, reverse=False, training=True):
+def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarray,
+                w_hh: np.ndarray, b_ih: np.ndarray | None = None, b_hh: np.ndarray | None = None,
+                *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
+                reverse: bool = False, training: bool = True,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
     mode: 'rnn_tanh', 'rnn_relu', 'lstm' or 'gru' (equations in ``fastrnn.modes``).
@@ -73,7 +77,8 @@ def rnn_forward(mode, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *,
     return y, h, c, cache
 
 
-def rnn_backward(cache, dy, dh_n=None, dc_n=None):
+def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray | None = None,
+                 dc_n: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
     """Backpropagate through time: the gradients of a loss given those of the forward's outputs.
 
     cache: from ``rnn_forward(..., training=True)``.

@@ -20,12 +20,16 @@ The computation, Keras's:
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer
 from fastrnn.layers.merging import build_multi
+
+if TYPE_CHECKING:
+    from fastrnn.regularizers import Regularizer
 
 _MASKED_SHIFT = 1e9  # what Keras takes off the score of a masked step
 SCORE_MODES = ("dot", "concat")
@@ -39,12 +43,30 @@ def _softmax(s):
 class Attention(Layer):
     """Dot-product attention (``score_mode='dot'``) or 'concat' scores; see the module
     docstring. Weights: ``scale`` () with ``use_scale``, then ``concat_score_weight`` () with
-    ``score_mode='concat'``, both starting at 1."""
+    ``score_mode='concat'``, both starting at 1.
+
+    Args:
+        use_scale: learn a scale of the scores.
+        score_mode: ``"dot"`` or ``"concat"``.
+        dropout: the fraction of attention weights dropped in training, in [0, 1).
+        seed: the seed of the dropout's generator (else the library's generator).
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape`` and ``activity_regularizer``;
+    see ``Layer``.
+    """
 
     multi_input = True
 
-    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
-        super().__init__(seed=seed, **kwargs)
+    def __init__(self, use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0,
+                 seed: int | None = None, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if score_mode not in SCORE_MODES:
             raise ValueError(f"{self.who}: score_mode must be one of {SCORE_MODES}, "
                              f"got {score_mode!r}")
@@ -220,10 +242,26 @@ class AdditiveAttention(Attention):
     """Additive (Bahdanau-style) attention: scores ``sum_d scale_d * tanh(q_i + k_j)``.
 
     Weights: ``scale`` (D,) with ``use_scale`` (default True), glorot-uniform at build.
+
+    Args:
+        use_scale: learn a scale ``scale_d`` for each feature.
+        dropout: the fraction of attention weights dropped in training, in [0, 1).
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
-    def __init__(self, use_scale=True, dropout=0.0, **kwargs):
-        super().__init__(use_scale=use_scale, dropout=dropout, **kwargs)
+    def __init__(self, use_scale: bool = True, dropout: float = 0.0, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(use_scale=use_scale, dropout=dropout, seed=seed, name=name, dtype=dtype,
+                         trainable=trainable, input_shape=input_shape, batch_size=batch_size,
+                         batch_input_shape=batch_input_shape,
+                         activity_regularizer=activity_regularizer)
 
     def build(self, input_shape):
         dim = tuple(input_shape[0])[-1]

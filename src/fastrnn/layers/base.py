@@ -50,11 +50,15 @@ import contextlib
 import contextvars
 import functools
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastrnn import functional, keras_tensor, regularizers
 from fastrnn.utils import get_rng
+
+if TYPE_CHECKING:
+    from fastrnn.regularizers import Regularizer
 
 _FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 _NAMES_USED: dict[str, int] = {}
@@ -174,6 +178,21 @@ class Layer:
     Subclasses set ``input_ndim`` (the required input rank, or None for any rank of at
     least ``min_ndim``) and implement ``build``, ``call``, ``backward`` and, if their
     output shape differs from their input's, ``compute_output_shape``.
+
+    Args:
+        name: the layer's name; by default the class's in snake case, numbered as Keras
+            numbers it (``lstm``, ``lstm_1``, ...).
+        dtype: ``"float32"`` (the default) or ``"float64"``: the layer computes in it, and
+            converts its input and its gradient to it.
+        trainable: whether the optimizer updates the layer's weights.
+        input_shape: the shape of one sample, without the batch axis: given to a model's
+            first layer, it builds the model.
+        batch_size: a fixed batch size to go with ``input_shape``.
+        batch_input_shape: Keras 2's ``(batch_size, *input_shape)``.
+        seed: the seed of the layer's own generator for dropout (else the library's,
+            ``fastrnn.utils.set_random_seed``).
+        activity_regularizer: a ``fastrnn.regularizers`` penalty (or its name) on the layer's
+            output, added to the loss divided by the batch size, as Keras adds it.
     """
 
     input_ndim: int | None = None
@@ -187,8 +206,11 @@ class Layer:
         if backward is not None and not getattr(backward, "adds_activity_gradient", False):
             cls.backward = _with_activity_gradient(backward)
 
-    def __init__(self, *, name=None, dtype="float32", trainable=True, input_shape=None,
-                 batch_size=None, batch_input_shape=None, seed=None, activity_regularizer=None):
+    def __init__(self, *, name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))

@@ -7,6 +7,9 @@ for the recurrent layers after them, ``Dropout`` is active only with ``training=
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastrnn import constraints, ops, regularizers
@@ -14,22 +17,57 @@ from fastrnn.layers import activations, initializers
 from fastrnn.keras_tensor import KerasTensor, Node
 from fastrnn.layers.base import Layer
 
+if TYPE_CHECKING:
+    from fastrnn.constraints import Constraint
+    from fastrnn.regularizers import Regularizer
+
 
 class Dense(Layer):
     """``y = activation(x @ kernel + bias)`` on the last axis: x (..., F) -> y (..., units).
 
     Weights: kernel (F, units), bias (units,). Regularizers and constraints as in Keras
     (``fastrnn.regularizers``, ``fastrnn.constraints``).
+
+    Args:
+        units: the size of the output's last axis.
+        activation: ``None`` (linear) or a name: ``"relu"``, ``"tanh"``, ``"sigmoid"``,
+            ``"softmax"``, ``"linear"``.
+        use_bias: whether the layer has a bias.
+        kernel_initializer: the kernel's initializer: a Keras name or a callable
+            ``f(shape, dtype) -> array``.
+        bias_initializer: the bias's, likewise.
+        kernel_regularizer: a ``fastrnn.regularizers`` penalty on the kernel (or its name).
+        bias_regularizer: likewise on the bias.
+        kernel_constraint: a ``fastrnn.constraints`` projection of the kernel after each
+            step (or its name).
+        bias_constraint: likewise of the bias.
+        input_dim: Keras 2's way of giving ``input_shape=(input_dim,)``.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     min_ndim = 2
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, input_dim=None, **kwargs):
-        if input_dim is not None and kwargs.get("input_shape") is None:
-            kwargs["input_shape"] = (input_dim,)
-        super().__init__(**kwargs)
+    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 input_dim: int | None = None, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)):
             raise TypeError(f"{self.who}: units must be an int, got {units!r}")
         if units <= 0:
@@ -102,10 +140,25 @@ class Dense(Layer):
 
 class Activation(Layer):
     """Applies an activation ('relu', 'tanh', 'sigmoid', 'softmax', 'linear') element-wise
-    (softmax over the last axis)."""
+    (softmax over the last axis).
 
-    def __init__(self, activation, **kwargs):
-        super().__init__(**kwargs)
+    Args:
+        activation: the function's name.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
+    """
+
+    def __init__(self, activation: str, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         self.activation = activations.get(activation)
 
     def call(self, x, training=False, mask=None):
@@ -127,10 +180,26 @@ class Dropout(Layer):
 
     ``noise_shape`` (Keras's) lets the mask be shared along axes of size 1, e.g.
     ``(None, 1, F)`` drops the same features at every time step. No-op in inference.
+
+    Args:
+        rate: the fraction of inputs dropped, in [0, 1).
+        noise_shape: the shape of the mask, broadcast against the input's (None for the
+            input's size on that axis).
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
-    def __init__(self, rate, noise_shape=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, rate: float, noise_shape: tuple | None = None, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{self.who}: rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
@@ -169,16 +238,39 @@ class Embedding(Layer):
     Weights: embeddings (input_dim, output_dim). With ``mask_zero=True`` id 0 is padding:
     the layer outputs a mask (B, T) that is False there, for the recurrent layers after it.
     ``embeddings_regularizer`` and ``embeddings_constraint`` apply to the whole table, as in Keras.
+
+    Args:
+        input_dim: the size of the vocabulary: ids lie in [0, input_dim).
+        output_dim: the size of each vector.
+        embeddings_initializer: Keras's initializer name or a callable ``f(shape, dtype)``.
+        embeddings_regularizer: a ``fastrnn.regularizers`` penalty on the table (or its name).
+        embeddings_constraint: a ``fastrnn.constraints`` projection of the table after each
+            step (or its name).
+        mask_zero: treat id 0 as padding and output a mask.
+        input_length: Keras 2's way of giving ``input_shape=(input_length,)``.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     min_ndim = 1
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 input_length=None, **kwargs):
-        if input_length is not None and kwargs.get("input_shape") is None:
-            kwargs["input_shape"] = (input_length,)  # Keras 2's argument
-        super().__init__(**kwargs)
+    def __init__(self, input_dim: int, output_dim: int,
+                 embeddings_initializer: str | Callable = "uniform",
+                 embeddings_regularizer: Regularizer | str | None = None,
+                 embeddings_constraint: Constraint | str | None = None,
+                 mask_zero: bool = False, input_length: int | None = None, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        if input_length is not None and input_shape is None:
+            input_shape = (input_length,)  # Keras 2's argument
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"{self.who}: {arg} must be a positive int, got {value!r}")
@@ -255,12 +347,26 @@ class Masking(Layer):
     """Marks as padding every time step whose features all equal ``mask_value``.
 
     x (B, T, F) -> x with those steps zeroed (as Keras does), and a mask (B, T).
+
+    Args:
+        mask_value: the value that marks a padded step.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     min_ndim = 2
 
-    def __init__(self, mask_value=0.0, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, mask_value: float = 0.0, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         self.mask_value = float(mask_value)
 
     def _step_mask(self, x):

@@ -17,9 +17,14 @@ gradient per input. As in Keras:
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastrnn.layers.base import Layer
+
+if TYPE_CHECKING:
+    from fastrnn.regularizers import Regularizer
 
 
 def _is_int(value) -> bool:
@@ -279,6 +284,13 @@ class Concatenate(Layer):
     The output mask joins the input masks (an input without one is real everywhere): along
     the feature axis a step is real when it is real in any input; along the time axis
     (``axis=1``) the masks are laid end to end.
+
+    Args:
+        axis: the axis to join along (not the batch axis).
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     multi_input = True
@@ -286,8 +298,15 @@ class Concatenate(Layer):
     def build(self, input_shape):
         build_multi(self, input_shape)
 
-    def __init__(self, axis=-1, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, axis: int = -1, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if not _is_int(axis):
             raise TypeError(f"{self.who}: axis must be an int, got {axis!r}")
         self.axis = int(axis)
@@ -352,6 +371,14 @@ class Dot(Layer):
     x_1: (B, ..., d), x_2: (B, ..., d) -> the batched tensordot over the chosen axes, e.g.
     (B, T1, D) and (B, T2, D) with ``axes=2`` -> (B, T1, T2). With ``normalize=True`` both
     inputs are first L2-normalised along their axis, so the products are cosine similarities.
+
+    Args:
+        axes: the axis of both inputs to multiply along, or one axis per input.
+        normalize: L2-normalise both inputs along those axes first (cosine similarity).
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     multi_input = True
@@ -359,8 +386,15 @@ class Dot(Layer):
     def build(self, input_shape):
         build_multi(self, input_shape)
 
-    def __init__(self, axes, normalize=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, axes: int | list[int], normalize: bool = False, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if _is_int(axes):
             axes = int(axes)
         elif (isinstance(axes, (list, tuple)) and len(axes) == 2 and all(_is_int(a) for a in axes)):
@@ -458,41 +492,51 @@ def _keep_integers(layer: Layer, inputs) -> np.ndarray:
     return Layer.convert_input(layer, x)
 
 
-def add(inputs, **kwargs):
-    """``Add(**kwargs)(inputs)``."""
-    return Add(**kwargs)(inputs)
+def add(inputs: list, *, name: str | None = None, dtype: str | np.dtype = "float32",
+        trainable: bool = True, seed: int | None = None):
+    """``Add(name=..., ...)(inputs)``: inputs, a list of arrays, merged in one call."""
+    return Add(name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)
 
 
-def subtract(inputs, **kwargs):
-    """``Subtract(**kwargs)(inputs)``."""
-    return Subtract(**kwargs)(inputs)
+def subtract(inputs: list, *, name: str | None = None, dtype: str | np.dtype = "float32",
+             trainable: bool = True, seed: int | None = None):
+    """``Subtract(name=..., ...)(inputs)``: inputs, a list of arrays, merged in one call."""
+    return Subtract(name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)
 
 
-def multiply(inputs, **kwargs):
-    """``Multiply(**kwargs)(inputs)``."""
-    return Multiply(**kwargs)(inputs)
+def multiply(inputs: list, *, name: str | None = None, dtype: str | np.dtype = "float32",
+             trainable: bool = True, seed: int | None = None):
+    """``Multiply(name=..., ...)(inputs)``: inputs, a list of arrays, merged in one call."""
+    return Multiply(name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)
 
 
-def average(inputs, **kwargs):
-    """``Average(**kwargs)(inputs)``."""
-    return Average(**kwargs)(inputs)
+def average(inputs: list, *, name: str | None = None, dtype: str | np.dtype = "float32",
+            trainable: bool = True, seed: int | None = None):
+    """``Average(name=..., ...)(inputs)``: inputs, a list of arrays, merged in one call."""
+    return Average(name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)
 
 
-def maximum(inputs, **kwargs):
-    """``Maximum(**kwargs)(inputs)``."""
-    return Maximum(**kwargs)(inputs)
+def maximum(inputs: list, *, name: str | None = None, dtype: str | np.dtype = "float32",
+            trainable: bool = True, seed: int | None = None):
+    """``Maximum(name=..., ...)(inputs)``: inputs, a list of arrays, merged in one call."""
+    return Maximum(name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)
 
 
-def minimum(inputs, **kwargs):
-    """``Minimum(**kwargs)(inputs)``."""
-    return Minimum(**kwargs)(inputs)
+def minimum(inputs: list, *, name: str | None = None, dtype: str | np.dtype = "float32",
+            trainable: bool = True, seed: int | None = None):
+    """``Minimum(name=..., ...)(inputs)``: inputs, a list of arrays, merged in one call."""
+    return Minimum(name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)
 
 
-def concatenate(inputs, axis=-1, **kwargs):
-    """``Concatenate(axis, **kwargs)(inputs)``."""
-    return Concatenate(axis=axis, **kwargs)(inputs)
+def concatenate(inputs: list, axis: int = -1, *, name: str | None = None,
+                dtype: str | np.dtype = "float32", trainable: bool = True,
+                seed: int | None = None):
+    """``Concatenate(axis, name=..., ...)(inputs)``: inputs joined along ``axis`` in one call."""
+    return Concatenate(axis=axis, name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)
 
 
-def dot(inputs, axes=-1, **kwargs):
-    """``Dot(axes, **kwargs)(inputs)``."""
-    return Dot(axes=axes, **kwargs)(inputs)
+def dot(inputs: list, axes: int | list[int] = -1, normalize: bool = False,
+        *, name: str | None = None, dtype: str | np.dtype = "float32",
+        trainable: bool = True, seed: int | None = None):
+    """``Dot(axes, normalize, name=..., ...)(inputs)``: the two inputs' products in one call."""
+    return Dot(axes=axes, normalize=normalize, name=name, dtype=dtype, trainable=trainable, seed=seed)(inputs)

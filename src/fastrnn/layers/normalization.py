@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer
 from fastrnn.layers.merging import _is_int
+
+if TYPE_CHECKING:
+    from fastrnn.regularizers import Regularizer
 
 
 class LayerNormalization(Layer):
@@ -20,14 +25,41 @@ class LayerNormalization(Layer):
     along ``axis`` (F for the default); ``scale=False`` drops gamma, ``center=False`` beta.
     ``rms_scaling=True`` (deprecated in Keras 3, kept for its scripts) computes
     x / sqrt(var + epsilon) * gamma: no mean taken off, no beta. The mask passes through.
+
+    Args:
+        axis: the axis (or list of axes) to normalise over; not the batch axis.
+        epsilon: added to the variance, so as never to divide by zero.
+        center: learn a shift ``beta``.
+        scale: learn a scale ``gamma``.
+        beta_initializer: beta's initializer: a Keras name or a callable
+            ``f(shape, dtype) -> array``.
+        gamma_initializer: gamma's, likewise.
+        beta_regularizer: accepted for Keras scripts; only None is supported (ValueError else).
+        gamma_regularizer: likewise.
+        beta_constraint: likewise.
+        gamma_constraint: likewise.
+        rms_scaling: Keras's deprecated form, described above (warns).
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     min_ndim = 2
 
-    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
-                 beta_constraint=None, gamma_constraint=None, rms_scaling=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, axis: int | list[int] = -1, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, beta_initializer: str | Callable = "zeros",
+                 gamma_initializer: str | Callable = "ones", beta_regularizer: None = None,
+                 gamma_regularizer: None = None, beta_constraint: None = None,
+                 gamma_constraint: None = None, rms_scaling: bool = False, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if _is_int(axis):
             self.axis = int(axis)
         elif isinstance(axis, (list, tuple)) and axis and all(_is_int(a) for a in axis):

@@ -13,17 +13,41 @@ outputs are zero and take part.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastrnn.layers.base import Layer
 from fastrnn.layers.reshaping import DATA_FORMATS
 
+if TYPE_CHECKING:
+    from fastrnn.regularizers import Regularizer
+
 
 class _GlobalPooling1D(Layer):
+    """The shared constructor of the global poolings.
+
+    Args:
+        data_format: ``"channels_last"`` (None, the default), x (B, T, F), or
+            ``"channels_first"``, x (B, F, T).
+        keepdims: keep the time axis, of size 1.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
+    """
+
     input_ndim = 3
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         data_format = "channels_last" if data_format is None else data_format
         if data_format not in DATA_FORMATS:
             raise ValueError(f"{self.who}: data_format must be one of {DATA_FORMATS} (or None), "

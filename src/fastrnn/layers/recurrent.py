@@ -28,12 +28,19 @@ Keras semantics kept here:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastrnn import constraints, ops, regularizers
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer, check_state_shapes, mask_to_lengths
 from fastrnn.modes import GATES, kernel_to_keras, keras_to_kernel
+
+if TYPE_CHECKING:
+    from fastrnn.constraints import Constraint
+    from fastrnn.regularizers import Regularizer
 
 
 class Recurrent(Layer):
@@ -42,16 +49,31 @@ class Recurrent(Layer):
     input_ndim = 3
     mode = "rnn_tanh"
 
-    def __init__(self, units, *, use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
-                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
-                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
-                 input_dim=None, input_length=None, **kwargs):
-        if input_dim is not None and kwargs.get("input_shape") is None:
-            kwargs["input_shape"] = (input_length, input_dim)  # Keras 2's spelling
-        super().__init__(**kwargs)
+    def __init__(self, units: int, *, use_bias: bool = True,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 recurrent_initializer: str | Callable = "orthogonal",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 recurrent_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 recurrent_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False, zero_output_for_mask: bool = False,
+                 input_dim: int | None = None, input_length: int | None = None,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_length, input_dim)  # Keras 2's spelling
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)):
             raise TypeError(f"{self.who}: units must be an int, got {units!r}")
         if units <= 0:
@@ -345,16 +367,85 @@ class Recurrent(Layer):
 class SimpleRNN(Recurrent):
     """Fully connected recurrent layer, ``h' = act(x W + h U + b)``; activation 'tanh' or 'relu'.
 
-    Weights (Keras layout): kernel (F, H), recurrent_kernel (H, H), bias (H,).
+    x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H); with ``return_state``
+    a list ``[output, h_n (B, H)]``. Weights (Keras layout): kernel (F, H),
+    recurrent_kernel (H, H), bias (H,).
+
+    Args:
+        units: H, the size of the state and the output.
+        activation: ``"tanh"`` or ``"relu"`` (the kernels' cells; ValueError else).
+        use_bias: whether the layer has a bias.
+        kernel_initializer: the kernel's initializer: a Keras name or a callable
+            ``f(shape, dtype) -> array``.
+        recurrent_initializer: the recurrent kernel's, likewise.
+        bias_initializer: the bias's, likewise.
+        kernel_regularizer: a ``fastrnn.regularizers`` penalty on the kernel (or its name).
+        recurrent_regularizer: likewise on the recurrent kernel.
+        bias_regularizer: likewise on the bias (GRU's ``(2, 3H)`` bias is one weight).
+        kernel_constraint: a ``fastrnn.constraints`` projection of the kernel after each
+            step (or its name), along the axes of Keras's layout.
+        recurrent_constraint: likewise of the recurrent kernel.
+        bias_constraint: likewise of the bias.
+        dropout: the fraction of input features dropped in training, one mask per sequence
+            for all its steps, as Keras draws it; in [0, 1).
+        recurrent_dropout: accepted for Keras scripts; only 0 is supported (ValueError else).
+        return_sequences: return the output of every step, (B, T, H), instead of the last
+            one, (B, H).
+        return_state: also return the final state(s), each (B, H), after the output.
+        go_backwards: read each sequence from its end; with ``return_sequences`` the outputs
+            come in reading order, as in Keras.
+        stateful: carry the final state of a batch over as the initial state of the next,
+            until ``reset_states()`` (no gradient flows into the carried state).
+        unroll: accepted for Keras scripts; the kernels choose how to loop.
+        zero_output_for_mask: output zeros at masked steps instead of the last real output.
+        input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
+        input_length: see ``input_dim``.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
-    def __init__(self, units, activation="tanh", **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", *,
+                 use_bias: bool = True, kernel_initializer: str | Callable = "glorot_uniform",
+                 recurrent_initializer: str | Callable = "orthogonal",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 recurrent_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 recurrent_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False, zero_output_for_mask: bool = False,
+                 input_dim: int | None = None, input_length: int | None = None,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
         if activation not in ("tanh", "relu"):
             raise ValueError(f"SimpleRNN activation must be 'tanh' or 'relu' (the kernels' cells), "
                              f"got {activation!r}")
         self.activation = activation
         self.mode = "rnn_" + activation
-        super().__init__(units, **kwargs)
+        super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful,
+                         unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+                         input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
+                         trainable=trainable, input_shape=input_shape, batch_size=batch_size,
+                         batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -363,19 +454,90 @@ class SimpleRNN(Recurrent):
 class LSTM(Recurrent):
     """Long short-term memory, Keras's equations with a sigmoid recurrent activation.
 
-    Weights (Keras layout): kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H,),
-    gates i, f, c, o. ``unit_forget_bias`` (default True) starts the forget bias at 1.
+    x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H); with ``return_state``
+    a list ``[output, h_n (B, H), c_n (B, H)]``. Weights (Keras layout): kernel (F, 4H),
+    recurrent_kernel (H, 4H), bias (4H,), gates i, f, c, o.
+
+    Args:
+        units: H, the size of the state and the output.
+        activation: ``"tanh"`` only (the kernels' cell; ValueError else).
+        recurrent_activation: ``"sigmoid"`` only (the kernels' cell; ValueError else).
+        unit_forget_bias: start the forget gate's bias at 1 (and the rest from
+            ``bias_initializer``), as Keras does by default.
+        use_bias: whether the layer has a bias.
+        kernel_initializer: the kernel's initializer: a Keras name or a callable
+            ``f(shape, dtype) -> array``.
+        recurrent_initializer: the recurrent kernel's, likewise.
+        bias_initializer: the bias's, likewise.
+        kernel_regularizer: a ``fastrnn.regularizers`` penalty on the kernel (or its name).
+        recurrent_regularizer: likewise on the recurrent kernel.
+        bias_regularizer: likewise on the bias (GRU's ``(2, 3H)`` bias is one weight).
+        kernel_constraint: a ``fastrnn.constraints`` projection of the kernel after each
+            step (or its name), along the axes of Keras's layout.
+        recurrent_constraint: likewise of the recurrent kernel.
+        bias_constraint: likewise of the bias.
+        dropout: the fraction of input features dropped in training, one mask per sequence
+            for all its steps, as Keras draws it; in [0, 1).
+        recurrent_dropout: accepted for Keras scripts; only 0 is supported (ValueError else).
+        return_sequences: return the output of every step, (B, T, H), instead of the last
+            one, (B, H).
+        return_state: also return the final state(s), each (B, H), after the output.
+        go_backwards: read each sequence from its end; with ``return_sequences`` the outputs
+            come in reading order, as in Keras.
+        stateful: carry the final state of a batch over as the initial state of the next,
+            until ``reset_states()`` (no gradient flows into the carried state).
+        unroll: accepted for Keras scripts; the kernels choose how to loop.
+        zero_output_for_mask: output zeros at masked steps instead of the last real output.
+        input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
+        input_length: see ``input_dim``.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     mode = "lstm"
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 unit_forget_bias=True, **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 unit_forget_bias: bool = True, *,
+                 use_bias: bool = True, kernel_initializer: str | Callable = "glorot_uniform",
+                 recurrent_initializer: str | Callable = "orthogonal",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 recurrent_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 recurrent_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False, zero_output_for_mask: bool = False,
+                 input_dim: int | None = None, input_length: int | None = None,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
         if activation != "tanh" or recurrent_activation != "sigmoid":
             raise ValueError("LSTM supports activation='tanh' and recurrent_activation='sigmoid' "
                              f"only (the kernels' cell), got {activation!r} and {recurrent_activation!r}")
         self.unit_forget_bias = bool(unit_forget_bias)
-        super().__init__(units, **kwargs)
+        super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful,
+                         unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+                         input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
+                         trainable=trainable, input_shape=input_shape, batch_size=batch_size,
+                         batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
 
     def initial_bias(self):
         bias = super().initial_bias()  # (4H,)
@@ -393,21 +555,92 @@ class GRU(Recurrent):
     """Gated recurrent unit with the reset gate applied after the recurrent product
     (Keras's ``reset_after=True``, its default and the only form the kernels have).
 
-    Weights (Keras layout): kernel (F, 3H), recurrent_kernel (H, 3H), bias (2, 3H),
-    gates z, r, h; bias row 0 goes with the input, row 1 with the recurrent product.
+    x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H); with ``return_state``
+    a list ``[output, h_n (B, H)]``. Weights (Keras layout): kernel (F, 3H),
+    recurrent_kernel (H, 3H), bias (2, 3H), gates z, r, h; bias row 0 goes with the input,
+    row 1 with the recurrent product.
+
+    Args:
+        units: H, the size of the state and the output.
+        activation: ``"tanh"`` only (the kernels' cell; ValueError else).
+        recurrent_activation: ``"sigmoid"`` only (the kernels' cell; ValueError else).
+        reset_after: ``True`` only (PyTorch's formulation, Keras's default; ValueError else).
+        use_bias: whether the layer has a bias.
+        kernel_initializer: the kernel's initializer: a Keras name or a callable
+            ``f(shape, dtype) -> array``.
+        recurrent_initializer: the recurrent kernel's, likewise.
+        bias_initializer: the bias's, likewise.
+        kernel_regularizer: a ``fastrnn.regularizers`` penalty on the kernel (or its name).
+        recurrent_regularizer: likewise on the recurrent kernel.
+        bias_regularizer: likewise on the bias (GRU's ``(2, 3H)`` bias is one weight).
+        kernel_constraint: a ``fastrnn.constraints`` projection of the kernel after each
+            step (or its name), along the axes of Keras's layout.
+        recurrent_constraint: likewise of the recurrent kernel.
+        bias_constraint: likewise of the bias.
+        dropout: the fraction of input features dropped in training, one mask per sequence
+            for all its steps, as Keras draws it; in [0, 1).
+        recurrent_dropout: accepted for Keras scripts; only 0 is supported (ValueError else).
+        return_sequences: return the output of every step, (B, T, H), instead of the last
+            one, (B, H).
+        return_state: also return the final state(s), each (B, H), after the output.
+        go_backwards: read each sequence from its end; with ``return_sequences`` the outputs
+            come in reading order, as in Keras.
+        stateful: carry the final state of a batch over as the initial state of the next,
+            until ``reset_states()`` (no gradient flows into the carried state).
+        unroll: accepted for Keras scripts; the kernels choose how to loop.
+        zero_output_for_mask: output zeros at masked steps instead of the last real output.
+        input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
+        input_length: see ``input_dim``.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     mode = "gru"
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 reset_after=True, **kwargs):
+    def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 reset_after: bool = True, *,
+                 use_bias: bool = True, kernel_initializer: str | Callable = "glorot_uniform",
+                 recurrent_initializer: str | Callable = "orthogonal",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 recurrent_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 recurrent_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False, zero_output_for_mask: bool = False,
+                 input_dim: int | None = None, input_length: int | None = None,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
         if not reset_after:
             raise ValueError("GRU supports reset_after=True only (the kernels implement that "
                              "formulation, PyTorch's); reset_after=False is not available")
         if activation != "tanh" or recurrent_activation != "sigmoid":
             raise ValueError("GRU supports activation='tanh' and recurrent_activation='sigmoid' "
                              f"only (the kernels' cell), got {activation!r} and {recurrent_activation!r}")
-        super().__init__(units, **kwargs)
+        super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful,
+                         unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+                         input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
+                         trainable=trainable, input_shape=input_shape, batch_size=batch_size,
+                         batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
 
     def initial_bias(self):
         return initializers.get(self.bias_initializer)((2, 3 * self.units), self.dtype)

@@ -7,11 +7,15 @@ They act on the axes after the batch axis and have no weights. As in Keras, inte
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastrnn.layers.base import Layer
 from fastrnn.layers.merging import _is_int, _keep_integers
+
+if TYPE_CHECKING:
+    from fastrnn.regularizers import Regularizer
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -50,12 +54,26 @@ class Flatten(_Rearrange):
 
     ``data_format='channels_first'`` reads (B, C, d1, ...) as channels first and moves the
     channel axis last before flattening, so the order matches a channels-last model's.
+
+    Args:
+        data_format: ``"channels_last"`` (None, the default) or ``"channels_first"``.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
     """
 
     min_ndim = 1
 
-    def __init__(self, data_format=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, data_format: str | None = None, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         data_format = "channels_last" if data_format is None else data_format
         if data_format not in DATA_FORMATS:
             raise ValueError(f"{self.who}: data_format must be one of {DATA_FORMATS} (or None), "
@@ -85,12 +103,27 @@ class Flatten(_Rearrange):
 
 class Reshape(_Rearrange):
     """x: (B, ...) -> (B, *target_shape); one entry of ``target_shape`` may be -1, inferred
-    from the input's size."""
+    from the input's size.
+
+    Args:
+        target_shape: the output's shape without the batch axis; at most one -1.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
+    """
 
     min_ndim = 1
 
-    def __init__(self, target_shape, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, target_shape: tuple, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         try:
             target = tuple(target_shape)
         except TypeError:
@@ -140,10 +173,25 @@ class Reshape(_Rearrange):
 
 class Permute(_Rearrange):
     """Reorders the axes after the batch axis: ``dims`` is a permutation of 1..k, e.g.
-    ``Permute((2, 1))`` turns (B, T, F) into (B, F, T)."""
+    ``Permute((2, 1))`` turns (B, T, F) into (B, F, T).
 
-    def __init__(self, dims, **kwargs):
-        super().__init__(**kwargs)
+    Args:
+        dims: a permutation of 1..k, the input axis each output axis takes.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
+    """
+
+    def __init__(self, dims: tuple, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         try:
             dims = tuple(dims)
         except TypeError:
@@ -170,12 +218,27 @@ class Permute(_Rearrange):
 
 class RepeatVector(_Rearrange):
     """x: (B, F) -> (B, n, F), the vector repeated at n time steps (e.g. to feed an encoder's
-    summary to a decoder at every step)."""
+    summary to a decoder at every step).
+
+    Args:
+        n: how many time steps to repeat the vector over.
+
+    Every layer also takes ``name``, ``dtype`` (``"float32"`` or ``"float64"``), ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
+    """
 
     input_ndim = 2
 
-    def __init__(self, n, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, n: int, *,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         if not _is_int(n):
             raise TypeError(f"{self.who}: n must be an int, got {n!r}")
         if n <= 0:

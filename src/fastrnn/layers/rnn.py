@@ -22,11 +22,18 @@ Only these cells run on the kernels: a cell of your own (any other object with `
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastrnn import ops
 from fastrnn.layers.base import Layer, check_state_shapes, deserialize, mask_to_lengths, serialize
 from fastrnn.layers.recurrent import GRU, LSTM, SimpleRNN
+
+if TYPE_CHECKING:
+    from fastrnn.constraints import Constraint
+    from fastrnn.regularizers import Regularizer
 
 _LAYER_ARGS = ("name", "dtype", "trainable", "seed")
 _CELL_ARGS = ("activation", "use_bias", "kernel_initializer", "recurrent_initializer",
@@ -121,23 +128,113 @@ class _Cell(Layer):
 
 
 class SimpleRNNCell(_Cell):
-    """Keras's ``SimpleRNNCell``; runs as ``SimpleRNN`` (activation 'tanh' or 'relu')."""
+    """Keras's ``SimpleRNNCell``; runs as ``SimpleRNN`` (activation 'tanh' or 'relu').
+
+    The arguments are those of the layer it runs as (see its documentation): ``units``,
+    the activations, ``use_bias``, the initializers, regularizers and constraints,
+    ``dropout`` (``recurrent_dropout`` 0 only), ``seed``, ``name``, ``dtype``, ``trainable``.
+    """
 
     layer_class = SimpleRNN
 
+    def __init__(self, units: int, *, activation: str = "tanh", use_bias: bool = True,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 recurrent_initializer: str | Callable = "orthogonal",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 recurrent_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 recurrent_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, seed: int | None = None,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True):
+        super().__init__(units, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, seed=seed, name=name, dtype=dtype,
+                         trainable=trainable)
+
 
 class LSTMCell(_Cell):
-    """Keras's ``LSTMCell``; runs as ``LSTM``. States ``[h, c]``."""
+    """Keras's ``LSTMCell``; runs as ``LSTM``. States ``[h, c]``.
+
+    The arguments are those of the layer it runs as (see its documentation): ``units``,
+    the activations, ``unit_forget_bias``, ``use_bias``, the initializers, regularizers and constraints,
+    ``dropout`` (``recurrent_dropout`` 0 only), ``seed``, ``name``, ``dtype``, ``trainable``.
+    """
 
     layer_class = LSTM
     extra_args = ("recurrent_activation", "unit_forget_bias")
 
+    def __init__(self, units: int, *, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", unit_forget_bias: bool = True,
+                 use_bias: bool = True,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 recurrent_initializer: str | Callable = "orthogonal",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 recurrent_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 recurrent_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, seed: int | None = None,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
+                         unit_forget_bias=unit_forget_bias, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, seed=seed, name=name, dtype=dtype,
+                         trainable=trainable)
+
 
 class GRUCell(_Cell):
-    """Keras's ``GRUCell``; runs as ``GRU`` (``reset_after=True``)."""
+    """Keras's ``GRUCell``; runs as ``GRU`` (``reset_after=True``).
+
+    The arguments are those of the layer it runs as (see its documentation): ``units``,
+    the activations, ``reset_after``, ``use_bias``, the initializers, regularizers and constraints,
+    ``dropout`` (``recurrent_dropout`` 0 only), ``seed``, ``name``, ``dtype``, ``trainable``.
+    """
 
     layer_class = GRU
     extra_args = ("recurrent_activation", "reset_after")
+
+    def __init__(self, units: int, *, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", reset_after: bool = True,
+                 use_bias: bool = True,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 recurrent_initializer: str | Callable = "orthogonal",
+                 bias_initializer: str | Callable = "zeros",
+                 kernel_regularizer: Regularizer | str | None = None,
+                 recurrent_regularizer: Regularizer | str | None = None,
+                 bias_regularizer: Regularizer | str | None = None,
+                 kernel_constraint: Constraint | str | None = None,
+                 recurrent_constraint: Constraint | str | None = None,
+                 bias_constraint: Constraint | str | None = None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, seed: int | None = None,
+                 name: str | None = None, dtype: str | np.dtype = "float32",
+                 trainable: bool = True):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
+                         reset_after=reset_after, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer,
+                         bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, seed=seed, name=name, dtype=dtype,
+                         trainable=trainable)
 
 
 def _check_cell(cell, where: str) -> None:
@@ -174,12 +271,14 @@ class _CellList(Layer):
 class StackedRNNCells(_CellList):
     """Keras's ``StackedRNNCells(cells)``: cell i reads the outputs of cell i - 1."""
 
-    def __init__(self, cells, **kwargs):
+    def __init__(self, cells: list, *, name: str | None = None,
+                 dtype: str | np.dtype = "float32", trainable: bool = True,
+                 seed: int | None = None):
         if not isinstance(cells, (list, tuple)) or not cells:
             raise ValueError(f"StackedRNNCells takes a non-empty list of cells, got {cells!r}")
         for cell in cells:
             _check_cell(cell, "StackedRNNCells")
-        super().__init__(**kwargs)
+        super().__init__(name=name, dtype=dtype, trainable=trainable, seed=seed)
         self.cells = list(cells)
 
     def _cells(self):
@@ -220,12 +319,32 @@ class RNN(_CellList):
 
     x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H), H the last cell's units;
     with ``return_state`` a list ``[output, *states]`` (see the module docstring).
+
+    Args:
+        cell: a ``SimpleRNNCell``, ``LSTMCell`` or ``GRUCell``, a ``StackedRNNCells``, or a
+            list of cells to stack.
+        return_sequences: return the output of every step, (B, T, H), not the last one.
+        return_state: also return the final states after the output.
+        go_backwards: read each sequence from its end, as the recurrent layers do.
+        stateful: carry the final states over to the next batch, until ``reset_states()``.
+        unroll: accepted for Keras scripts; the kernels choose how to loop.
+        zero_output_for_mask: output zeros at masked steps instead of the last real output.
+        dtype: ``"float32"`` or ``"float64"``; None (the default) takes the cells'.
+
+    Every layer also takes ``name``, ``trainable``, ``input_shape``, ``batch_size``,
+    ``batch_input_shape``, ``seed`` and ``activity_regularizer``; see ``Layer``.
     """
 
     input_ndim = 3
 
-    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+    def __init__(self, cell: _Cell | StackedRNNCells | list, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
+                 unroll: bool = False, zero_output_for_mask: bool = False, *,
+                 name: str | None = None, dtype: str | np.dtype | None = None,
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
         if isinstance(cell, StackedRNNCells):
@@ -233,8 +352,10 @@ class RNN(_CellList):
         else:
             _check_cell(cell, "RNN")
             cells = [cell]
-        kwargs.setdefault("dtype", cells[0].dtype.name)
-        super().__init__(**kwargs)
+        dtype = cells[0].dtype.name if dtype is None else dtype
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         for c in cells:
             if c.dtype != self.dtype:
                 raise ValueError(f"{self.who} runs in {self.dtype.name}, but its cell {c.name!r} "

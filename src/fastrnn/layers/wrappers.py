@@ -15,10 +15,15 @@ the forward layer's then the backward's (``[output, h_f, c_f, h_b, c_b]`` for an
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastrnn.layers.base import Layer, check_state_shapes, deserialize, mask_to_lengths, serialize
 from fastrnn.layers.recurrent import Recurrent
+
+if TYPE_CHECKING:
+    from fastrnn.regularizers import Regularizer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -33,11 +38,31 @@ class Bidirectional(Layer):
     output(s): forward then backward, each (B, H) (h, then c for LSTM). Weights: the forward
     layer's then the backward's; ``weights`` sets them at build. Both directions run in the
     wrapper's dtype (by default the layer's).
+
+    Args:
+        layer: the ``SimpleRNN``, ``LSTM`` or ``GRU`` to run forwards; a copy with
+            ``go_backwards`` flipped runs backwards.
+        merge_mode: how the two directions' outputs combine: ``"concat"``, ``"sum"``,
+            ``"mul"``, ``"ave"``, or None to return both.
+        weights: the weights to set at build, the forward layer's then the backward's.
+        backward_layer: a recurrent layer to run backwards instead of the copy; its
+            ``go_backwards`` must be the opposite of ``layer``'s.
+
+    Every layer also takes ``name``, ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape`` and ``seed``; see
+    ``Layer``. The input shape is by default the layer's.
+        dtype: ``"float32"`` or ``"float64"``; None (the default) takes the layer's.
     """
 
     input_ndim = 3
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+    def __init__(self, layer: Recurrent, merge_mode: str | None = "concat",
+                 weights: list | None = None, backward_layer: Recurrent | None = None, *,
+                 name: str | None = None, dtype: str | np.dtype | None = None,
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
         if not isinstance(layer, Recurrent):
             raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU, got {layer!r}")
         if merge_mode not in MERGE_MODES:
@@ -45,10 +70,12 @@ class Bidirectional(Layer):
         if layer.activity_regularizer is not None:
             raise ValueError("an activity_regularizer on the layer Bidirectional wraps is not "
                              "supported; give one to the Bidirectional layer itself")
-        if kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None:
-            kwargs["batch_input_shape"] = layer.batch_input_shape
-        kwargs.setdefault("dtype", layer.dtype.name)
-        super().__init__(**kwargs)
+        if input_shape is None and batch_input_shape is None:
+            batch_input_shape = layer.batch_input_shape
+        dtype = layer.dtype.name if dtype is None else dtype
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         self.layer_spec = serialize(layer)
         self.layer_spec["config"].pop("batch_input_shape", None)
         self.layer_spec["config"]["dtype"] = self.dtype.name  # both directions run in the wrapper's
@@ -266,18 +293,33 @@ class TimeDistributed(Layer):
     Keras 3's ``Dense`` already acts on the last axis, so ``TimeDistributed(Dense(n))`` equals
     ``Dense(n)``; the wrapper is here so that Keras scripts using it run unchanged. The
     time axis is folded into the batch: the wrapped layer sees (B*T, ...).
+
+    Args:
+        layer: the layer to apply at each step (not a recurrent one).
+
+    Every layer also takes ``name``, ``trainable``,
+    ``input_shape``, ``batch_size``, ``batch_input_shape``, ``seed`` and
+    ``activity_regularizer``; see ``Layer``.
+        dtype: ``"float32"`` or ``"float64"``; None (the default) takes the layer's.
     """
 
     min_ndim = 3
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer: Layer, *,
+                 name: str | None = None, dtype: str | np.dtype | None = None,
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 batch_size: int | None = None, batch_input_shape: tuple | None = None,
+                 seed: int | None = None,
+                 activity_regularizer: Regularizer | str | None = None):
         if not isinstance(layer, Layer):
             raise TypeError(f"TimeDistributed wraps a layer, got {layer!r}")
         if isinstance(layer, (Recurrent, Bidirectional)):
             raise ValueError("TimeDistributed cannot wrap a recurrent layer (its input would "
                              "need a second time axis)")
-        kwargs.setdefault("dtype", layer.dtype.name)
-        super().__init__(**kwargs)
+        dtype = layer.dtype.name if dtype is None else dtype
+        super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
+                         batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
+                         activity_regularizer=activity_regularizer)
         self.layer = layer
 
     @property

@@ -194,6 +194,16 @@ def test_serialize_round_trips_through_json():
     assert type(restored) is BinaryAccuracy and restored.name == "acc" and restored.threshold == 0.3
 
 
+@pytest.mark.parametrize("cls", [Mean, metrics.Accuracy, BinaryAccuracy, CategoricalAccuracy,
+                                 SparseCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError])
+def test_every_built_in_metric_saves_its_name_and_no_more_but_binary_accuracy_its_threshold(cls):
+    m = cls(name="kept")
+    extra = {"threshold": 0.5} if cls is BinaryAccuracy else {}
+    assert m.get_config() == {"name": "kept", **extra}
+    restored = metrics.deserialize(json.loads(json.dumps(metrics.serialize(m))))
+    assert type(restored) is cls and restored.get_config() == m.get_config()
+
+
 @pytest.mark.parametrize("name, direction", [
     ("loss", "down"), ("val_loss", "down"), ("accuracy", "up"), ("val_acc", "up"), ("mae", "down"),
     ("val_sparse_categorical_accuracy", "up"), ("val_mean_squared_error", "down"), ("learning_rate", None),

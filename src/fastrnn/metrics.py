@@ -143,6 +143,8 @@ class Metric:
         self.count += float(np.sum(_mean_after_first_axis(weights)))
 
     def get_config(self) -> dict:
+        """The arguments that make this metric again: ``type(self).from_config(config)``. A subclass
+        with arguments beyond ``name`` adds them."""
         return {"name": self.name}
 
     @classmethod
@@ -190,9 +192,6 @@ class Accuracy(MeanMetricWrapper):
     def __init__(self, name: str = "accuracy"):
         super().__init__(accuracy, name)
 
-    def get_config(self):
-        return {"name": self.name}
-
 
 class BinaryAccuracy(MeanMetricWrapper):
     """How often ``y_pred > threshold`` matches binary labels.
@@ -208,8 +207,8 @@ class BinaryAccuracy(MeanMetricWrapper):
         self.threshold = float(threshold)
         super().__init__(binary_accuracy, name, threshold=self.threshold)
 
-    def get_config(self):
-        return {"name": self.name, "threshold": self.threshold}
+    def get_config(self) -> dict:
+        return {**super().get_config(), "threshold": self.threshold}
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
@@ -220,9 +219,6 @@ class CategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name: str = "categorical_accuracy"):
         super().__init__(categorical_accuracy, name)
 
-    def get_config(self):
-        return {"name": self.name}
-
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
     """How often the argmax of y_pred matches an integer label."""
@@ -231,9 +227,6 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 
     def __init__(self, name: str = "sparse_categorical_accuracy"):
         super().__init__(sparse_categorical_accuracy, name)
-
-    def get_config(self):
-        return {"name": self.name}
 
 
 class MeanSquaredError(MeanMetricWrapper):
@@ -244,9 +237,6 @@ class MeanSquaredError(MeanMetricWrapper):
     def __init__(self, name: str = "mean_squared_error"):
         super().__init__(mean_squared_error, name)
 
-    def get_config(self):
-        return {"name": self.name}
-
 
 class MeanAbsoluteError(MeanMetricWrapper):
     """Running mean of the per-sample mean absolute error."""
@@ -255,9 +245,6 @@ class MeanAbsoluteError(MeanMetricWrapper):
 
     def __init__(self, name: str = "mean_absolute_error"):
         super().__init__(mean_absolute_error, name)
-
-    def get_config(self):
-        return {"name": self.name}
 
 
 # ---------------------------------------------------------------------- lookup

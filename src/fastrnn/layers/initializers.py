@@ -58,39 +58,33 @@ def truncated_normal(shape, dtype):
     return _truncated_normal(shape, 0.05).astype(dtype)
 
 
-def _variance_scaling(shape, dtype, scale, fan, distribution):
-    fan_in, fan_out = _fans(shape)
-    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[fan]
-    variance = scale / max(1.0, n)
-    if distribution == "uniform":
-        limit = np.sqrt(3.0 * variance)
-        return get_rng().uniform(-limit, limit, size=shape).astype(dtype)
-    return _truncated_normal(shape, np.sqrt(variance) / _TRUNCATION_STD).astype(dtype)
+def _variance_scaling(name: str, scale: float, fan: str, distribution: str, doc: str):
+    """The initializer ``name``: variance ``scale / max(1, n)``, n the kernel's fan_in, fan_out or
+    their mean (``fan``); ``distribution`` 'uniform', or 'normal' truncated at two standard
+    deviations (Keras's VarianceScaling with 'truncated_normal')."""
+
+    def init(shape, dtype):
+        fan_in, fan_out = _fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[fan]
+        variance = scale / max(1.0, n)
+        if distribution == "uniform":
+            limit = np.sqrt(3.0 * variance)
+            return get_rng().uniform(-limit, limit, size=shape).astype(dtype)
+        return _truncated_normal(shape, np.sqrt(variance) / _TRUNCATION_STD).astype(dtype)
+
+    init.__name__ = init.__qualname__ = name
+    init.__doc__ = doc
+    return init
 
 
-def glorot_uniform(shape, dtype):
-    """Uniform in +-sqrt(6 / (fan_in + fan_out)): the Keras default for kernels."""
-    return _variance_scaling(shape, dtype, 1.0, "fan_avg", "uniform")
-
-
-def glorot_normal(shape, dtype):
-    return _variance_scaling(shape, dtype, 1.0, "fan_avg", "normal")
-
-
-def he_uniform(shape, dtype):
-    return _variance_scaling(shape, dtype, 2.0, "fan_in", "uniform")
-
-
-def he_normal(shape, dtype):
-    return _variance_scaling(shape, dtype, 2.0, "fan_in", "normal")
-
-
-def lecun_uniform(shape, dtype):
-    return _variance_scaling(shape, dtype, 1.0, "fan_in", "uniform")
-
-
-def lecun_normal(shape, dtype):
-    return _variance_scaling(shape, dtype, 1.0, "fan_in", "normal")
+glorot_uniform = _variance_scaling("glorot_uniform", 1.0, "fan_avg", "uniform",
+                                   "Uniform in +-sqrt(6 / (fan_in + fan_out)): the Keras default for kernels.")
+glorot_normal = _variance_scaling("glorot_normal", 1.0, "fan_avg", "normal",
+                                  "Truncated normal of variance 2 / (fan_in + fan_out).")
+he_uniform = _variance_scaling("he_uniform", 2.0, "fan_in", "uniform", "Uniform in +-sqrt(6 / fan_in).")
+he_normal = _variance_scaling("he_normal", 2.0, "fan_in", "normal", "Truncated normal of variance 2 / fan_in.")
+lecun_uniform = _variance_scaling("lecun_uniform", 1.0, "fan_in", "uniform", "Uniform in +-sqrt(3 / fan_in).")
+lecun_normal = _variance_scaling("lecun_normal", 1.0, "fan_in", "normal", "Truncated normal of variance 1 / fan_in.")
 
 
 def orthogonal(shape, dtype):

@@ -15,7 +15,7 @@ import sys
 
 import fastrnn.benchmark as fb
 from fastrnn import ops
-from fastrnn.apps._common import positive_float
+from fastrnn.argtypes import positive_float
 
 TARGET = 2.2
 

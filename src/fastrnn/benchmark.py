@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastrnn._args import MAX_THREADS
-from fastrnn.apps._common import positive_float, positive_int
+from fastrnn.argtypes import positive_float, positive_int
 from fastrnn.modes import GATES
 
 # ----------------------------------------------------------------------------------------

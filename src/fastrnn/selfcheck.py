@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from fastrnn import __version__, ops, reference
-from fastrnn.apps._common import positive_int
+from fastrnn.argtypes import positive_int
 from fastrnn.benchmark import make_case, too_big_for_memory
 from fastrnn.modes import GATES
 

@@ -1,5 +1,5 @@
-"""What the three app sub-commands share: bad-input errors and exit codes, argument types (which
-``check`` and ``bench`` use too), reading the user's files, and saving/loading a model with the
+"""What the three app sub-commands share: bad-input errors and exit codes, argument types (those of
+``fastrnn.argtypes``), reading the user's files, and saving/loading a model with the
 metadata the command needs.
 
 Exit codes: 0 success, 2 bad input or usage (argparse's convention), 1 a failure that
@@ -13,6 +13,9 @@ import functools
 import importlib.util
 import sys
 from pathlib import Path
+
+# The argument types live below the commands that share them; the apps import them from here.
+from fastrnn.argtypes import fraction, non_negative_float, non_negative_int, positive_float, positive_int  # noqa: F401
 
 USAGE = 2
 FAILURE = 1
@@ -48,55 +51,6 @@ def add_command(subparsers, name: str, func, help: str, description: str, exampl
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(func=guarded(func, parser.prog), prog=parser.prog)
     return parser
-
-
-# --------------------------------------------------------------------------- argument types
-
-def _whole_number_at_least(text: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < least:
-        raise argparse.ArgumentTypeError(f"expected a number >= {least}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    return _whole_number_at_least(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an int >= 0."""
-    return _whole_number_at_least(text, 0)
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0."""
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
-    return value
-
-
-def fraction(text: str) -> float:
-    """argparse type: a float strictly between 0 and 1."""
-    value = non_negative_float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text}")
-    return value
 
 
 def add_training_arguments(parser, epochs: int, batch_size: int, learning_rate: float) -> None:

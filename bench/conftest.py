@@ -2,7 +2,7 @@
 
 These benches track fastrnn's speed over time; they are not tests of correctness and are
 kept out of the default test run (the project's pytest config collects ``tests/`` only).
-Cases come from ``fastrnn.benchmark.make_case``: the same inputs ``fastrnn bench`` times.
+Cases come from ``fastrnn.bench.cases.make_case``: the same inputs ``fastrnn bench`` times.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-import fastrnn.benchmark as fb
 from fastrnn import ops
+from fastrnn.bench import cases
 
 #: Seconds of timed calls per bench, after one untimed warm-up call.
 BUDGET_S = 1.0
@@ -24,12 +24,12 @@ def pytest_report_header(config):
 @pytest.fixture(scope="module")
 def make_case():
     """``make_case(mode, shape)``: a float32 case, drawn once per module (large ones are costly)."""
-    cases = {}
+    drawn = {}
 
     def get(mode, shape):
-        if (mode, shape) not in cases:
-            cases[(mode, shape)] = fb.make_case(mode, shape, "float32")
-        return cases[(mode, shape)]
+        if (mode, shape) not in drawn:
+            drawn[(mode, shape)] = cases.make_case(mode, shape, "float32")
+        return drawn[(mode, shape)]
 
     return get
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-import fastrnn.benchmark as fb
 from fastrnn import ops
 from fastrnn.argtypes import positive_float
+from fastrnn.bench import cases
+from fastrnn.bench.cli import shape_argument
+from fastrnn.bench.runners import functional_runner
+from fastrnn.bench.timing import measure_side_by_side
 
 TARGET = 2.2
 
@@ -27,9 +30,9 @@ def ratio_rows(modes, shapes, tasks, budget_s):
     for mode in modes:
         for shape_name, shape in shapes:
             for task in tasks:
-                runners = {dtype: fb.functional_runner(ops, fb.make_case(mode, shape, dtype), task)
+                runners = {dtype: functional_runner(ops, cases.make_case(mode, shape, dtype), task)
                            for dtype in ("float32", "float64")}
-                timings = fb.measure_side_by_side(runners, budget_s)
+                timings = measure_side_by_side(runners, budget_s)
                 yield mode, shape_name, task, timings["float32"][0].median, timings["float64"][0].median
 
 
@@ -37,10 +40,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=positive_float, default=2.0, metavar="SECONDS",
                         help="timing budget for each dtype of a case (default 2)")
-    parser.add_argument("--modes", nargs="+", default=list(fb.DEFAULT_MODES), choices=fb.ALL_MODES)
-    parser.add_argument("--shapes", nargs="+", type=fb.shape_argument, default=list(fb.SHAPES.items()),
-                        metavar="SHAPE", help=f"names ({', '.join(fb.SHAPES)}) or TxBxIxH (default: all names)")
-    parser.add_argument("--tasks", nargs="+", default=list(fb.TASKS), choices=fb.TASKS)
+    parser.add_argument("--modes", nargs="+", default=list(cases.DEFAULT_MODES), choices=cases.ALL_MODES)
+    parser.add_argument("--shapes", nargs="+", type=shape_argument, default=list(cases.SHAPES.items()),
+                        metavar="SHAPE", help=f"names ({', '.join(cases.SHAPES)}) or TxBxIxH (default: all names)")
+    parser.add_argument("--tasks", nargs="+", default=list(cases.TASKS), choices=cases.TASKS)
     args = parser.parse_args(argv)
 
     width = max(len(name) for name, _ in args.shapes)

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import pytest
 
-import fastrnn.benchmark as fb
 from fastrnn import ops, reference
+from fastrnn.bench import cases
+from fastrnn.bench.runners import functional_runner
 
-SHAPES = {**{name: fb.SHAPES[name] for name in ("small", "medium", "large")}, "char": (25, 1, 65, 100)}
+SHAPES = {**{name: cases.SHAPES[name] for name in ("small", "medium", "large")}, "char": (25, 1, 65, 100)}
 NO_REFERENCE = {"large"}
 IMPLEMENTATIONS = {"ops": ops, "reference": reference}
 TASKS = {"forward": "infer", "forward+backward": "train"}
 
 
 def _cases():
-    for mode in fb.ALL_MODES:
+    for mode in cases.ALL_MODES:
         for shape_name in SHAPES:
             for task in TASKS:
                 for impl in IMPLEMENTATIONS:
@@ -35,7 +36,7 @@ def _cases():
 @pytest.mark.parametrize("mode, shape_name, task, impl", list(_cases()))
 def test_kernel(run_bench, make_case, mode, shape_name, task, impl):
     shape = SHAPES[shape_name]
-    run = fb.functional_runner(IMPLEMENTATIONS[impl], make_case(mode, shape), TASKS[task])
+    run = functional_runner(IMPLEMENTATIONS[impl], make_case(mode, shape), TASKS[task])
     run_bench.benchmark.group = f"{mode} {shape_name} {shape} {task}"
-    run_bench.benchmark.extra_info["gflop_per_call"] = fb.task_flops(mode, TASKS[task], *shape) / 1e9
+    run_bench.benchmark.extra_info["gflop_per_call"] = cases.task_flops(mode, TASKS[task], *shape) / 1e9
     run_bench(run)

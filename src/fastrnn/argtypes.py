@@ -1,4 +1,5 @@
-"""argparse types shared by the ``fastrnn`` commands: whole and real numbers in a range.
+"""argparse types shared by the ``fastrnn`` commands: whole and real numbers in a range, a thread
+count and a path to write a result to.
 
 Each takes the text of one option and returns its value, or raises
 ``argparse.ArgumentTypeError``, which argparse reports as ``argument --name: <message>`` with
@@ -7,6 +8,10 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+
+from fastrnn._args import MAX_THREADS
 
 
 def _whole_number_at_least(text: str, least: int) -> int:
@@ -54,3 +59,36 @@ def fraction(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text}")
     return value
+
+
+def thread_count(text: str) -> int:
+    """argparse type: a thread count, from 1 to what OpenMP takes."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected a number <= {MAX_THREADS}, got {value}")
+    return value
+
+
+def writable_path(text: str) -> str:
+    """argparse type: a file path in a folder that exists and takes new files, so that a run
+    does not fail at its end, when it writes its results."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file path, got an empty string")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder")
+    from fastrnn.saving import is_special_file
+
+    if is_special_file(text):  # /dev/stdout, a pipe: written into, not replaced
+        if not os.access(text, os.W_OK):
+            raise argparse.ArgumentTypeError(f"cannot write to {text}")
+        return text
+    # The file written first is beside the one a symbolic link points to (write_atomically).
+    folder = os.path.dirname(os.path.realpath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"no such folder: {os.path.dirname(text) or '.'}")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write in {folder}: {e.strerror}") from None
+    return text

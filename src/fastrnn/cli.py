@@ -12,7 +12,7 @@ from importlib import import_module
 
 COMMAND_MODULES = [
     "fastrnn.selfcheck",   # check (the default) and info
-    "fastrnn.benchmark",   # bench
+    "fastrnn.bench.cli",   # bench
     "fastrnn.apps.text",
     "fastrnn.apps.sentiment",
     "fastrnn.apps.forecast",

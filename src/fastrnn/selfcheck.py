@@ -14,7 +14,8 @@ import numpy as np
 
 from fastrnn import __version__, ops, reference
 from fastrnn.argtypes import positive_int
-from fastrnn.benchmark import make_case, too_big_for_memory
+from fastrnn.bench.cases import make_case
+from fastrnn.bench.memory import too_big_for_memory
 from fastrnn.modes import GATES
 
 # float32 kernels against the float32 reference: both round, so allow a few float32 ulps per step.
@@ -50,7 +51,7 @@ def run_info(args) -> int:
 
 
 def train_step(module, case):
-    """One forward and backward of a ``fastrnn.benchmark.Case``; the outputs and gradients as a flat dict."""
+    """One forward and backward of a ``fastrnn.bench.cases.Case``; the outputs and gradients as a flat dict."""
     y, h_n, c_n, cache = module.rnn_forward(case.mode, case.x, None, case.w_ih, case.w_hh, case.b_ih, case.b_hh)
     grads = module.rnn_backward(cache, case.dy)
     out = {"y": y, "h_n": h_n, "c_n": c_n}

@@ -3,7 +3,7 @@
 Neither library is a dependency of fastrnn: each is imported on first use, and a missing
 one raises :class:`Unavailable` with a note the benchmark prints instead of a timing.
 
-A *case* is any object with the attributes the benchmark's cases have::
+A *case* is any object with the attributes of ``fastrnn.bench.cases.Case``::
 
     mode, dtype, T, B, I, H
     x: (T, B, I)   h0: (B, H)   c0: (B, H) or None (LSTM only)   dy: (T, B, H)
@@ -28,40 +28,42 @@ class Unavailable(Exception):
     """A baseline cannot run here (library not installed, no kernel for this dtype, ...)."""
 
 
-def _import(name: str):
+def require(name: str):
+    """The module ``name``, imported; Unavailable when it is not installed."""
     try:
         return __import__(name)
     except ImportError as exc:
         raise Unavailable(f"{name} is not installed ({exc})") from None
 
 
-# ----------------------------------------------------------------------------------------
-# PyTorch
-
-
-def torch_version() -> str | None:
-    """The installed torch version, or None (without importing anything else)."""
+def installed_version(name: str) -> str | None:
+    """The installed version of the distribution ``name`` (torch, onnxruntime), or None, without
+    importing it."""
     try:
         from importlib.metadata import version
-        return version("torch")
+        return version(name)
     except Exception:
         return None
 
 
+# ----------------------------------------------------------------------------------------
+# PyTorch
+
+
 def get_torch_threads() -> int:
-    torch = _import("torch")
+    torch = require("torch")
     return torch.get_num_threads()
 
 
 def set_torch_threads(threads: int) -> None:
     """Give torch's intra-op pool the same number of threads as fastrnn."""
-    torch = _import("torch")
+    torch = require("torch")
     torch.set_num_threads(int(threads))
 
 
 def torch_module(case):
     """A ``torch.nn.RNN/LSTM/GRU`` of one layer holding the case's weights (in the case's dtype)."""
-    torch = _import("torch")
+    torch = require("torch")
     dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(case.dtype)]
     if case.mode == "lstm":
         module = torch.nn.LSTM(case.I, case.H, dtype=dtype)
@@ -91,7 +93,7 @@ def _torch_state(torch, case, requires_grad: bool):
 
 def torch_infer_runner(case):
     """Forward only, under ``torch.inference_mode()``: returns a function giving ``(y, None)``."""
-    torch = _import("torch")
+    torch = require("torch")
     module = torch_module(case)
     x = torch.from_numpy(case.x)  # (T, B, I), shares the case's memory
     state, _ = _torch_state(torch, case, requires_grad=False)
@@ -111,7 +113,7 @@ def torch_train_runner(case):
     ``rnn_backward`` computes them. ``y.backward(dy)`` is that loss's backward without
     materialising the product.
     """
-    torch = _import("torch")
+    torch = require("torch")
     module = torch_module(case)
     x = torch.from_numpy(case.x).requires_grad_(True)  # (T, B, I)
     state, leaves = _torch_state(torch, case, requires_grad=True)
@@ -132,14 +134,6 @@ def torch_train_runner(case):
 # ONNX Runtime
 
 
-def onnxruntime_version() -> str | None:
-    try:
-        from importlib.metadata import version
-        return version("onnxruntime")
-    except Exception:
-        return None
-
-
 def export_onnx(case) -> bytes:
     """The case's torch module exported to ONNX, for its exact input shapes.
 
@@ -147,8 +141,8 @@ def export_onnx(case) -> bytes:
     ONNX's own LSTM/GRU/RNN operators, which ONNX Runtime runs as fused kernels, and takes a
     fraction of a second. The dynamo exporter is the fallback for a torch without it.
     """
-    torch = _import("torch")
-    _import("onnx")
+    torch = require("torch")
+    require("onnx")
     module = torch_module(case).eval()
     x = torch.from_numpy(case.x)  # (T, B, I)
     state, _ = _torch_state(torch, case, requires_grad=False)
@@ -171,7 +165,7 @@ def onnxruntime_runner(case, threads: int):
     The session's intra-op pool has ``threads`` threads (fastrnn's count) and runs nodes
     one after another (no inter-op parallelism), with all graph optimisations on.
     """
-    ort = _import("onnxruntime")
+    ort = require("onnxruntime")
     model = export_onnx(case)
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads)

@@ -1,8 +1,9 @@
 """Keras 3 programs run on fastrnn with only their imports changed.
 
-The three programs below are written for this test in the manner of keras-io's recurrent
+The four programs below are written for this test in the manner of keras-io's recurrent
 examples (a bidirectional LSTM classifier of token ids, a character-level LSTM text generator,
-and a character-level encoder-decoder with its sampling models), with the same Keras calls,
+a character-level encoder-decoder with its sampling models, and a sequence-to-sequence adder
+built from LSTM, RepeatVector and a Dense applied at every step), with the same Keras calls,
 on small made-up data so that they run offline in seconds (``EPOCHS`` and ``SAMPLES`` are set
 by the test). Each is run as written, with ``import keras`` (when Keras is installed, on the
 torch backend, for one epoch of a little data), and with its two import lines changed to
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 from fastrnn.utils import set_random_seed
@@ -178,6 +180,76 @@ def decode_sequence(input_seq):
 decoded = [decode_sequence(encoder_input_data[i:i + 1]) for i in range(SAMPLES // 40)]
 '''
 
+ADDITION = '''
+import keras
+from keras import layers
+import numpy as np
+
+# Learn to add: "12+345" -> "357", one character at a time, inputs reversed.
+DIGITS = 2
+MAXLEN = DIGITS + 1 + DIGITS
+chars = "0123456789+ "
+
+
+class CharacterTable:
+    def __init__(self, chars):
+        self.chars = sorted(set(chars))
+        self.char_indices = {c: i for i, c in enumerate(self.chars)}
+        self.indices_char = {i: c for i, c in enumerate(self.chars)}
+
+    def encode(self, text, num_rows):
+        x = np.zeros((num_rows, len(self.chars)))
+        for i, c in enumerate(text):
+            x[i, self.char_indices[c]] = 1
+        return x
+
+    def decode(self, x, calc_argmax=True):
+        if calc_argmax:
+            x = x.argmax(axis=-1)
+        return "".join(self.indices_char[int(i)] for i in x)
+
+
+ctable = CharacterTable(chars)
+rng = np.random.default_rng(0)
+questions, expected, seen = [], [], set()
+while len(questions) < SAMPLES * 10:
+    a, b = (int(rng.integers(0, 10 ** rng.integers(1, DIGITS + 1))) for _ in range(2))
+    if (a, b) in seen:
+        continue
+    seen.add((a, b))
+    query = f"{a}+{b}".ljust(MAXLEN)[::-1]
+    questions.append(query)
+    expected.append(str(a + b).ljust(DIGITS + 1))
+
+x = np.zeros((len(questions), MAXLEN, len(chars)), dtype=bool)
+y = np.zeros((len(questions), DIGITS + 1, len(chars)), dtype=bool)
+for i, sentence in enumerate(questions):
+    x[i] = ctable.encode(sentence, MAXLEN)
+for i, sentence in enumerate(expected):
+    y[i] = ctable.encode(sentence, DIGITS + 1)
+split_at = len(x) - len(x) // 10
+(x_train, x_val), (y_train, y_val) = (x[:split_at], x[split_at:]), (y[:split_at], y[split_at:])
+
+num_layers = 1
+model = keras.Sequential()
+model.add(layers.Input((MAXLEN, len(chars))))
+model.add(layers.LSTM(64))
+model.add(layers.RepeatVector(DIGITS + 1))
+for _ in range(num_layers):
+    model.add(layers.LSTM(64, return_sequences=True))
+model.add(layers.Dense(len(chars), activation="softmax"))
+model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+model.summary()
+
+for epoch in range(1, EPOCHS + 1):
+    history = model.fit(x_train, y_train, batch_size=32, epochs=1, validation_data=(x_val, y_val))
+    for i in range(3):
+        ind = np.random.randint(0, len(x_val))
+        rowx, rowy = x_val[np.array([ind])], y_val[np.array([ind])]
+        preds = np.argmax(model.predict(rowx, verbose=0), axis=-1)
+        q, correct, guess = ctable.decode(rowx[0]), ctable.decode(rowy[0]), ctable.decode(preds[0], calc_argmax=False)
+'''
+
 
 def run(script, library, epochs, samples, folder):
     """Run ``script`` with keras or fastrnn; returns its variables."""
@@ -247,3 +319,15 @@ def test_the_encoder_decoder_and_its_sampling_models(tmp_path, capsys, keras_run
     assert os.path.exists(tmp_path / "s2s_model.keras")
     right = sum(d == w[::-1] for d, w in zip(result["decoded"], result["input_texts"]))
     assert right >= 3, list(zip(result["decoded"], result["input_texts"]))
+
+
+def test_the_adder_of_numbers_given_as_characters(tmp_path, capsys, keras_run):
+    expected = keras_run(ADDITION)["history"].history
+    result, out = fastrnn_run(ADDITION, 15, tmp_path, capsys)
+    history = result["history"].history
+    assert sorted(history) == sorted(expected) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert "repeat_vector" in out
+    # Better than always answering each position's most frequent character.
+    answers = result["y_val"].argmax(-1)
+    baseline = np.mean([np.bincount(column).max() / len(column) for column in answers.T])
+    assert history["val_accuracy"][-1] > baseline + 0.03, (history, baseline)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import Sequential, load_model, saving
+from fastrnn import Sequential, files, load_model
 from fastrnn.layers import GRU, LSTM, Dense, Embedding
 from fastrnn.utils import set_random_seed
 
@@ -281,7 +281,7 @@ SRC = str(Path(fastrnn.__file__).parents[1])  # children import the fastrnn thes
 # finishes: the test kills it there, or lets it go on.
 PAUSED_WRITER = textwrap.dedent("""
     import sys
-    from fastrnn.saving import write_atomically
+    from fastrnn.files import write_atomically
 
     def write(f):
         f.write(b"child, ")
@@ -303,11 +303,11 @@ def paused_writer(path):
 
 
 def temporary_files(folder):
-    return sorted(name for name in os.listdir(folder) if name.endswith(saving.TEMPORARY_SUFFIX))
+    return sorted(name for name in os.listdir(folder) if name.endswith(files.TEMPORARY_SUFFIX))
 
 
 def write_bytes(path, data: bytes):
-    saving.write_atomically(str(path), lambda f: f.write(data))
+    files.write_atomically(str(path), lambda f: f.write(data))
 
 
 def test_the_next_save_removes_what_a_killed_save_left(tmp_path):
@@ -357,7 +357,7 @@ def test_a_save_never_removes_the_file_another_thread_is_writing(tmp_path):
 
     def run():
         try:
-            saving.write_atomically(str(path), slow_write)
+            files.write_atomically(str(path), slow_write)
         except BaseException as err:  # noqa: BLE001 (reported by the test)
             errors.append(err)
 
@@ -376,7 +376,7 @@ def test_a_save_never_removes_the_file_another_thread_is_writing(tmp_path):
 
 
 def test_a_folder_that_cannot_be_locked_is_written_in_and_left_alone(tmp_path, monkeypatch):
-    monkeypatch.setattr(saving, "fcntl", None)
+    monkeypatch.setattr(files, "fcntl", None)
     leftover = tmp_path / ".m.npz.k2j3h4g5.fastrnn.tmp"
     leftover.write_bytes(b"left")
     write_bytes(tmp_path / "m.npz", b"new")

@@ -76,7 +76,7 @@ def writable_path(text: str) -> str:
         raise argparse.ArgumentTypeError("expected a file path, got an empty string")
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a folder")
-    from fastrnn.saving import is_special_file
+    from fastrnn.files import is_special_file
 
     if is_special_file(text):  # /dev/stdout, a pipe: written into, not replaced
         if not os.access(text, os.W_OK):

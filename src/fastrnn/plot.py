@@ -33,9 +33,9 @@ def _save(fig, path, format="png"):
     """Write ``fig`` at ``path`` and return the path; with path None, return ``fig``. ``format``
     None takes it from the path's suffix (PNG without one).
 
-    The file is written whole or not at all (``fastrnn.saving.write_atomically``): a plot that
+    The file is written whole or not at all (``fastrnn.files.write_atomically``): a plot that
     fails halfway leaves what was at ``path`` before."""
-    from fastrnn.saving import write_atomically
+    from fastrnn.files import write_atomically
 
     fig.tight_layout()
     if path is None:

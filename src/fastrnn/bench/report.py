@@ -158,8 +158,8 @@ def _row_notes(rows: list[dict]) -> list[str]:
 
 
 def write_json(report: dict, path: str) -> None:
-    """Write ``report`` to ``path`` whole or not at all (see ``fastrnn.saving.write_atomically``)."""
-    from fastrnn.saving import write_atomically
+    """Write ``report`` to ``path`` whole or not at all (see ``fastrnn.files.write_atomically``)."""
+    from fastrnn.files import write_atomically
 
     write_atomically(path, lambda f: f.write(json.dumps(report, indent=1).encode()))
 

@@ -616,7 +616,7 @@ def _version() -> str:
 def save_onnx(model, filepath, opset: int = DEFAULT_OPSET) -> None:
     """Write ``to_onnx(model, opset)`` to ``filepath`` atomically: the file is the whole model,
     or as it was before (nothing is written when the model cannot be exported)."""
-    from fastrnn.saving import write_atomically
+    from fastrnn.files import write_atomically
 
     data = to_onnx(model, opset).SerializeToString()
     write_atomically(filepath, lambda f: f.write(data))

@@ -65,16 +65,14 @@ ConstArrayView<T> state(const T* p, const Tile& t) {
 
 // ---------------------------------------------------------------------------------------------
 // e^x for a packet of doubles, for the logistic function and tanh below. On AVX-512 it is our
-// own: Eigen 3.4's divides and rebuilds the exponent in several steps (on a Zen 4 core 1.18 ns
-// a value against 0.84, and with it the float64 logistic function takes 0.8-0.95 ns a value
-// instead of 1.5-1.6 and tanh 1.5 instead of 2.2-2.4); elsewhere it is Eigen's.
+// own, since Eigen 3.4's divides and rebuilds the exponent in several steps and is markedly
+// slower (bench/NOTES.md, "exp for float64 on AVX-512"); elsewhere it is Eigen's.
 // x = (16 k + j) ln2/16 + r with |r| <= ln2/32, so e^x = 2^k 2^(j/16) e^r: 2^(j/16) from a
 // 16-entry table held in two registers, with a second table of what rounding it to a double
 // left out; e^r - 1 its degree-7 Taylor polynomial (remainder below 2e-18 of e^r); 2^k applied
 // by vscalefpd, which gives inf, subnormals (rounded a second time) and 0 as they fall.
-// Against the C library's exp on 6 million values from -750 to 712 it differed in 0.7 % of
-// them, by one unit in the last place; the logistic function and tanh built on it are tested
-// in units in the last place.
+// It rounds nearly as well as the C library's exp (tested), and the logistic function and tanh
+// built on it are tested in units in the last place.
 #if defined(EIGEN_VECTORIZE_AVX512)
 inline Eigen::internal::Packet8d exp_avx512(const Eigen::internal::Packet8d& x) {
   // Beyond these bounds e^x is inf or 0 all the same, and every step below stays finite.

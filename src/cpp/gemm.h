@@ -16,21 +16,16 @@
 // A single input row (B = 1) is a matrix-vector product instead, which reads each weight once
 // for one multiply-add: its speed is the speed of reading the weights from cache. It is fastest
 // reading them front to back as L^T: c += a[k] * (row k of L^T) for every k, on a few
-// registers' worth of c at a time. Read row by row as L (a dot product per output, as Eigen's
-// matrix-vector product does for a row-major L) it takes 1.7 times as long (a Zen 5 core,
-// 512 KB of weights in L2: 4.3 us against 2.5 us). So L^T is packed once per run of the time
-// loop (a sequence, or a chunk of a long one), in panels as wide as eight vector
-// registers (see pack_panels). Packing takes about four products' time and saves about a
-// quarter of each, so it pays after about 15 steps (LSTM, H = 256, float32; later for float64);
-// with fewer than kPackSteps steps (text generated a step at a time: one) the products use
-// Eigen's on L itself (for two or three rows, GEBP).
+// registers' worth of c at a time, rather than row by row as L (a dot product per output, as
+// Eigen's matrix-vector product does for a row-major L). So L^T is packed once per run of the
+// time loop (a sequence, or a chunk of a long one), in panels as wide as eight vector registers
+// (see pack_panels). Packing pays after some steps: with fewer than kPackSteps (text generated a
+// step at a time: one) the products use Eigen's on L itself (for two or three rows, GEBP).
+// bench/NOTES.md, "A single row: L^T in panels".
 //
 // Two or three rows (B = 2 or 3) are read from the same panels: each weight read serves every
 // row. Eigen's kernel, made for four columns of C at a time and more, takes these one at a time,
-// reading L once per row. With panels (the two builds in turns in one process, both orders),
-// inference took 15-20 % less time and training 19-21 % less on LSTM 25x2x65x128 and
-// 25x3x65x128, 15 % less on GRU 25x3x65x128 and 17 % on LSTM 100x3x144x144, and 38 % and 32 %
-// less on rnn_tanh 50x2x64x256.
+// reading L once per row (bench/NOTES.md, "Two or three rows from the panels").
 #pragma once
 
 #include <Eigen/Core>
@@ -59,8 +54,8 @@ class PackedWeights {
   static constexpr Index kMaxPanelRows = 3;
   // Packets of columns summed at once for `rows` rows: as many as leave a register for each
   // row's broadcast value and the weights, up to a panel. Without a fused multiply-add (SSE2,
-  // the baseline build) the product needs one more, so three rows spill one sum; that build
-  // still took 19 % less time than with GEBP (LSTM 25x3x65x128 inference, one thread).
+  // the baseline build) the product needs one more, so three rows spill one sum, and still beat
+  // GEBP (bench/NOTES.md, "Two or three rows from the panels").
   static constexpr int packets_for(int rows) {
     int p = kPanelPackets;
     while (p > 1 && rows * p + rows + 1 > EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS) p /= 2;
@@ -140,10 +135,9 @@ class PackedWeights {
   // For one to three input rows: L^T in panels of kPanel columns (the last may be narrower),
   // one after the other, each (K, width) row-major, so that the product reads them front to
   // back. For a column-major L a panel is a copy of part of each of its columns (rows of L^T).
-  // A row-major L is transposed, a SIMD tile at a time: Eigen's transposed copy goes element
-  // by element down the columns (12 % of an LSTM inference on 100 steps of one sequence), and a
-  // tile written across all M columns at once puts its rows 4 KB apart when M = 1024, where they
-  // evict each other from L1 (three times as long as into panels).
+  // A row-major L is transposed, a SIMD tile at a time, into each panel in turn: Eigen's
+  // transposed copy goes element by element, and tiles written across all M columns at once
+  // evict each other from L1 (bench/NOTES.md, "Transposing a row-major L into panels").
   void pack_panels() {
     for (Index i0 = 0; i0 < M_; i0 += kPanel) {
       const Index width = std::min(kPanel, M_ - i0);
@@ -246,7 +240,7 @@ class PackedWeights {
   Index block_ = 0;  // the distance between packed blocks of L: kc * mc rounded up to kAlign
   bool panels_;  // at most kMaxPanelRows rows: packed_lhs_ holds L^T in panels
   // From the block cache: a fresh block of this size each call would cost a page fault for each
-  // page written (LSTM, H = 256, one 10-step sequence took twice as long).
+  // page written (bench/NOTES.md, "Packed weights from the block cache").
   Buffer<T> packed_lhs_, packed_rhs_;
 };
 
@@ -254,10 +248,8 @@ class PackedWeights {
 // The weight gradients over many rows at once: dw_ih = d^T x and dw_hh = d^T h_prev read the
 // same gate gradients d, the largest operand. Eigen packs both operands of each product, so as
 // two products d is packed twice; here it is packed once for both, a block of rows at a time,
-// and each product packs only its own narrow x or h_prev. In isolation on one thread (float32,
-// d of 1600x256 with I = 32 and H = 64, 16000x512 with 64 and 128, 6400x1024 with 128 and 256)
-// that took 5-12 % less time than Eigen's two products; about the same on 100x1024 and
-// 25600x2048.
+// and each product packs only its own narrow x or h_prev (bench/NOTES.md, "Sharing the packing
+// of d").
 //
 // One product: dw (n, width) += d^T (n, rows) x (rows, width), with d the (rows, n) matrix at
 // `d` with row stride ld_d, and x and dw row-major and contiguous. In Eigen's column-major

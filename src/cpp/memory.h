@@ -11,10 +11,7 @@
 // more come back is handed back too (see kMaxIdle). Without the cache, the C library hands many
 // blocks back to the system (glibc trims the top of its heap and maps large blocks afresh), and
 // the first write to each page of the next call's fresh block costs a page fault: a small call
-// spent more than half its time in them (rnn_relu 50x32x32x64 inference, 0.44 ms; 0.14 ms with
-// its blocks reused). A training step on GRU 200x128x256x512, which writes 300 MB of workspace
-// and output, took about 780 page faults, and its forward 2-9 % longer than with its blocks
-// reused (separate runs).
+// spent more than half its time in them (bench/NOTES.md, "The block cache").
 #pragma once
 
 #include <cstddef>

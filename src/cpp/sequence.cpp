@@ -58,17 +58,11 @@ struct Slice {
 
 // Threads split by units meet once per step (step_barrier). Each thread counts the meetings it
 // has reached in a cache line of its own and waits for every other count to catch up, so the
-// last thread's arrival reaches the others in one transfer of a line. OpenMP's barrier took
-// 240-500 ns a meeting on this machine's two cores, this one 46-49 ns (two threads meeting
-// 200,000 times in a loop). Timed in turns against it in one process: rnn_tanh 1000x1x64x128
-// took 16-21 % less time, single sequences of LSTM and GRU (100x1x128x256) 0-5 % less.
-// A waiting thread spins for milliseconds, as GNU OpenMP's threads do, before it starts to
-// yield its core: with another process on the cores, a team that spins tends to run all at
-// once, for whole calls (two processes each calling LSTM 100x1x128x512 on two threads took 8 ms
-// a call; 24-48 with a sleep after 3-200 us of spinning). With more threads than processors, or
-// inside another parallel region, a thread would spin for one that needs its core: there
-// OpenMP's barrier is kept (GNU's then spins briefly and sleeps; 3 to 8 threads on 2 cores:
-// 8-20 ms a call with it, 33-167 spinning).
+// last thread's arrival reaches the others in one transfer of a line: several times quicker
+// than OpenMP's barrier. A waiting thread spins for milliseconds before it yields its core, as
+// GNU OpenMP's do, so that a team tends to run all at once on a busy machine; with more threads
+// than processors, or inside another parallel region, OpenMP's barrier is kept, since a thread
+// would spin for one that needs its core. bench/NOTES.md, "StepBarrier".
 class StepBarrier {
  public:
   explicit StepBarrier(int threads) : counts_(threads), spin_(threads <= processors() && !nested()) {}
@@ -90,7 +84,7 @@ class StepBarrier {
   }
 
  private:
-  static constexpr long kSpins = 1 << 18;  // about 7 ms here (27 ns a pause on this AMD EPYC)
+  static constexpr long kSpins = 1 << 18;  // some milliseconds (bench/NOTES.md, "StepBarrier")
 
   // 128 bytes: two 64-byte lines, which some CPUs fetch in pairs.
   struct alignas(128) Count {
@@ -140,29 +134,19 @@ struct Split {
 
 // A thread is only worth starting for a few million multiply-adds of its own (in the weight
 // gradients too, see gradient_products), with two exceptions below: rows of the batch of its
-// own, or a large share of each step.
+// own, or a large share of each step. bench/NOTES.md, "kMinWork, kMinRowsWork, kMinRows".
 constexpr double kMinWork = 4e6;
 // ... or, with rows of the batch of its own, which it runs through time without waiting for the
-// other threads, for a million. Against kMinWork there too (two builds timed in turns in one
-// process, both orders, two threads), inference took 34-44 % less time and training 25-31 %
-// less on rnn_tanh 50x32x32x64, LSTM 20x32x32x32, GRU 100x8x32x48 and GRU 50x12x32x64;
-// LSTM 50x8x32x32 and 100x16x16x16 were about the same.
+// other threads, for a million.
 constexpr double kMinRowsWork = 1e6;
 // A slice of the batch has a few rows at least.
 constexpr Index kMinRows = 4;
 
 // ... or, split by units, for a quarter of a million multiply-adds of its own in one step: a
-// step's product then reads a megabyte of w_hh a thread (float32, one row), which takes far
-// longer than the threads' meeting. This is for few steps (T = 1: text generated a step at a
-// time), where kMinWork would keep the weights on one thread. Against kMinWork alone (the two
-// rules in turns in one process), inference took 25-35 % less time and training 10-25 %
-// less on LSTM 1x1x256x1024, 1x1x128x512 and 4x1x128x512, GRU 1x1x128x512 and rnn_tanh
-// 1x1x256x1024. A step of a quarter of a million in all (LSTM 1x1x64x256) stays on one thread:
-// split, it took as long. Not lower, for longer sequences: splitting rnn_tanh 100x1x128x256
-// (65,536 a step) took 30 % less time in some minutes and 15 % more in others, as the round
-// trip between this machine's two cores moved between 64 and 357 ns. With StepBarrier it took
-// 32 % less or the same, but LSTM 100x1x64x128 (as much a step) 28 % less or 12 % more, and
-// LSTM 25x4x65x128 28 % less or 53 % more, by the minute.
+// step's product then reads a megabyte of w_hh a thread (float32, one row), far longer than the
+// threads' meeting. This is for few steps (T = 1: text generated a step at a time), where
+// kMinWork would keep the weights on one thread; lower, the gain came and went with the load of
+// the machine. bench/NOTES.md, "kMinStepWork".
 constexpr double kMinStepWork = 2.5e5;
 
 // For `steps` steps of B rows, H units and GH gate columns. A thread takes kMinRows rows of the
@@ -428,14 +412,9 @@ void project_inputs(const ForwardArgs<T>& a, const Eigen::Matrix<T, 1, Eigen::Dy
 // for inference projected by GEMM, the input projection and the time loop; backward, the time
 // loop and the weight gradients. Inference needs nothing more than a chunk's gates. Training
 // keeps them all, and its backward gains only where they would not stay in the last-level
-// cache anyway: on LSTM 1000x16x64x128 (33 MB of gates) it took 3-5 % less time in chunks, in
-// interleaved runs, while GRU on that shape (25 MB) and on 100x64x128x256 (20 MB) took up to
-// 3 % longer. So backward is cut into chunks only beyond kTrainingChunkingBytes of gates, and
-// only into chunks of kMinChunkRows rows or more: GEMMs on fewer rows lost more than the cache
-// saved (LSTM 200x128x256x512 in 4-step chunks of 512 rows: backward took 7 % longer). The
-// training forward is not chunked: where it does not project step by step (see forward) it
-// gained nothing from chunks (LSTM 8192x2x64x256: 10 % slower on two threads, 3 % faster on
-// one).
+// cache anyway, and loses on GEMMs of few rows: so it is cut into chunks only beyond
+// kTrainingChunkingBytes of gates, of kMinChunkRows rows or more. The training forward is not
+// chunked: it gained nothing. bench/NOTES.md, "kChunkBytes, kTrainingChunkingBytes, kMinChunkRows".
 constexpr std::size_t kChunkBytes = std::size_t(4) << 20;
 constexpr std::size_t kTrainingChunkingBytes = std::size_t(32) << 20;  // a large L3
 constexpr Index kMinChunkRows = 1024;
@@ -489,11 +468,7 @@ void forward(const ForwardArgs<T>& a) {
   // Where each thread has rows of the batch of its own (or one thread has them all), it projects
   // its rows step by step, with w_ih packed once, into gates still in its cache when the
   // recurrent product and the cell read them: into the workspace when training, into one step's
-  // buffer for inference. Against a GEMM over all steps (or a chunk of them), timed in turns in
-  // one process, the forward took 8-18 % less time on 100x64x128x256, 1000x16x64x128 and
-  // rnn_tanh 200x128x256x512, on one thread or two; about the same on 50x32x32x64, LSTM
-  // 200x128x256x512 and, on one thread, 100x4x128x256; and 19 % more on one thread at B = 1,
-  // where each step's product is a matrix-vector product that reads all of w_ih.
+  // buffer for inference. bench/NOTES.md, "Inputs projected step by step".
   if (inputs_step_by_step(split, B)) {
     if (!a.training) buf.step_gates.resize(B, GH);
     return unroll(a.training ? a.ws.gates : nullptr, 0, 0, steps, true);
@@ -518,9 +493,8 @@ void forward(const ForwardArgs<T>& a) {
 
 // The bias gradients are column sums of the gate gradients over every step and row. Each slice
 // adds its rows up in the time loop, a step at a time, while they are still in cache, instead
-// of reading them all back from memory after the loop: backward took 1-2.5 % less time on
-// LSTM and GRU 100x64x128x256 and 1000x16x64x128 (two builds timed in turns in one process),
-// about the same on rnn_tanh 200x128x256x512 and LSTM 100x1x128x256. Rows go in order into a
+// of reading them all back from memory after the loop (bench/NOTES.md, "Bias sums in the time
+// loop (ColumnSums)"). Rows go in order into a
 // partial sum, which is added to the total every kBlock rows or so, so that the rounding error
 // grows with the block length and the number of blocks rather than with the rows (T*B of
 // them); the slices' sums are added in slice order.
@@ -645,14 +619,9 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
 // Each thread takes a share of dw's rows (d_gates' columns) and of dx's rows, as products of its
 // own (on two threads or more, each single-threaded): its dw_ih and dw_hh share the packing of
 // its columns of d_gates (add_gradient_products). One share a thread, not more: each share
-// packs all of x and h_prev.
-// Before, on 1024 rows or more each product was one GEMM threaded by Eigen, which on products
-// this size spends much of its time keeping its threads in step (on fewer rows, each product
-// was cut into single-threaded pieces). Against that, backward took (two builds timed in turns
-// in one process, both orders, two threads, float32):
-//   LSTM 50x32x32x64 9 % less time, 100x64x128x256 4 % less, 1000x16x64x128 5 % less;
-//   GRU on those 30 %, 7 % and 15-22 % less; rnn_tanh 50x32x32x64 about 40 % less;
-//   the same within 4 % on 100x1x128x256 and 200x128x256x512 (LSTM, GRU).
+// packs all of x and h_prev. Eigen's own threaded GEMM spends much of its time on products
+// this size keeping its threads in step (bench/NOTES.md, "Weight gradients shared out by gate
+// columns").
 template <typename T, typename Cell>
 void gradient_products(const BackwardArgs<T>& a, Index shared, Index first, Index rows, bool add, bool with_dx) {
   const Index I = a.d.I, H = a.d.H, GH = Cell::kGates * H;
@@ -687,7 +656,7 @@ void gradient_products(const BackwardArgs<T>& a, Index shared, Index first, Inde
   };
   // One share is not run in a region of one thread: inside one, Eigen's GEMM (input_rows) would
   // start a nested team of new threads, which wait for a core while the idle threads of the
-  // last team still spin on it. That cost 7 ms a call, whatever the size (LSTM 25x1x65x100).
+  // last team still spin on it (milliseconds a call; bench/NOTES.md, same section).
   if (threads == 1) return share(0);
   std::exception_ptr error;  // an exception may not leave an OpenMP region: it is carried out
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
@@ -735,10 +704,7 @@ void backward(const BackwardArgs<T>& a) {
   const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), /*backward=*/true);
   // Where forward projected the inputs step by step, each step's input gradient is likewise
   // taken in the time loop, from gate gradients just made and still in cache, instead of by a
-  // GEMM that reads them all back afterwards: backward took 1.5-4 % less time on 50x32x32x64,
-  // 100x64x128x256 (one thread or two), 1000x16x64x128 and rnn_tanh 200x128x256x512 (timed in
-  // turns in one process); about the same on LSTM 200x128x256x512 and, on one thread,
-  // 100x4x128x256.
+  // GEMM that reads them all back afterwards (bench/NOTES.md, "Input gradient in the time loop").
   const bool dx_in_loop = inputs_step_by_step(split, B);
   BiasSums<T> sums;
   for (int k = 0; k < split.threads; ++k) {

@@ -9,20 +9,17 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#ifndef _WIN32
-#include <pthread.h>
-#endif
-
 #include <Eigen/Core>
 
+#include "build_info.h"
 #include "memory.h"
 #include "sequence.h"
+#include "threads.h"
 
 namespace py = pybind11;
 using fastrnn::Dims;
@@ -30,51 +27,9 @@ using fastrnn::Mode;
 
 namespace {
 
-// One kernel call at a time: each already uses every thread it is given, so calls from several
-// Python threads take turns instead of oversubscribing the cores. The thread count changes only
-// between calls (set_num_threads takes a turn too), since a call reads it more than once: a
-// count changed halfway would give a result of neither count.
-std::mutex kernel_mutex;
-
-// GNU OpenMP's thread pool, made by the first call on several threads, does not survive a fork:
-// a child that enters a parallel region waits for the pool's threads for ever. So a child forked
-// after such a call runs on one thread (fastrnn.ops sets it) and may not ask for more.
-bool ran_on_threads = false;        // under kernel_mutex
-bool forked_after_threads = false;  // set in the child, before it runs any Python
-
-// A kernel call's turn: holds kernel_mutex for the call.
-class KernelTurn {
- public:
-  KernelTurn() : lock_(kernel_mutex) {
-    if (fastrnn::get_num_threads() > 1) ran_on_threads = true;
-  }
-
- private:
-  std::lock_guard<std::mutex> lock_;
-};
-
 void set_num_threads(int n) {
-  if (n > 1 && forked_after_threads)
-    throw std::runtime_error(
-        "this process was forked after the kernels had run on several threads, whose OpenMP "
-        "threads do not survive a fork: it runs them on one thread. Start worker processes with "
-        "the 'spawn' or 'forkserver' method to use more");
   py::gil_scoped_release release;  // while an earlier call finishes
-  std::lock_guard<std::mutex> lock(kernel_mutex);
   fastrnn::set_num_threads(n);
-}
-
-// A fork waits for the kernel call under way (if any), so that the child never inherits
-// kernel_mutex locked by a thread it does not have. Registered after the block cache's handler
-// (memory.cpp), so that it runs first: the call may still need the cache to finish.
-void wait_for_kernels_at_fork() {
-#ifndef _WIN32
-  pthread_atfork([] { kernel_mutex.lock(); }, [] { kernel_mutex.unlock(); },
-                 [] {
-                   forked_after_threads = ran_on_threads;
-                   kernel_mutex.unlock();
-                 });
-#endif
 }
 
 std::string shape_str(const std::vector<py::ssize_t>& shape) {
@@ -214,7 +169,7 @@ py::tuple forward_impl(const Shape& s, const py::array& x, const py::object& h0,
   }
   {
     py::gil_scoped_release release;
-    KernelTurn turn;
+    fastrnn::KernelTurn turn;
     fastrnn::rnn_forward<T>(a);
   }
   return py::make_tuple(y, h_n, c_n, workspace);
@@ -276,7 +231,7 @@ py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih
   }
   {
     py::gil_scoped_release release;
-    KernelTurn turn;
+    fastrnn::KernelTurn turn;
     fastrnn::rnn_backward<T>(a);
   }
   return grads;
@@ -325,7 +280,7 @@ py::array_t<T> matmul_impl(const py::array& a, const py::array& b, bool ta, bool
   auto out = empty<T>({m, n});
   {
     py::gil_scoped_release release;
-    KernelTurn turn;
+    fastrnn::KernelTurn turn;
     Eigen::Map<RowMat> C(out.mutable_data(), m, n);
     if (!ta && !tb) C.noalias() = A * B;
     else if (ta && !tb) C.noalias() = A.transpose() * B;
@@ -347,35 +302,15 @@ py::dict build_info() {
   info["simd"] = fastrnn::simd_instruction_sets();
   info["openmp"] = fastrnn::has_openmp();
   info["threads"] = fastrnn::get_num_threads();
-  info["isa"] = FASTRNN_ISA;
-#ifdef __VERSION__
-  info["compiler"] = std::string(__VERSION__);
-#endif
+  info["isa"] = fastrnn::isa_level();
+  if (!fastrnn::compiler().empty()) info["compiler"] = fastrnn::compiler();
   return info;
 }
 
 // Which ISA levels this CPU (and its operating system) can run; asked of the baseline module.
 py::dict cpu_supports() {
   py::dict levels;
-#if defined(__x86_64__) || defined(_M_X64)
-  levels["x86-64"] = true;
-  levels["x86-64-v3"] = false;
-  levels["x86-64-v4"] = false;
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-  __builtin_cpu_init();
-  levels["x86-64-v3"] = __builtin_cpu_supports("x86-64-v3");  // every feature of the level,
-  levels["x86-64-v4"] = __builtin_cpu_supports("x86-64-v4");  // and the OS saving its registers
-#elif defined(__GNUC__) || defined(__clang__)
-  __builtin_cpu_init();
-  const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-                  __builtin_cpu_supports("avx") && __builtin_cpu_supports("popcnt");
-  levels["x86-64-v3"] = v3;
-  levels["x86-64-v4"] = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-                        __builtin_cpu_supports("avx512vl");
-#endif
-#endif
+  for (const auto& [level, ok] : fastrnn::cpu_levels()) levels[py::str(level)] = ok;
   return levels;
 }
 
@@ -386,7 +321,7 @@ py::dict cpu_supports() {
 #endif
 
 PYBIND11_MODULE(FASTRNN_MODULE, m) {
-  wait_for_kernels_at_fork();
+  fastrnn::wait_for_kernels_at_fork();  // after the block cache's handler (memory.cpp)
   m.doc() = "fastrnn C++ kernels. Use fastrnn.ops, which documents the arguments.";
   m.def("forward", &forward, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"),

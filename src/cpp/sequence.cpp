@@ -3,25 +3,15 @@
 
 #include <Eigen/Core>
 #include <algorithm>
-#include <atomic>
-#include <exception>
 #include <memory>
-#include <optional>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 #include <vector>
-
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cells.h"
 #include "gemm.h"
 #include "memory.h"
+#include "threads.h"
 
 namespace fastrnn {
 namespace {
@@ -41,139 +31,6 @@ template <typename T>
 void init_state(Matrix<T>& s, const T* s0) {
   if (s0) s = ConstMatrixMap<T>(s0, s.rows(), s.cols());
   else s.setZero();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sharing the time loop between threads.
-//
-// Each thread owns a slice of every step: batch rows [b0, b1) by hidden units [j0, j1).
-// Splitting the batch is best: rows are independent through time, so threads never wait for
-// each other. A batch too small to split (down to B = 1) is split by hidden units instead:
-// each thread then reads only its units' rows of w_hh, and the threads meet once per step,
-// since every unit's next step needs the whole state.
-struct Slice {
-  Index b0, b1, j0, j1;
-  int k;  // which slice of the split: 0 .. threads - 1
-};
-
-// Threads split by units meet once per step (step_barrier). Each thread counts the meetings it
-// has reached in a cache line of its own and waits for every other count to catch up, so the
-// last thread's arrival reaches the others in one transfer of a line: several times quicker
-// than OpenMP's barrier. A waiting thread spins for milliseconds before it yields its core, as
-// GNU OpenMP's do, so that a team tends to run all at once on a busy machine; with more threads
-// than processors, or inside another parallel region, OpenMP's barrier is kept, since a thread
-// would spin for one that needs its core. bench/NOTES.md, "StepBarrier".
-class StepBarrier {
- public:
-  explicit StepBarrier(int threads) : counts_(threads), spin_(threads <= processors() && !nested()) {}
-
-  void wait(int k) noexcept {
-    if (!spin_) {
-#pragma omp barrier
-      return;
-    }
-    const Index n = counts_[k].n.load(std::memory_order_relaxed) + 1;
-    counts_[k].n.store(n, std::memory_order_release);  // publishes this thread's step
-    long spins = 0;
-    for (const Count& other : counts_) {
-      for (; other.n.load(std::memory_order_acquire) < n; ++spins) {
-        if (spins < kSpins) pause();
-        else std::this_thread::yield();
-      }
-    }
-  }
-
- private:
-  static constexpr long kSpins = 1 << 18;  // some milliseconds (bench/NOTES.md, "StepBarrier")
-
-  // 128 bytes: two 64-byte lines, which some CPUs fetch in pairs.
-  struct alignas(128) Count {
-    std::atomic<Index> n{0};  // meetings reached
-  };
-
-  static int processors() noexcept {
-#ifdef _OPENMP
-    return omp_get_num_procs();
-#else
-    return 1;
-#endif
-  }
-
-  static bool nested() noexcept {
-#ifdef _OPENMP
-    return omp_in_parallel();
-#else
-    return false;
-#endif
-  }
-
-  static void pause() noexcept {
-#if defined(__x86_64__) || defined(_M_X64)
-    _mm_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-  }
-
-  std::vector<Count> counts_;
-  bool spin_;
-};
-
-struct Split {
-  int threads = 1;
-  bool by_units = false;
-  StepBarrier* barrier = nullptr;  // the meeting of a region's threads, set by run_slices
-
-  Slice slice(int k, Index B, Index H) const {
-    if (!by_units) return {B * k / threads, B * (k + 1) / threads, 0, H, k};
-    // Unit ranges start on multiples of 16, so each thread's columns stay SIMD-aligned.
-    auto cut = [&](int i) { return i == threads ? H : (H * i / threads) / 16 * 16; };
-    return {0, B, cut(k), cut(k + 1), k};
-  }
-};
-
-// A thread is only worth starting for a few million multiply-adds of its own (in the weight
-// gradients too, see gradient_products), with two exceptions below: rows of the batch of its
-// own, or a large share of each step. bench/NOTES.md, "kMinWork, kMinRowsWork, kMinRows".
-constexpr double kMinWork = 4e6;
-// ... or, with rows of the batch of its own, which it runs through time without waiting for the
-// other threads, for a million.
-constexpr double kMinRowsWork = 1e6;
-// A slice of the batch has a few rows at least.
-constexpr Index kMinRows = 4;
-
-// ... or, split by units, for a quarter of a million multiply-adds of its own in one step: a
-// step's product then reads a megabyte of w_hh a thread (float32, one row), far longer than the
-// threads' meeting. This is for few steps (T = 1: text generated a step at a time), where
-// kMinWork would keep the weights on one thread; lower, the gain came and went with the load of
-// the machine. bench/NOTES.md, "kMinStepWork".
-constexpr double kMinStepWork = 2.5e5;
-
-// For `steps` steps of B rows, H units and GH gate columns. A thread takes kMinRows rows of the
-// batch and kMinRowsWork of the recurrent products' multiply-adds at least; where the batch is
-// too small to split, 64 units and kMinWork (or kMinStepWork of each step's).
-Split choose_split(Index B, Index H, Index GH, Index steps) {
-  constexpr Index kMinUnits = 64;
-  Index threads = Eigen::nbThreads();
-#ifdef _OPENMP
-  threads = std::min<Index>(threads, omp_get_thread_limit());
-#endif
-  const double step_work = double(B) * GH * H, work = step_work * steps;
-  const Index by_rows = std::min({threads, B / kMinRows, static_cast<Index>(work / kMinRowsWork)});
-  if (by_rows >= 2) return {static_cast<int>(by_rows), false};
-  if (B / kMinRows >= 2) return {};
-  const double units_work = std::max(work / kMinWork, step_work / kMinStepWork);
-  const Index by_units = std::min({threads, H / kMinUnits, static_cast<Index>(units_work)});
-  if (by_units >= 2) return {static_cast<int>(by_units), true};
-  return {};
-}
-
-// Whether each thread's slice holds rows of the batch, enough of them for the input products to
-// go step by step inside the time loop (see forward and backward).
-bool inputs_step_by_step(const Split& split, Index B) { return !split.by_units && B / split.threads >= kMinRows; }
-
-void step_barrier(const Split& split, const Slice& sl) {
-  if (split.by_units) split.barrier->wait(sl.k);
 }
 
 const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengths + b0 : nullptr; }
@@ -253,13 +110,8 @@ struct SliceProducts {
   }
 };
 
-// Runs body(slice, products, split) for every slice of `split`, one thread each, in one
-// parallel region for the whole run of the time loop (a sequence, or a chunk of one).
-// Everything the bodies need is allocated here first, so nothing can throw between their
-// barriers; each thread then packs its own slice's weights. OpenMP may hand out fewer threads
-// than asked for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a call from inside another parallel region):
-// then the whole run goes on this thread alone, after the region.
-// w_ih given: also make the input products (w_ih: (G*H, I)), forward or backward.
+// Runs body(slice, products, split) for every slice of `split` (threads.h, run_slices), each
+// slice with its own products. w_ih given: also make the input products (w_ih: (G*H, I)).
 // steps: how many steps the bodies will run.
 template <typename T, typename Body>
 void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, Index shared, bool forward,
@@ -270,31 +122,7 @@ void run_slices(const Split& split, const T* w_hh, Index B, Index H, Index G, In
     if (w_ih) p.input = std::make_unique<RecurrentProduct<T>>(w_ih, sl, G, H, shared, forward, steps, I);
     return p;
   };
-  const Slice whole{0, B, 0, H, 0};
-  if (split.threads > 1) {
-    std::vector<SliceProducts<T>> products;
-    for (int k = 0; k < split.threads; ++k) products.push_back(products_for(split.slice(k, B, H)));
-    std::optional<StepBarrier> barrier;
-    Split team = split;
-    if (split.by_units) team.barrier = &barrier.emplace(split.threads);
-    bool full_team = true;
-#pragma omp parallel num_threads(split.threads)
-    {
-#ifdef _OPENMP
-      const int k = omp_get_thread_num();
-      if (omp_get_num_threads() == split.threads) {
-        products[k].pack();
-        body(split.slice(k, B, H), products[k], team);
-      } else if (k == 0) {
-        full_team = false;
-      }
-#endif
-    }
-    if (full_team) return;
-  }
-  SliceProducts<T> p = products_for(whole);
-  p.pack();
-  body(whole, p, Split{});
+  fastrnn::run_slices(split, B, H, products_for, body);
 }
 
 // Rows of a tile whose step t is padding: set the tile's row in dst from src, or to zero.
@@ -654,21 +482,7 @@ void gradient_products(const BackwardArgs<T>& a, Index shared, Index first, Inde
     gate_columns(column(k), column(k + 1));
     if (with_dx) input_rows(rows * k / threads, rows * (k + 1) / threads);
   };
-  // One share is not run in a region of one thread: inside one, Eigen's GEMM (input_rows) would
-  // start a nested team of new threads, which wait for a core while the idle threads of the
-  // last team still spin on it (milliseconds a call; bench/NOTES.md, same section).
-  if (threads == 1) return share(0);
-  std::exception_ptr error;  // an exception may not leave an OpenMP region: it is carried out
-#pragma omp parallel for schedule(static, 1) num_threads(threads)
-  for (int k = 0; k < threads; ++k) {
-    try {
-      share(k);
-    } catch (...) {
-#pragma omp critical
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
+  run_shares(threads, share);
 }
 
 // db_ih (G*H,) and db_hh (G*H,), those asked for, from the slices' sums.
@@ -766,29 +580,5 @@ template void rnn_forward<float>(const ForwardArgs<float>&);
 template void rnn_forward<double>(const ForwardArgs<double>&);
 template void rnn_backward<float>(const BackwardArgs<float>&);
 template void rnn_backward<double>(const BackwardArgs<double>&);
-
-void set_num_threads(int n) {
-  Eigen::setNbThreads(n);
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
-}
-
-int get_num_threads() { return Eigen::nbThreads(); }
-
-std::string eigen_version() {
-  return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-         std::to_string(EIGEN_MINOR_VERSION);
-}
-
-std::string simd_instruction_sets() { return Eigen::SimdInstructionSetsInUse(); }
-
-bool has_openmp() {
-#ifdef _OPENMP
-  return true;
-#else
-  return false;
-#endif
-}
 
 }  // namespace fastrnn

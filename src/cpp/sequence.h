@@ -92,13 +92,4 @@ void rnn_forward(const ForwardArgs<T>& a);
 template <typename T>
 void rnn_backward(const BackwardArgs<T>& a);
 
-// Threads used by the GEMMs and the element-wise work.
-void set_num_threads(int n);
-int get_num_threads();
-
-// Facts about this build, for `fastrnn info` and the self-check.
-std::string eigen_version();
-std::string simd_instruction_sets();
-bool has_openmp();
-
 }  // namespace fastrnn

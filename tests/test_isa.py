@@ -14,6 +14,7 @@ import pytest
 
 from conftest import make_case, steps_to_split_by_units
 from fastrnn import _core, reference
+from fastrnn.modes import MODES
 
 LEVELS = [level for level, ok in _core.available_levels().items() if ok]
 needs_levels = pytest.mark.skipif(not LEVELS, reason="a single-level build (native or non-x86)")
@@ -24,12 +25,14 @@ def kernels(level):
 
 
 def run_level(module, mode, case, lengths):
-    y, h_n, c_n, ws = module.forward(mode, case["x"], case["h0"], case["c0"], case["w_ih"], case["w_hh"],
-                                     case["b_ih"], case["b_hh"], lengths, False, True)
+    cell = module.Cell(MODES[mode].cell, MODES[mode].activation)
+    states = [case["h0"], case["c0"]][:len(cell.states)]
+    y, final, ws = module.forward(cell, case["x"], states, case["w_ih"], case["w_hh"], case["b_ih"], case["b_hh"],
+                                  lengths, False, True)
     dy = np.ones_like(y)
-    grads = module.backward(mode, case["x"], case["w_ih"], case["w_hh"], case["b_ih"], case["b_hh"],
-                            lengths, False, ws, dy, None, None)
-    return y, h_n, grads
+    dx, _, dw_ih, dw_hh, _, _ = module.backward(cell, case["x"], case["w_ih"], case["w_hh"], case["b_ih"],
+                                                case["b_hh"], lengths, False, ws, dy, [None] * len(states))
+    return y, final[0], {"x": dx, "w_ih": dw_ih, "w_hh": dw_hh}
 
 
 def run_reference(mode, case, lengths):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import make_case, steps_to_split_by_units
-from fastrnn import _core, ops, reference
+from fastrnn import _core, modes, ops, reference
 from fastrnn.modes import GATES
 
 MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
@@ -443,8 +443,10 @@ def forward_at(level, mode, x, w_ih, b):
     with no recurrence (w_hh zero)."""
     kernels = _core.kernels if level is None else import_module(f"fastrnn.{_core.LEVELS[level]}")
     H = w_ih.shape[0] // GATES[mode]
-    return kernels.forward(mode, x, None, None, w_ih, np.zeros((w_ih.shape[0], H)), b, None, None, False,
-                           False)[:3]
+    cell = kernels.Cell(modes.MODES[mode].cell, modes.MODES[mode].activation)
+    y, final, _ = kernels.forward(cell, x, [None] * len(cell.states), w_ih, np.zeros((w_ih.shape[0], H)), b, None,
+                                  None, False, False)
+    return y, final[0], final[1] if len(final) > 1 else None
 
 
 def kernel_tanh(x, level=None, bias=None):

@@ -1,105 +1,61 @@
-// fastrnn._core: the pybind11 module. Checks every array it is handed, allocates the outputs,
-// releases the GIL and calls the sequence driver. The friendly argument handling (None for
-// zeros, any memory layout, messages in the user's terms) lives in src/fastrnn/ops.py; the
-// checks here make sure that nothing reaching the kernels can read or write out of bounds.
+// fastrnn._kernels_<level>: the pybind11 module over the kernels. fastrnn.ops checks every
+// argument and words the messages (src/fastrnn/_args.py); the checks here keep only the kernels'
+// invariants, each array's dtype, shape and layout, so that nothing reaching them can read or
+// write out of bounds. Shapes and their meaning are those of sequence.h.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "build_info.h"
+#include "cells.h"
+#include "matmul.h"
 #include "memory.h"
 #include "sequence.h"
 #include "threads.h"
+#include "workspace.h"
 
 namespace py = pybind11;
+using fastrnn::Cell;
 using fastrnn::Dims;
-using fastrnn::Mode;
+using fastrnn::Workspace;
 
 namespace {
 
-void set_num_threads(int n) {
-  py::gil_scoped_release release;  // while an earlier call finishes
-  fastrnn::set_num_threads(n);
-}
+using Shape = std::vector<py::ssize_t>;
 
-std::string shape_str(const std::vector<py::ssize_t>& shape) {
+std::string shape_str(const Shape& shape) {
   std::string s = "(";
   for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
   return s + (shape.size() == 1 ? ",)" : ")");
 }
 
-// The data pointer of `obj` after checking it is a C-contiguous T array of the given shape,
-// or nullptr when `obj` is None and that is allowed.
+// The data of `obj`, a C-contiguous T array of `shape`; nullptr for None where that is allowed.
 template <typename T>
-T* checked(const py::object& obj, const char* name, const std::vector<py::ssize_t>& shape,
-           bool allow_none = false, bool writeable = false) {
-  if (obj.is_none()) {
-    if (allow_none) return nullptr;
-    throw py::type_error(std::string(name) + " must be an array, got None");
-  }
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy.ndarray");
+T* data_of(const py::handle& obj, const char* name, const Shape& shape, bool optional = false) {
+  if (obj.is_none() && optional) return nullptr;
+  auto fail = [&] {
+    return py::value_error(std::string(name) + " must be a C-contiguous " + std::string(py::str(py::dtype::of<T>())) +
+                           " array of shape " + shape_str(shape));
+  };
+  if (!py::isinstance<py::array>(obj)) throw fail();
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(std::string(name) + " must have dtype " +
-                         std::string(py::str(py::dtype::of<T>())) + ", got " +
-                         std::string(py::str(arr.dtype())));
-  std::vector<py::ssize_t> got(arr.shape(), arr.shape() + arr.ndim());
-  if (got != shape)
-    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
-                          shape_str(got));
-  if (!(arr.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + " must be C-contiguous");
-  if (writeable && !arr.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+  if (!arr.dtype().equal(py::dtype::of<T>()) || Shape(arr.shape(), arr.shape() + arr.ndim()) != shape ||
+      !(arr.flags() & py::array::c_style))
+    throw fail();
   return static_cast<T*>(const_cast<void*>(arr.data()));
-}
-
-const int64_t* checked_lengths(const py::object& obj, py::ssize_t T, py::ssize_t B) {
-  if (obj.is_none()) return nullptr;
-  const int64_t* p = checked<int64_t>(obj, "lengths", {B});
-  for (py::ssize_t b = 0; b < B; ++b)
-    if (p[b] < 0 || p[b] > T)
-      throw py::value_error("lengths must lie in [0, T] = [0, " + std::to_string(T) + "], got " +
-                            std::to_string(p[b]) + " at index " + std::to_string(b));
-  return p;
-}
-
-struct Shape {
-  Mode mode;
-  py::ssize_t G, T, B, I, H;
-};
-
-// Dimensions from x: (T, B, I) and w_hh: (G*H, H).
-Shape read_shape(const std::string& mode_name, const py::array& x, const py::array& w_hh) {
-  Shape s;
-  try {
-    s.mode = fastrnn::parse_mode(mode_name);
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(e.what());
-  }
-  s.G = fastrnn::gate_count(s.mode);
-  if (x.ndim() != 3) throw py::value_error("x must have shape (T, B, I)");
-  if (w_hh.ndim() != 2) throw py::value_error("w_hh must have shape (G*H, H)");
-  s.T = x.shape(0);
-  s.B = x.shape(1);
-  s.I = x.shape(2);
-  s.H = w_hh.shape(1);
-  return s;
 }
 
 // A new C-order array in a block from fastrnn::allocate (64-byte aligned, reused; memory.h).
 template <typename T>
-py::array_t<T> empty(std::vector<py::ssize_t> shape) {
+py::array_t<T> empty(const Shape& shape) {
   size_t count = 1;
   for (auto n : shape) {
     if (n != 0 && count > (SIZE_MAX / 2 / sizeof(T)) / static_cast<size_t>(n)) throw std::bad_alloc();
@@ -111,189 +67,223 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
   return py::array_t<T>(shape, data, owner);
 }
 
-// The arguments forward and backward share: sizes, x, the weights, lengths, direction.
+// Sizes from x: (T, B, I) and w_hh: (G*H, H).
+Dims dims_of(const py::array& x, const py::array& w_hh) {
+  if (x.ndim() != 3 || w_hh.ndim() != 2) throw py::value_error("x must be 3-D and w_hh 2-D");
+  return {x.shape(0), x.shape(1), x.shape(2), w_hh.shape(1)};
+}
+
+// The arguments forward and backward share: x, the weights, lengths, direction.
 template <typename T, typename Args>
-void check_common(Args& a, const Shape& s, const py::array& x, const py::array& w_ih, const py::array& w_hh,
-                  const py::object& b_ih, const py::object& b_hh, const py::object& lengths, bool reverse) {
-  const py::ssize_t GH = s.G * s.H;
-  a.mode = s.mode;
-  a.d = Dims{s.T, s.B, s.I, s.H};
-  a.x = checked<T>(x, "x", {s.T, s.B, s.I});
-  a.w = {checked<T>(w_ih, "w_ih", {GH, s.I}), checked<T>(w_hh, "w_hh", {GH, s.H}),
-         checked<T>(b_ih, "b_ih", {GH}, true), checked<T>(b_hh, "b_hh", {GH}, true)};
-  a.lengths = checked_lengths(lengths, s.T, s.B);
+void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
+                 const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
+                 bool reverse) {
+  a.cell = cell.get();
+  a.d = dims_of(x, w_hh);
+  const Dims& d = a.d;
+  const py::ssize_t GH = cell->layout().gates * d.H;
+  a.x = data_of<T>(x, "x", {d.T, d.B, d.I});
+  a.w = {data_of<T>(w_ih, "w_ih", {GH, d.I}), data_of<T>(w_hh, "w_hh", {GH, d.H}),
+         data_of<T>(b_ih, "b_ih", {GH}, true), data_of<T>(b_hh, "b_hh", {GH}, true)};
+  a.lengths = data_of<int64_t>(lengths, "lengths", {d.B}, true);
   a.reverse = reverse;
 }
 
+// One array a state, None where absent.
 template <typename T>
-py::tuple forward_impl(const Shape& s, const py::array& x, const py::object& h0, const py::object& c0,
-                       const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
-                       const py::object& b_hh, const py::object& lengths, bool reverse,
-                       bool training) {
-  const bool lstm = s.mode == Mode::kLstm, gru = s.mode == Mode::kGru;
-  const py::ssize_t GH = s.G * s.H;
-  fastrnn::ForwardArgs<T> a{};
-  check_common<T>(a, s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
-  a.h0 = checked<T>(h0, "h0", {s.B, s.H}, true);
-  if (!lstm && !c0.is_none()) throw py::value_error("c0 is only for mode 'lstm'");
-  a.c0 = lstm ? checked<T>(c0, "c0", {s.B, s.H}, true) : nullptr;
-  a.training = training;
+std::vector<const T*> states_of(const py::sequence& given, const char* name, const Cell& cell, const Dims& d) {
+  const size_t n = cell.layout().states.size();
+  if (given.size() != n) throw py::value_error(std::string(name) + " must hold " + std::to_string(n) + " states");
+  std::vector<const T*> out;
+  for (size_t k = 0; k < n; ++k) {
+    const py::object s = given[k];
+    out.push_back(data_of<T>(s, name, {d.B, d.H}, true));
+  }
+  return out;
+}
 
-  auto y = empty<T>({s.T, s.B, s.H}), h_n = empty<T>({s.B, s.H});
-  py::object c_n = py::none(), workspace = py::none();
+template <typename T>
+py::tuple forward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
+                       const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                       const py::object& lengths, bool reverse, bool training) {
+  fastrnn::ForwardArgs<T> a{};
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+  const Dims& d = a.d;
+  const std::vector<const T*> s0 = states_of<T>(states0, "initial states", *cell, d);
+  py::list states_n;
+  for (size_t k = 0; k < s0.size(); ++k) {
+    a.state0[k] = s0[k];
+    auto s = empty<T>({d.B, d.H});
+    a.state_n[k] = s.mutable_data();
+    states_n.append(s);
+  }
+  auto y = empty<T>({d.T, d.B, d.H});
   a.y = y.mutable_data();
-  a.h_n = h_n.mutable_data();
-  if (lstm) {
-    auto c = empty<T>({s.B, s.H});
-    a.c_n = c.mutable_data();
-    c_n = c;
-  }
-  if (training) {
-    py::dict ws;
-    auto gates = empty<T>({s.T, s.B, GH}), h_prev = empty<T>({s.T, s.B, s.H});
-    a.ws.gates = gates.mutable_data();
-    a.ws.h_prev = h_prev.mutable_data();
-    ws["gates"] = gates;
-    ws["h_prev"] = h_prev;
-    if (lstm) {
-      auto c_prev = empty<T>({s.T, s.B, s.H});
-      a.ws.c_prev = c_prev.mutable_data();
-      ws["c_prev"] = c_prev;
-    }
-    if (gru) {
-      auto hn = empty<T>({s.T, s.B, s.H});
-      a.ws.hn = hn.mutable_data();
-      ws["hn"] = hn;
-    }
-    workspace = ws;
-  }
+  std::shared_ptr<Workspace> ws;
+  if (training) ws = std::make_shared<Workspace>(cell, d, sizeof(T));
+  a.ws = ws.get();
   {
     py::gil_scoped_release release;
     fastrnn::KernelTurn turn;
     fastrnn::rnn_forward<T>(a);
   }
-  return py::make_tuple(y, h_n, c_n, workspace);
+  return py::make_tuple(y, states_n, ws ? py::cast(ws) : py::none());
 }
 
 template <typename T>
-py::dict backward_impl(const Shape& s, const py::array& x, const py::array& w_ih,
-                       const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                       const py::object& lengths, bool reverse, const py::dict& ws,
-                       const py::object& dy, const py::object& dh_n, const py::object& dc_n) {
-  const bool lstm = s.mode == Mode::kLstm, gru = s.mode == Mode::kGru;
-  const py::ssize_t GH = s.G * s.H;
+py::tuple backward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
+                        const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                        const py::object& lengths, bool reverse, const std::shared_ptr<Workspace>& ws,
+                        const py::object& dy, const py::sequence& d_states_n) {
   fastrnn::BackwardArgs<T> a{};
-  check_common<T>(a, s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
-  // The workspace arrays are held here, not only by the dict, until the kernel is done with them.
-  auto item = [&](const char* key) -> py::object {
-    PyObject* value = PyDict_GetItemString(ws.ptr(), key);  // the dict's own entry, no __getitem__
-    if (!value) throw py::value_error(std::string("workspace has no '") + key + "'");
-    return py::reinterpret_borrow<py::object>(value);
-  };
-  py::object gates = item("gates"), h_prev = item("h_prev");
-  py::object c_prev = lstm ? item("c_prev") : py::none(), hn = gru ? item("hn") : py::none();
-  a.ws.gates = checked<T>(gates, "workspace['gates']", {s.T, s.B, GH}, false, true);
-  a.ws.h_prev = checked<T>(h_prev, "workspace['h_prev']", {s.T, s.B, s.H});
-  if (lstm) a.ws.c_prev = checked<T>(c_prev, "workspace['c_prev']", {s.T, s.B, s.H});
-  if (gru) a.ws.hn = checked<T>(hn, "workspace['hn']", {s.T, s.B, s.H}, false, true);
-  a.dy = checked<T>(dy, "dy", {s.T, s.B, s.H}, true);
-  a.dh_n = checked<T>(dh_n, "dh_n", {s.B, s.H}, true);
-  if (!lstm && !dc_n.is_none()) throw py::value_error("dc_n is only for mode 'lstm'");
-  a.dc_n = lstm ? checked<T>(dc_n, "dc_n", {s.B, s.H}, true) : nullptr;
-
-  py::dict grads;
-  auto dx = empty<T>({s.T, s.B, s.I}), dh0 = empty<T>({s.B, s.H});
-  auto dw_ih = empty<T>({GH, s.I}), dw_hh = empty<T>({GH, s.H});
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+  const Dims& d = a.d;
+  const Dims& wd = ws->dims();
+  if (!ws->cell()->same_as(*cell) || wd.T != d.T || wd.B != d.B || wd.H != d.H || ws->value_bytes() != sizeof(T))
+    throw py::value_error("workspace is not from a forward of this cell, these sizes and this dtype");
+  a.ws = ws.get();
+  a.dy = data_of<T>(dy, "dy", {d.T, d.B, d.H}, true);
+  const std::vector<const T*> dn = states_of<T>(d_states_n, "final state gradients", *cell, d);
+  const py::ssize_t GH = cell->layout().gates * d.H;
+  py::list d_states0;
+  for (size_t k = 0; k < dn.size(); ++k) {
+    a.d_state_n[k] = dn[k];
+    auto s = empty<T>({d.B, d.H});
+    a.d_state0[k] = s.mutable_data();
+    d_states0.append(s);
+  }
+  auto dx = empty<T>({d.T, d.B, d.I}), dw_ih = empty<T>({GH, d.I}), dw_hh = empty<T>({GH, d.H});
   a.dx = dx.mutable_data();
-  a.dh0 = dh0.mutable_data();
   a.dw_ih = dw_ih.mutable_data();
   a.dw_hh = dw_hh.mutable_data();
-  grads["x"] = dx;
-  grads["h0"] = dh0;
-  grads["w_ih"] = dw_ih;
-  grads["w_hh"] = dw_hh;
-  if (lstm) {
-    auto dc0 = empty<T>({s.B, s.H});
-    a.dc0 = dc0.mutable_data();
-    grads["c0"] = dc0;
-  }
-  grads["b_ih"] = py::none();
-  grads["b_hh"] = py::none();
+  py::object db_ih = py::none(), db_hh = py::none();
   if (a.w.b_ih) {
     auto db = empty<T>({GH});
     a.db_ih = db.mutable_data();
-    grads["b_ih"] = db;
+    db_ih = db;
   }
   if (a.w.b_hh) {
     auto db = empty<T>({GH});
     a.db_hh = db.mutable_data();
-    grads["b_hh"] = db;
+    db_hh = db;
   }
   {
     py::gil_scoped_release release;
     fastrnn::KernelTurn turn;
     fastrnn::rnn_backward<T>(a);
   }
-  return grads;
+  return py::make_tuple(dx, d_states0, dw_ih, dw_hh, db_ih, db_hh);
 }
 
 bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(dt); }
 
-py::tuple forward(const std::string& mode, const py::array& x, const py::object& h0,
-                  const py::object& c0, const py::array& w_ih, const py::array& w_hh,
-                  const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
-                  bool reverse, bool training) {
-  Shape s = read_shape(mode, x, w_hh);
+py::tuple forward(const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
+                  const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+                  const py::object& lengths, bool reverse, bool training) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return forward_impl<float>(s, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
+    return forward_impl<float>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
   if (is_dtype(x, py::dtype::of<double>()))
-    return forward_impl<double>(s, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
-  throw py::type_error("x must have dtype float32 or float64");
+    return forward_impl<double>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
+  throw py::value_error("x must have dtype float32 or float64");
 }
 
-py::dict backward(const std::string& mode, const py::array& x, const py::array& w_ih,
-                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                  const py::object& lengths, bool reverse, const py::dict& workspace,
-                  const py::object& dy, const py::object& dh_n, const py::object& dc_n) {
-  Shape s = read_shape(mode, x, w_hh);
+py::tuple backward(const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
+                   const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
+                   bool reverse, const std::shared_ptr<Workspace>& workspace, const py::object& dy,
+                   const py::sequence& d_states_n) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return backward_impl<float>(s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy,
-                                dh_n, dc_n);
+    return backward_impl<float>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n);
   if (is_dtype(x, py::dtype::of<double>()))
-    return backward_impl<double>(s, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy,
-                                 dh_n, dc_n);
-  throw py::type_error("x must have dtype float32 or float64");
+    return backward_impl<double>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n);
+  throw py::value_error("x must have dtype float32 or float64");
 }
 
-// c = op(a) @ op(b) for C-contiguous 2-D arrays, op transposing where asked: the model layers'
-// products (Dense) run here, on the kernels' threads, rather than on a second thread pool of
-// NumPy's BLAS that would fight the kernels' threads for the same cores.
-template <typename T>
-py::array_t<T> matmul_impl(const py::array& a, const py::array& b, bool ta, bool tb) {
-  using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Map = Eigen::Map<const RowMat>;
-  if (a.ndim() != 2 || b.ndim() != 2) throw py::value_error("matmul takes 2-D arrays");
-  const py::ssize_t ar = a.shape(0), ac = a.shape(1), br = b.shape(0), bc = b.shape(1);
-  const py::ssize_t m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc;
-  if ((tb ? bc : br) != k) throw py::value_error("matmul: inner sizes differ");
-  Map A(checked<T>(a, "a", {ar, ac}), ar, ac), B(checked<T>(b, "b", {br, bc}), br, bc);
-  auto out = empty<T>({m, n});
-  {
-    py::gil_scoped_release release;
-    fastrnn::KernelTurn turn;
-    Eigen::Map<RowMat> C(out.mutable_data(), m, n);
-    if (!ta && !tb) C.noalias() = A * B;
-    else if (ta && !tb) C.noalias() = A.transpose() * B;
-    else if (!ta && tb) C.noalias() = A * B.transpose();
-    else C.noalias() = A.transpose() * B.transpose();
+// ---------------------------------------------------------------------------------------------
+// Cells and workspaces as Python objects.
+
+std::shared_ptr<Cell> make_cell(const std::string& kind, const std::string& activation,
+                                const std::string& recurrent) {
+  return fastrnn::make_cell(kind, fastrnn::parse_activation(activation), fastrnn::parse_activation(recurrent));
+}
+
+py::dtype dtype_of(const Workspace& ws) {
+  return ws.value_bytes() == sizeof(float) ? py::dtype::of<float>() : py::dtype::of<double>();
+}
+
+// Array k of the workspace as an ndarray (T, B, width): a view that keeps `self` alive, or a copy.
+py::array workspace_array(const py::object& self, const Workspace& ws, size_t k, bool copy) {
+  const Workspace::Array& arr = ws.arrays()[k];
+  const Dims& d = ws.dims();
+  const auto vb = static_cast<py::ssize_t>(ws.value_bytes());
+  const Shape shape{d.T, d.B, arr.width}, strides{d.B * arr.width * vb, arr.width * vb, vb};
+  if (copy) return py::array(dtype_of(ws), shape, strides, arr.data.data());
+  return py::array(dtype_of(ws), shape, strides, arr.data.data(), self);
+}
+
+size_t workspace_index(const Workspace& ws, const std::string& name) {
+  for (size_t k = 0; k < ws.arrays().size(); ++k)
+    if (ws.arrays()[k].name == name) return k;
+  throw py::key_error(name);
+}
+
+py::tuple workspace_state(const Workspace& ws) {
+  const Cell& cell = *ws.cell();
+  py::list arrays;
+  for (size_t k = 0; k < ws.arrays().size(); ++k) arrays.append(workspace_array(py::none(), ws, k, true));
+  const Dims& d = ws.dims();
+  return py::make_tuple(cell.kind(), fastrnn::activation_name(cell.activation()),
+                        fastrnn::activation_name(cell.recurrent_activation()), py::dtype(dtype_of(ws)), d.T, d.B, d.I,
+                        d.H, arrays);
+}
+
+std::shared_ptr<Workspace> workspace_from_state(const py::tuple& state) {
+  if (state.size() != 9) throw py::value_error("not a workspace's state");
+  auto cell = make_cell(state[0].cast<std::string>(), state[1].cast<std::string>(), state[2].cast<std::string>());
+  const py::dtype dtype = state[3].cast<py::dtype>();
+  const Dims d{state[4].cast<int64_t>(), state[5].cast<int64_t>(), state[6].cast<int64_t>(),
+               state[7].cast<int64_t>()};
+  auto ws = std::make_shared<Workspace>(cell, d, dtype.itemsize());
+  const py::list arrays = state[8].cast<py::list>();
+  if (arrays.size() != ws->arrays().size() || !(dtype.equal(py::dtype::of<float>()) || dtype.equal(py::dtype::of<double>())))
+    throw py::value_error("not a workspace's state");
+  for (size_t k = 0; k < arrays.size(); ++k) {
+    const Workspace::Array& arr = ws->arrays()[k];
+    const Shape shape{d.T, d.B, arr.width};
+    const void* src = dtype.equal(py::dtype::of<float>())
+                          ? static_cast<const void*>(data_of<float>(arrays[k], "workspace array", shape))
+                          : static_cast<const void*>(data_of<double>(arrays[k], "workspace array", shape));
+    std::memcpy(arr.data.data(), src, static_cast<size_t>(d.T * d.B * arr.width) * dtype.itemsize());
   }
-  return out;
+  return ws;
 }
+
+// ---------------------------------------------------------------------------------------------
 
 py::array matmul(const py::array& a, const py::array& b, bool ta, bool tb) {
-  if (is_dtype(a, py::dtype::of<float>())) return matmul_impl<float>(a, b, ta, tb);
-  if (is_dtype(a, py::dtype::of<double>())) return matmul_impl<double>(a, b, ta, tb);
-  throw py::type_error("a must have dtype float32 or float64");
+  if (a.ndim() != 2 || b.ndim() != 2 || !a.dtype().equal(b.dtype())) throw py::value_error("matmul takes 2-D arrays of one dtype");
+  const py::ssize_t ar = a.shape(0), ac = a.shape(1), br = b.shape(0), bc = b.shape(1);
+  if ((ta ? ar : ac) != (tb ? bc : br)) throw py::value_error("matmul: inner sizes differ");
+  auto run = [&](auto zero) -> py::array {
+    using T = decltype(zero);
+    const T* pa = data_of<T>(a, "a", {ar, ac});
+    const T* pb = data_of<T>(b, "b", {br, bc});
+    auto out = empty<T>({ta ? ac : ar, tb ? br : bc});
+    T* pc = out.mutable_data();
+    {
+      py::gil_scoped_release release;
+      fastrnn::KernelTurn turn;
+      fastrnn::matmul<T>(pa, ar, ac, ta, pb, br, bc, tb, pc);
+    }
+    return out;
+  };
+  if (is_dtype(a, py::dtype::of<float>())) return run(float(0));
+  if (is_dtype(a, py::dtype::of<double>())) return run(double(0));
+  throw py::value_error("matmul takes float32 or float64 arrays");
+}
+
+void set_num_threads(int n) {
+  py::gil_scoped_release release;  // while an earlier call finishes
+  fastrnn::set_num_threads(n);
 }
 
 py::dict build_info() {
@@ -323,14 +313,89 @@ py::dict cpu_supports() {
 PYBIND11_MODULE(FASTRNN_MODULE, m) {
   fastrnn::wait_for_kernels_at_fork();  // after the block cache's handler (memory.cpp)
   m.doc() = "fastrnn C++ kernels. Use fastrnn.ops, which documents the arguments.";
-  m.def("forward", &forward, py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"),
-        py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"),
-        py::arg("reverse"), py::arg("training"),
-        "Forward unroll -> (y, h_n, c_n, workspace). Arrays must be C-contiguous, of x's dtype.");
-  m.def("backward", &backward, py::arg("mode"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"),
-        py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("workspace"), py::arg("dy"), py::arg("dh_n"), py::arg("dc_n"),
-        "BPTT -> dict of gradients. Overwrites workspace['gates'] (and 'hn').");
+
+  py::class_<Cell, std::shared_ptr<Cell>>(m, "Cell", "A cell kind with its activations, and its layout.")
+      .def(py::init(&make_cell), py::arg("kind"), py::arg("activation") = "tanh",
+           py::arg("recurrent_activation") = "sigmoid")
+      .def_property_readonly("kind", &Cell::kind)
+      .def_property_readonly("activation", [](const Cell& c) { return fastrnn::activation_name(c.activation()); })
+      .def_property_readonly("recurrent_activation",
+                             [](const Cell& c) { return fastrnn::activation_name(c.recurrent_activation()); })
+      .def_property_readonly("gates", [](const Cell& c) { return c.layout().gates; })
+      .def_property_readonly("states", [](const Cell& c) { return c.layout().states; })
+      .def_property_readonly(
+          "workspace",
+          [](const Cell& c) {  // (name, width in blocks of H) of each array a training forward keeps
+            std::vector<std::pair<std::string, int>> arrays{{"gates", c.layout().gates}};
+            for (const auto& s : c.layout().states) arrays.emplace_back(s + "_prev", 1);
+            for (const auto& s : c.layout().saved) arrays.emplace_back(s.name, s.width);
+            return arrays;
+          },
+          "(name, width in blocks of H) of each (T, B, width*H) array a training forward keeps")
+      .def(py::pickle(
+          [](const Cell& c) {
+            return py::make_tuple(c.kind(), fastrnn::activation_name(c.activation()),
+                                  fastrnn::activation_name(c.recurrent_activation()));
+          },
+          [](const py::tuple& s) {
+            return make_cell(s[0].cast<std::string>(), s[1].cast<std::string>(), s[2].cast<std::string>());
+          }))
+      .def("__repr__", [](const Cell& c) {
+        return "Cell('" + c.kind() + "', '" + fastrnn::activation_name(c.activation()) + "', '" +
+               fastrnn::activation_name(c.recurrent_activation()) + "')";
+      });
+
+  py::class_<Workspace, std::shared_ptr<Workspace>>(
+      m, "Workspace",
+      "What a training forward keeps for BPTT: arrays (T, B, width) by name, which backward overwrites.")
+      .def("__getitem__",
+           [](const py::object& self, const std::string& name) {
+             const auto& ws = self.cast<const Workspace&>();
+             return workspace_array(self, ws, workspace_index(ws, name), false);
+           })
+      .def("__contains__",
+           [](const Workspace& ws, const std::string& name) {
+             for (const auto& a : ws.arrays())
+               if (a.name == name) return true;
+             return false;
+           })
+      .def("__len__", [](const Workspace& ws) { return ws.arrays().size(); })
+      .def("keys",
+           [](const Workspace& ws) {
+             std::vector<std::string> names;
+             for (const auto& a : ws.arrays()) names.push_back(a.name);
+             return names;
+           })
+      .def("__iter__", [](const py::object& self) { return self.attr("keys")().attr("__iter__")(); })
+      .def("values",
+           [](const py::object& self) {
+             const auto& ws = self.cast<const Workspace&>();
+             py::list out;
+             for (size_t k = 0; k < ws.arrays().size(); ++k) out.append(workspace_array(self, ws, k, false));
+             return out;
+           })
+      .def("items",
+           [](const py::object& self) {
+             const auto& ws = self.cast<const Workspace&>();
+             py::list out;
+             for (size_t k = 0; k < ws.arrays().size(); ++k)
+               out.append(py::make_tuple(ws.arrays()[k].name, workspace_array(self, ws, k, false)));
+             return out;
+           })
+      .def_property_readonly("cell", [](const Workspace& ws) { return std::const_pointer_cast<Cell>(ws.cell()); })
+      .def(py::pickle(&workspace_state, &workspace_from_state));
+
+  m.def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("states"), py::arg("w_ih"), py::arg("w_hh"),
+        py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
+        "Forward unroll -> (y, final states, Workspace or None). Arrays must be C-contiguous, of x's dtype; "
+        "states: one (B, H) array or None for each of the cell's states.");
+  m.def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+        py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
+        py::arg("d_states"),
+        "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None). Overwrites the "
+        "workspace's gates (and the products' own arrays).");
+  m.def("cell_kinds", &fastrnn::cell_kinds);
+  m.def("activations", &fastrnn::activation_names);
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),
         "op(a) @ op(b) for C-contiguous 2-D arrays of one dtype, on the kernels' threads.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"));

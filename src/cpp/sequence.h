@@ -1,4 +1,5 @@
-// The sequence driver: forward unroll and backpropagation through time for every cell kind.
+// The sequence driver: forward unroll and backpropagation through time for every cell, run from
+// the cell's layout (cell.h).
 //
 // Shapes (all row-major, C order): x: (T, B, I) time-major; states h, c: (B, H);
 // weights in the layout of src/fastrnn/modes.py: w_ih: (G*H, I), w_hh: (G*H, H), biases (G*H,).
@@ -6,31 +7,26 @@
 // Forward:  the input projection does not wait on the state: one GEMM over all T steps
 //           (for inference, a long sequence's chunk of steps) or, where each thread has rows
 //           of the batch of its own, one product per step and thread, made just before the
-//           recurrent one so its gates are still in cache. Each step does one recurrent GEMM
-//           and hands the pre-activations to the cell's element-wise math.
-// Backward: walks the steps back doing the recurrent GEMM per step (and where forward
-//           projected inputs step by step, the input gradient's product too), summing the
-//           bias gradients as it goes; the weight gradients (and otherwise the input gradient)
-//           are GEMMs over all steps (or a chunk of them) at once.
+//           recurrent ones so its gates are still in cache. Each step runs the cell's stages:
+//           a stage's recurrent products, then the cell's element-wise math.
+// Backward: walks the steps back, each step's stages from the last: the cell's math, then the
+//           products' gradients (and where forward projected inputs step by step, the input
+//           gradient's product too), summing the bias gradients as it goes; the weight
+//           gradients (and otherwise the input gradient) are GEMMs over all steps (or a chunk
+//           of them) at once.
 //
 // Padding: with lengths, step t of sequence b is valid when t < lengths[b]. Invalid steps keep
 // the state and output zero. With reverse the steps run T-1 .. 0, so each sequence's padded
 // tail comes first and leaves its initial state untouched: one mask serves both directions.
 #pragma once
 
+#include <array>
 #include <cstdint>
-#include <string>
+
+#include "cell.h"
+#include "workspace.h"
 
 namespace fastrnn {
-
-enum class Mode { kRnnTanh, kRnnRelu, kLstm, kGru };
-
-Mode parse_mode(const std::string& name);  // throws std::invalid_argument
-int gate_count(Mode mode);
-
-struct Dims {
-  int64_t T, B, I, H;
-};
 
 template <typename T>
 struct Weights {
@@ -40,51 +36,37 @@ struct Weights {
   const T* b_hh;  // (G*H,) or nullptr
 };
 
-// What the forward pass keeps for BPTT. All nullptr for inference.
-template <typename T>
-struct Workspace {
-  T* gates;   // (T, B, G*H) gate activations; backward overwrites them with gate gradients
-  T* h_prev;  // (T, B, H) the state each step started from
-  T* c_prev;  // (T, B, H) LSTM only
-  T* hn;      // (T, B, H) GRU only: W_hn h + b_hn; backward overwrites it with its gradient
-};
-
 template <typename T>
 struct ForwardArgs {
-  Mode mode;
+  const Cell* cell;
   Dims d;
-  const T* x;               // (T, B, I)
-  const T* h0;              // (B, H) or nullptr for zeros
-  const T* c0;              // (B, H) or nullptr for zeros (LSTM)
+  const T* x;                                 // (T, B, I)
+  std::array<const T*, kMaxStates> state0{};  // (B, H) each, or nullptr for zeros
   Weights<T> w;
-  const int64_t* lengths;   // (B,) or nullptr: every step valid
+  const int64_t* lengths;                     // (B,) or nullptr: every step valid
   bool reverse;
-  T* y;                     // (T, B, H) out
-  T* h_n;                   // (B, H) out
-  T* c_n;                   // (B, H) out (LSTM), else nullptr
-  bool training;            // keep the workspace for BPTT
-  Workspace<T> ws;          // used when training
+  T* y;                                       // (T, B, H) out
+  std::array<T*, kMaxStates> state_n{};       // (B, H) each, out
+  const Workspace* ws;                        // filled for BPTT when training; nullptr for inference
 };
 
 template <typename T>
 struct BackwardArgs {
-  Mode mode;
+  const Cell* cell;
   Dims d;
-  const T* x;               // (T, B, I)
+  const T* x;                                    // (T, B, I)
   Weights<T> w;
-  const int64_t* lengths;   // (B,) or nullptr
+  const int64_t* lengths;                        // (B,) or nullptr
   bool reverse;
-  Workspace<T> ws;          // from forward; gates and hn are consumed (overwritten)
-  const T* dy;              // (T, B, H) or nullptr
-  const T* dh_n;            // (B, H) or nullptr
-  const T* dc_n;            // (B, H) or nullptr
-  T* dx;                    // (T, B, I) out
-  T* dh0;                   // (B, H) out
-  T* dc0;                   // (B, H) out (LSTM), else nullptr
-  T* dw_ih;                 // (G*H, I) out
-  T* dw_hh;                 // (G*H, H) out
-  T* db_ih;                 // (G*H,) out or nullptr
-  T* db_hh;                 // (G*H,) out or nullptr
+  const Workspace* ws;                           // from forward; its gates and the products' outputs are overwritten
+  const T* dy;                                   // (T, B, H) or nullptr
+  std::array<const T*, kMaxStates> d_state_n{};  // (B, H) each, or nullptr
+  T* dx;                                         // (T, B, I) out
+  std::array<T*, kMaxStates> d_state0{};         // (B, H) each, out
+  T* dw_ih;                                      // (G*H, I) out
+  T* dw_hh;                                      // (G*H, H) out
+  T* db_ih;                                      // (G*H,) out or nullptr
+  T* db_hh;                                      // (G*H,) out or nullptr
 };
 
 template <typename T>

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastrnn.modes import GATES
+from fastrnn.modes import GATES, STATES
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -70,8 +70,7 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     b_hh = _check_optional("b_hh", b_hh, dtype, "(G*H,)", (G * H,), for_mode)
 
     h0 = _check_optional("h0", h0, dtype, "(B, H)", (B, H))
-    if c0 is not None and mode != "lstm":
-        raise ValueError(f"c0 is only for mode 'lstm', got c0 with mode {mode!r}")
+    _check_cell_state("c0", c0, mode)
     c0 = _check_optional("c0", c0, dtype, "(B, H)", (B, H))
 
     lengths = check_lengths(lengths, T, B)
@@ -91,8 +90,7 @@ def check_backward(args: ForwardArgs, dy, dh_n, dc_n) -> tuple:
     T, B, H = args.T, args.B, args.H
     dy = _check_optional("dy", dy, args.dtype, "(T, B, H)", (T, B, H))
     dh_n = _check_optional("dh_n", dh_n, args.dtype, "(B, H)", (B, H))
-    if dc_n is not None and args.mode != "lstm":
-        raise ValueError(f"dc_n is only for mode 'lstm', got dc_n with mode {args.mode!r}")
+    _check_cell_state("dc_n", dc_n, args.mode)
     dc_n = _check_optional("dc_n", dc_n, args.dtype, "(B, H)", (B, H))
     return dy, dh_n, dc_n
 
@@ -146,6 +144,13 @@ def check_mode(mode) -> int:
         valid = ", ".join(repr(m) for m in GATES)
         raise ValueError(f"mode must be one of {valid}, got {mode!r}")
     return GATES[mode]
+
+
+def _check_cell_state(name, value, mode):
+    """A cell state (c0, dc_n) is only for the modes that carry one."""
+    if value is not None and "c" not in STATES[mode]:
+        with_c = " or ".join(repr(m) for m, states in STATES.items() if "c" in states)
+        raise ValueError(f"{name} is only for mode {with_c}, got {name} with mode {mode!r}")
 
 
 def check_lengths(lengths, T: int, B: int) -> np.ndarray | None:

@@ -64,6 +64,10 @@ def _choose():
 
 
 kernels = _choose()
+Cell = kernels.Cell
+Workspace = kernels.Workspace
+cell_kinds = kernels.cell_kinds
+activations = kernels.activations
 forward = kernels.forward
 backward = kernels.backward
 set_num_threads = kernels.set_num_threads

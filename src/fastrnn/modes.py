@@ -41,22 +41,50 @@ Keras layout (``get_weights``), the transpose of the above with Keras's gate ord
                bias row 0 is added to the input product, row 1 to the recurrent one.
 
 Keras's LSTM order i, f, c, o is PyTorch's i, f, g, o; GRU's z, r, h becomes r, z, n.
+
+Each mode is a row of ``MODES``: the kernels' cell kind that runs it (``src/cpp/cells.h``),
+its activation, and how its weights map to Keras's. The number of gates ``G`` and the states a
+mode carries come from that cell's own declaration (``GATES``, ``STATES``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-#: Number of gates G for each mode.
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+from fastrnn import _core
 
-#: Where each kernel gate block comes from in Keras's order (GRU swaps z and r).
-_KERAS_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 1, 2, 3], "gru": [1, 0, 2]}
+
+@dataclass(frozen=True)
+class Mode:
+    """One row of ``MODES``."""
+
+    cell: str  # the kernels' cell kind (src/cpp/cells.h)
+    activation: str  # the activation of h (rnn) or of the candidate and output (lstm, gru)
+    keras_blocks: tuple  # kernel gate block k is Keras's block keras_blocks[k]
+    keras_bias: str  # "single": one (G*H,) bias, b_ih + b_hh; "double": (2, G*H), b_ih then b_hh
+
+
+MODES = {
+    "rnn_tanh": Mode("rnn", "tanh", (0,), "single"),
+    "rnn_relu": Mode("rnn", "relu", (0,), "single"),
+    "lstm": Mode("lstm", "tanh", (0, 1, 2, 3), "single"),
+    "gru": Mode("gru", "tanh", (1, 0, 2), "double"),
+}
+
+_layouts = {name: _core.Cell(row.cell) for name, row in MODES.items()}
+
+#: Number of gates G for each mode.
+GATES = {name: cell.gates for name, cell in _layouts.items()}
+
+#: The states each mode carries from step to step: ("h",), or ("h", "c") with a cell state.
+STATES = {name: tuple(cell.states) for name, cell in _layouts.items()}
 
 
 def _permute_blocks(a: np.ndarray, mode: str, axis: int) -> np.ndarray:
     """Reorder the G blocks of ``a`` along ``axis``; the permutation is its own inverse."""
     blocks = np.split(a, GATES[mode], axis=axis)
-    return np.concatenate([blocks[k] for k in _KERAS_BLOCKS[mode]], axis=axis)
+    return np.concatenate([blocks[k] for k in MODES[mode].keras_blocks], axis=axis)
 
 
 def keras_to_kernel(mode: str, kernel: np.ndarray, recurrent_kernel: np.ndarray,
@@ -64,15 +92,15 @@ def keras_to_kernel(mode: str, kernel: np.ndarray, recurrent_kernel: np.ndarray,
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Keras weights -> ``(w_ih, w_hh, b_ih, b_hh)`` in the kernel layout.
 
-    kernel: (F, G*H), recurrent_kernel: (H, G*H), bias: (G*H,) or for GRU (2, G*H).
-    Returns contiguous arrays; ``b_hh`` is None except for GRU.
+    kernel: (F, G*H), recurrent_kernel: (H, G*H), bias: (G*H,) or, for a mode with Keras's
+    double bias (GRU), (2, G*H). Returns contiguous arrays; ``b_hh`` is None with a single bias.
     """
     w_ih = np.ascontiguousarray(_permute_blocks(kernel, mode, axis=1).T)
     w_hh = np.ascontiguousarray(_permute_blocks(recurrent_kernel, mode, axis=1).T)
     if bias is None:
         return w_ih, w_hh, None, None
     bias = np.asarray(bias)
-    if mode == "gru":
+    if MODES[mode].keras_bias == "double":
         b_ih = np.ascontiguousarray(_permute_blocks(bias[0], mode, axis=0))
         b_hh = np.ascontiguousarray(_permute_blocks(bias[1], mode, axis=0))
         return w_ih, w_hh, b_ih, b_hh
@@ -83,7 +111,7 @@ def kernel_to_keras(mode: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndar
                     b_hh: np.ndarray | None = None) -> list[np.ndarray]:
     """Kernel layout -> Keras's ``[kernel, recurrent_kernel, bias]`` (bias omitted if both are None).
 
-    For non-GRU modes Keras has one bias, so ``b_ih + b_hh`` is returned.
+    Where Keras has a single bias (all but GRU), ``b_ih + b_hh`` is returned.
     """
     kernel = _permute_blocks(np.asarray(w_ih).T, mode, axis=1).copy()
     recurrent = _permute_blocks(np.asarray(w_hh).T, mode, axis=1).copy()
@@ -93,7 +121,7 @@ def kernel_to_keras(mode: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndar
     zero = np.zeros(rows, dtype=kernel.dtype)
     b_ih = zero if b_ih is None else np.asarray(b_ih)
     b_hh = zero if b_hh is None else np.asarray(b_hh)
-    if mode == "gru":
+    if MODES[mode].keras_bias == "double":
         bias = np.stack([_permute_blocks(b_ih, mode, 0), _permute_blocks(b_hh, mode, 0)])
     else:
         bias = b_ih + b_hh

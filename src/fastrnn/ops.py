@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike
 
 from fastrnn import _core
 from fastrnn._args import MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, claim_cache
+from fastrnn.modes import MODES
 
 __all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info",
            "cached_bytes", "empty_cache", "set_cache_limit", "get_cache_limit"]
@@ -47,10 +48,24 @@ MAX_CACHE_LIMIT = 2**63 - 1
 class KernelCache(OneBackward):
     """What ``rnn_backward`` needs from the forward pass: its inputs and the kernels' workspace."""
 
-    def __init__(self, args, arrays, workspace):
+    def __init__(self, args, cell, arrays, workspace):
         self.args = args                # fastrnn._args.ForwardArgs
+        self.cell = cell                # the kernels' cell (fastrnn._core.Cell)
         self.arrays = arrays            # C-contiguous x, w_ih, w_hh, b_ih, b_hh as the kernels saw them
-        self.workspace = workspace      # dict of (T, B, ...) arrays, see src/cpp/sequence.h
+        self.workspace = workspace      # fastrnn._core.Workspace: (T, B, ...) arrays by name, see
+                                        # src/cpp/workspace.h
+
+
+_cells = {}
+
+
+def _cell(mode):
+    """The kernels' cell for ``mode`` (made once)."""
+    cell = _cells.get(mode)
+    if cell is None:
+        row = MODES[mode]
+        cell = _cells[mode] = _core.Cell(row.cell, row.activation)
+    return cell
 
 
 def _contiguous(a):
@@ -69,12 +84,14 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training)
+    cell = _cell(args.mode)
     arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
-    y, h_n, c_n, workspace = _core.forward(
-        mode, arrays["x"], _contiguous(args.h0), _contiguous(args.c0), arrays["w_ih"],
-        arrays["w_hh"], arrays["b_ih"], arrays["b_hh"], args.lengths, args.reverse, args.training)
-    cache = KernelCache(args, arrays, workspace) if args.training else None
-    return y, h_n, c_n, cache
+    states = [_contiguous(args.h0), _contiguous(args.c0)][:len(cell.states)]
+    y, final, workspace = _core.forward(
+        cell, arrays["x"], states, arrays["w_ih"], arrays["w_hh"], arrays["b_ih"], arrays["b_hh"],
+        args.lengths, args.reverse, args.training)
+    cache = KernelCache(args, cell, arrays, workspace) if args.training else None
+    return y, final[0], final[1] if len(final) > 1 else None, cache
 
 
 def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | None = None,
@@ -89,10 +106,15 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
     a = cache.arrays
+    states = cache.cell.states
     claim_cache(cache)
-    return _core.backward(args.mode, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"],
-                          args.lengths, args.reverse, cache.workspace, _contiguous(dy),
-                          _contiguous(dh_n), _contiguous(dc_n))
+    dx, d_initial, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
+        cache.cell, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], args.lengths, args.reverse,
+        cache.workspace, _contiguous(dy), [_contiguous(dh_n), _contiguous(dc_n)][:len(states)])
+    grads = {"x": dx}
+    grads.update({f"{name}0": d for name, d in zip(states, d_initial)})
+    grads.update(w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)
+    return grads
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

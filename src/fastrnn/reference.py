@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fastrnn._args import ForwardArgs, OneBackward, check_backward, check_cache, check_forward, claim_cache
+from fastrnn.modes import STATES
 
 __all__ = ["rnn_forward", "rnn_backward"]
 
@@ -57,7 +58,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     b_ih, b_hh = _bias(args, args.b_ih), _bias(args, args.b_hh)  # (G*H,) each
     h = _state(args, args.h0)  # (B, H)
-    c = _state(args, args.c0) if mode == "lstm" else None  # (B, H) or None
+    c = _state(args, args.c0) if "c" in STATES[mode] else None  # (B, H) or None
     valid = _valid_steps(args)  # (T, B, 1)
 
     y = np.zeros((args.T, args.B, args.H), dtype=args.dtype)  # (T, B, H)
@@ -96,7 +97,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     claim_cache(cache)
     _, cell_backward = _CELLS[args.mode]
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
-    lstm = args.mode == "lstm"
+    lstm = "c" in STATES[args.mode]  # a cell state
 
     dx = np.zeros(x.shape, dtype=args.dtype)  # (T, B, I)
     dw_ih = np.zeros(w_ih.shape, dtype=args.dtype)  # (G*H, I)

@@ -1,0 +1,161 @@
+"""ONNX export of functional models run in ONNX Runtime, against ``model.predict``.
+
+Several inputs and outputs, the lstm_seq2seq encoder–decoder and its inference models, a
+shared layer (one initializer for its weights), a model used as a layer, masks travelling
+through merges, and an attention model over a masked Bidirectional: every output to 1e-5
+(float32), on padded batches of a batch size and length the model was not built for.
+Skipped without onnx and onnxruntime.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn.layers import (GRU, LSTM, Attention, Bidirectional, Concatenate, Dense, Embedding,
+                            GlobalAveragePooling1D, Input, Layer, Masking, SimpleRNN, Subtract)
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from fastrnn.export.onnx import to_onnx  # noqa: E402 (needs onnx)
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+F, V = 3, 7  # features, vocabulary
+
+
+def randomize(model, seed=0):
+    """Every weight, biases included, uniform in [-0.5, 0.5]: nothing is tested at zero."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+def session(model_or_proto):
+    proto = model_or_proto if isinstance(model_or_proto, onnx.ModelProto) else to_onnx(model_or_proto)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # state inputs with defaults make ORT warn about each
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run(model, feeds: dict) -> dict:
+    sess = session(model)
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+
+
+def padded_features(B=4, T=7, seed=1, lengths=(7, 4, 1, 0)):
+    """x: (B, T, F), sequences of the given lengths (T for the rows after), zero after."""
+    rng = np.random.default_rng(seed)
+    x = (rng.uniform(0.1, 1.0, (B, T, F)) * rng.choice([-1, 1], (B, T, F))).astype(np.float32)
+    for row, length in enumerate(lengths[:B]):
+        x[row, length:] = 0
+    return x
+
+
+def padded_ids(B=4, T=7, seed=1, lengths=(7, 5, 2, 1)):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, V, (B, T)).astype(np.int64)
+    for row, length in enumerate(lengths[:B]):
+        ids[row, length:] = 0
+    return ids
+
+
+def assert_outputs_match(model, feeds: dict):
+    """Every output of the exported graph equals predict's, in the model's output order."""
+    want = model.predict([feeds[name] for name in model.input_names], verbose=0)
+    want = want if isinstance(want, list) else [want]
+    got = run(model, feeds)
+    assert list(got)[:len(want)] == model.output_names
+    for name, w in zip(model.output_names, want):
+        np.testing.assert_allclose(got[name], w, **TOL, err_msg=name)
+
+
+def test_lstm_seq2seq_training_model_and_its_inference_models_match_predict():
+    """Keras's lstm_seq2seq example: the encoder's states start the decoder; then the
+    inference models (the encoder; the decoder taking and returning its states)."""
+    latent, n_in, n_out = 5, F, 4
+    encoder_inputs = Input(shape=(None, n_in), name="encoder_inputs")
+    encoder = LSTM(latent, return_state=True, name="encoder")
+    _, state_h, state_c = encoder(encoder_inputs)
+    decoder_inputs = Input(shape=(None, n_out), name="decoder_inputs")
+    decoder_lstm = LSTM(latent, return_sequences=True, return_state=True, name="decoder")
+    decoder_outputs, _, _ = decoder_lstm(decoder_inputs, initial_state=[state_h, state_c])
+    decoder_dense = Dense(n_out, activation="softmax", name="dense")
+    model = randomize(fastrnn.Model([encoder_inputs, decoder_inputs], decoder_dense(decoder_outputs)))
+    rng = np.random.default_rng(3)
+    enc_x = rng.uniform(-1, 1, (3, 6, n_in)).astype(np.float32)
+    dec_x = rng.uniform(-1, 1, (3, 5, n_out)).astype(np.float32)
+    assert_outputs_match(model, {"encoder_inputs": enc_x, "decoder_inputs": dec_x})
+    inputs = {i.name for i in session(model).get_overridable_initializers()}
+    assert "encoder/initial_h" in inputs and "decoder/initial_h" not in inputs  # fed by the encoder
+
+    encoder_model = fastrnn.Model(encoder_inputs, [state_h, state_c])
+    assert_outputs_match(encoder_model, {"encoder_inputs": enc_x})
+    h_in, c_in = Input(shape=(latent,), name="h_in"), Input(shape=(latent,), name="c_in")
+    y, h, c = decoder_lstm(decoder_inputs, initial_state=[h_in, c_in])
+    decoder_model = fastrnn.Model([decoder_inputs, h_in, c_in], [decoder_dense(y), h, c])
+    h0, c0 = rng.uniform(-1, 1, (2, 2, latent)).astype(np.float32)
+    assert_outputs_match(decoder_model, {"decoder_inputs": dec_x[:2, :1], "h_in": h0, "c_in": c0})
+
+
+def test_a_two_output_model_on_masked_ids_matches_predict():
+    ids = Input(shape=(None,), dtype="int64", name="ids")
+    h = Embedding(V, F, mask_zero=True)(ids)
+    seq = GRU(4, return_sequences=True, name="gru")(h)
+    per_step = Dense(2, name="tags")(seq)
+    pooled = Dense(1, activation="sigmoid", name="score")(GlobalAveragePooling1D()(seq))
+    model = randomize(fastrnn.Model(ids, [per_step, pooled]))
+    assert_outputs_match(model, {"ids": padded_ids(B=5, T=8)})
+
+
+def test_a_shared_layer_is_emitted_per_call_with_one_copy_of_its_weights():
+    a, b = Input(shape=(None, F), name="a"), Input(shape=(None, F), name="b")
+    masking, shared = Masking(), LSTM(4, name="shared")
+    ha, hb = shared(masking(a)), shared(masking(b))
+    model = randomize(fastrnn.Model([a, b], [Subtract()([ha, hb]), ha]))
+    xa, xb = padded_features(B=4, T=6, seed=1), padded_features(B=4, T=9, seed=2, lengths=(2, 9, 0, 5))
+    assert_outputs_match(model, {"a": xa, "b": xb})
+    proto = to_onnx(model)
+    assert [n.op_type for n in proto.graph.node].count("LSTM") == 2
+    assert sum(i.name.endswith("/W") for i in proto.graph.initializer) == 1
+    states = {i.name for i in session(proto).get_overridable_initializers()}
+    assert {"shared/call_0/initial_h", "shared/call_1/initial_h"} <= states
+
+
+def test_initial_state_from_another_layers_state_and_a_layer_returning_several_outputs():
+    x = Input(shape=(None, F), name="x")
+    masked = Masking()(x)
+    seq, h = SimpleRNN(4, return_sequences=True, return_state=True, name="first")(masked)
+    both = Bidirectional(GRU(4, return_state=True), merge_mode=None, name="bidi")
+    fwd, bwd, h_f, h_b = both(seq, initial_state=[h, h])
+    model = randomize(fastrnn.Model(x, [Concatenate()([fwd, bwd, h_f, h_b]), h]))
+    assert_outputs_match(model, {"x": padded_features(B=4, T=8)})
+
+
+def test_a_model_used_as_a_layer_matches_predict():
+    inner_in = Input(shape=(None, F))
+    inner = fastrnn.Model(inner_in, LSTM(4, return_sequences=True)(Masking()(inner_in)), name="inner")
+    x = Input(shape=(None, F), name="x")
+    model = randomize(fastrnn.Model(x, GRU(3)(inner(x))))
+    assert_outputs_match(model, {"x": padded_features(B=4, T=5)})
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_attention_over_a_masked_bidirectional_matches_predict(causal):
+    ids = Input(shape=(None,), dtype="int64", name="ids")
+    seq = Bidirectional(LSTM(4, return_sequences=True))(Embedding(V, F, mask_zero=True)(ids))
+    context, scores = Attention(use_scale=True)([seq, seq], return_attention_scores=True,
+                                                use_causal_mask=causal)
+    pooled = GlobalAveragePooling1D()(Concatenate()([context, seq]))
+    model = randomize(fastrnn.Model(ids, [Dense(2, name="out")(pooled), scores]))
+    assert_outputs_match(model, {"ids": padded_ids(B=5, T=9)})
+
+
+def test_a_layer_without_an_onnx_form_in_a_graph_raises_naming_it():
+    class Twice(Layer):
+        def call(self, x, training=False, mask=None):
+            return 2 * x
+
+    x = Input(shape=(None, F))
+    model = fastrnn.Model(x, LSTM(2)(Twice(name="twice")(x)))
+    with pytest.raises(ValueError, match="twice"):
+        to_onnx(model)

@@ -135,6 +135,16 @@ def test_reshaping_layers_match_predict(layers):
     assert_matches_predict(model, features(B=5, T=6, lengths=(6, 3, 6, 1, 6)))
 
 
+def test_a_model_that_reshapes_time_keeps_its_length_and_others_take_any():
+    def time_dim(model):
+        return to_onnx(model).graph.input[0].type.tensor_type.shape.dim[1]
+
+    assert time_dim(Sequential([Input(shape=(6, F)), Flatten(), Dense(2)])).dim_value == 6
+    assert time_dim(Sequential([Input(shape=(6, F)), LayerNormalization(axis=[1, 2])])).dim_value == 6
+    assert time_dim(Sequential([Input(shape=(6, F)), LayerNormalization(), LSTM(2)])).dim_param == "time"
+    assert time_dim(Sequential([Input(shape=(None, F)), Permute((2, 1))])).dim_param == "time"
+
+
 def test_repeat_vector_keeps_ids_and_drops_the_mask():
     model = randomize(Sequential([Input(shape=(None,), dtype="int64"), Embedding(V, F, mask_zero=True),
                                   LSTM(3), RepeatVector(4), SimpleRNN(2)]))

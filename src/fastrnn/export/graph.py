@@ -27,7 +27,8 @@ from fastrnn.keras_tensor import flatten
 @dataclass(frozen=True)
 class Input:
     """A model input: its tensor name, Keras shape (batch axis first, None where free) and
-    dtype; ``time_axis`` is the axis of time steps (free in the export), or None."""
+    dtype; ``time_axis`` is the axis of time steps, free in the export whatever length the
+    model was built for, or None (then the axis is as the shape declares)."""
 
     name: str
     shape: tuple
@@ -102,7 +103,22 @@ def graph_of(model) -> Graph:
     _add_calls(graph, engine.nodes, names, "")
     graph.outputs = [names[id(t)] for t in engine.outputs]
     graph.output_names = ["output"] if sequential else _unique(model.output_names, set(input_names))
+    if any(_binds_length(node.layer) for node in graph.nodes):
+        graph.inputs = [spec if spec.time_axis is None or spec.shape[spec.time_axis] is None
+                        else Input(spec.name, spec.shape, spec.dtype, None) for spec in graph.inputs]
     return graph
+
+
+def _binds_length(layer) -> bool:
+    """Whether the layer's result depends on the length of time the model was built for:
+    reshaping moves time into other axes, and LayerNormalization over time has weights per
+    step. A model holding one keeps the lengths its inputs declare."""
+    from fastrnn.layers.normalization import LayerNormalization
+    from fastrnn.layers.reshaping import Flatten, Permute, Reshape
+
+    if isinstance(layer, (Flatten, Reshape, Permute)):
+        return True
+    return isinstance(layer, LayerNormalization) and 1 in layer._axes(len(layer.input_shape))
 
 
 def _sequential_input_dtype(model):

@@ -12,7 +12,10 @@ What the exported graph does:
   are batch-major as in the model: for a ``Sequential`` model ``input`` and ``output``; for a
   functional model the names of its ``Input`` layers and ``model.output_names``. Inputs are
   float32, or int32/int64 token ids as their ``Input`` declares (int64 for a Sequential model
-  that starts with an ``Embedding``), with free batch and time axes (axis 1 of a sequence).
+  that starts with an ``Embedding``), with free batch and time axes (axis 1 of a sequence):
+  any length runs, whatever the model was built for, except in a model holding a
+  ``Flatten``, ``Reshape``, ``Permute`` or a ``LayerNormalization`` over time, whose inputs
+  keep the lengths they declare.
 - A layer called several times (shared) is emitted once per call, its weights one
   initializer; the calls are named ``<layer>/call_<k>``. ``initial_state`` given from other
   layers' states is wired in; masks travel along the graph as each layer's ``compute_mask``

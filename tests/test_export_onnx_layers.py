@@ -259,3 +259,14 @@ def test_bidirectional_returning_both_directions_and_states_matches_predict(merg
     model = randomize(fastrnn.Model(x, list(outs)))
     assert len(model.output_names) == (6 if merge_mode is None else 5)
     assert_matches_predict(model, ids(B=6, T=9))
+
+
+def test_a_recurrent_cell_the_export_does_not_set_raises_naming_the_layer(monkeypatch):
+    """Options of the cell beyond the kernels' (another activation, GRU's reset_after=False)
+    are refused, not exported as the default cell."""
+    layer = LSTM(2, name="odd")
+    model = Sequential([Input(shape=(None, F)), layer])
+    config = layer.get_config()
+    monkeypatch.setattr(layer, "get_config", lambda: {**config, "recurrent_activation": "hard_sigmoid"})
+    with pytest.raises(ValueError, match="'odd'.*recurrent_activation"):
+        to_onnx(model)

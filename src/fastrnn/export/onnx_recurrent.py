@@ -24,6 +24,20 @@ _ONNX_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _ONNX_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
 
 
+def check_cell(layer) -> None:
+    """ValueError naming the layer when its cell is not the one the ONNX operator here is
+    given: a kernel cell of another kind, or activations / a GRU form it does not set."""
+    config = layer.get_config()
+    if layer.mode not in _ONNX_OP:
+        raise ValueError(f"{layer.who}: its cell {layer.mode!r} has no ONNX form here")
+    if layer.mode in ("lstm", "gru") and (
+            config.get("activation") not in (None, "tanh")
+            or config.get("recurrent_activation") not in (None, "sigmoid")
+            or config.get("reset_after") not in (None, True)):
+        raise ValueError(f"{layer.who}: only activation='tanh', recurrent_activation='sigmoid' "
+                         "(and for GRU reset_after=True) are exported to ONNX so far")
+
+
 def onnx_weights(layer):
     """A recurrent layer's weights in ONNX's layout: W (G*H, F), R (G*H, H), B (2*G*H,) or None."""
     blocks = _ONNX_BLOCKS[layer.mode]
@@ -120,6 +134,8 @@ def run_recurrent(b: Builder, layers: list, paths: list, x: Tensor, initial=None
     paths name each layer's state inputs and outputs; initial: for each layer its initial
     states as (B, H) values, or None for optional graph inputs. Returns a ``Run`` per layer.
     """
+    for layer in layers:
+        check_cell(layer)
     steps = b.mask_steps(x.mask) if x.mask is not None else None
     x_tm = b.transpose(x.name, 1, 0, 2)  # (T, B, F)
     x_c = steps.compact(x_tm) if steps else x_tm

@@ -150,6 +150,22 @@ def test_attention_over_a_masked_bidirectional_matches_predict(causal):
     assert_outputs_match(model, {"ids": padded_ids(B=5, T=9)})
 
 
+def test_masks_given_in_calls_and_a_shared_bidirectional_match_predict():
+    """A mask fed as a model input (0/1 ints) to Attention and to an LSTM; a Bidirectional
+    called on two inputs."""
+    q, k = Input(shape=(None, F), name="q"), Input(shape=(None, F), name="k")
+    keep = Input(shape=(None,), dtype="int64", name="keep")
+    attended = Attention()([q, q, k], mask=[None, keep])
+    shared = Bidirectional(GRU(3, return_sequences=True), name="both")
+    last = LSTM(2)(shared(q), mask=keep)
+    model = randomize(fastrnn.Model([q, k, keep], [attended, last, shared(k)]))
+    xq = padded_features(B=4, T=6, seed=1, lengths=())
+    xk = padded_features(B=4, T=6, seed=2, lengths=(6, 3, 2, 1))
+    keep_x = (np.abs(xk).sum(-1) > 0).astype(np.int64)
+    assert_outputs_match(model, {"q": xq, "k": xk, "keep": keep_x})
+    assert sum(n.op_type == "GRU" for n in to_onnx(model).graph.node) == 2
+
+
 def test_a_layer_without_an_onnx_form_in_a_graph_raises_naming_it():
     class Twice(Layer):
         def call(self, x, training=False, mask=None):

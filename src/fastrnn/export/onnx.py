@@ -177,6 +177,7 @@ def _emit(b: Builder, node, tensors: dict) -> list:
     xs = [tensors[n] for n in (node.inputs if multi else [node.inputs])]
     if node.mask is not None:  # a mask given in the call replaces the ones the inputs carry
         given = node.mask if isinstance(node.mask, list) else [node.mask]
+        given = given + [None] * (len(xs) - len(given))  # Attention's [query, value] for 3 inputs
         if len(given) != len(xs):
             raise ValueError(f"{layer.who}: the call was given {len(given)} masks for {len(xs)} inputs")
         xs = [Tensor(x.name, x.shape, x.elem, None if m is None else _as_mask(b, tensors[m]))

@@ -104,7 +104,12 @@ def test_a_two_output_model_on_masked_ids_matches_predict():
     per_step = Dense(2, name="tags")(seq)
     pooled = Dense(1, activation="sigmoid", name="score")(GlobalAveragePooling1D()(seq))
     model = randomize(fastrnn.Model(ids, [per_step, pooled]))
-    assert_outputs_match(model, {"ids": padded_ids(B=5, T=8)})
+    model.compile(optimizer="adam", loss=["mse", "binary_crossentropy"])
+    train = padded_ids(B=3, T=5, seed=4, lengths=(5, 3, 2))
+    rng = np.random.default_rng(4)
+    model.fit(train, [rng.normal(size=(3, 5, 2)).astype(np.float32), np.array([[0.], [1.], [1.]], np.float32)],
+              epochs=2, verbose=0)
+    assert_outputs_match(model, {"ids": padded_ids(B=5, T=8)})  # a batch size and length not trained on
 
 
 def test_a_shared_layer_is_emitted_per_call_with_one_copy_of_its_weights():

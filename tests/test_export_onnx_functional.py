@@ -180,3 +180,38 @@ def test_a_layer_without_an_onnx_form_in_a_graph_raises_naming_it():
     model = fastrnn.Model(x, LSTM(2)(Twice(name="twice")(x)))
     with pytest.raises(ValueError, match="twice"):
         to_onnx(model)
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@pytest.mark.parametrize("padding", ["before", "holes"])
+def test_attention_over_a_masked_bidirectional_with_pre_padding_and_holes_matches_keras(padding):
+    """Masks fastrnn's own recurrent layers refuse (pre-padding, holes) run in the graph as
+    in Keras 3, from the same weights, through the whole functional model."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+
+    def build(lib, model_class):
+        x = lib.Input(shape=(None, F), name="x")
+        seq = lib.layers.Bidirectional(lib.layers.LSTM(4, return_sequences=True))(lib.layers.Masking()(x))
+        context = lib.layers.Attention(use_scale=True)([seq, seq])
+        pooled = lib.layers.GlobalAveragePooling1D()(lib.layers.Add()([context, seq]))
+        return model_class(x, lib.layers.Dense(2)(pooled))
+
+    model = randomize(build(fastrnn, fastrnn.Model))
+    twin = build(keras, keras.Model)
+    twin.set_weights(model.get_weights())
+    x = padded_features(B=4, T=7, seed=1, lengths=())
+    if padding == "before":
+        for row, length in enumerate([7, 4, 1, 0]):
+            x[row, :7 - length] = 0
+    else:
+        x[0, [1, 4]] = 0
+        x[1, [0, 2, 3, 6]] = 0
+        x[2, :5] = 0
+        x[3] = 0
+    got = run(model, {"x": x})[model.output_names[0]]
+    want = twin.predict(x, verbose=0)
+    assert np.isnan(want[3]).all()  # a row with no real step averages nothing, as in Keras
+    np.testing.assert_allclose(got, want, **TOL)

@@ -270,3 +270,23 @@ def test_a_recurrent_cell_the_export_does_not_set_raises_naming_the_layer(monkey
     monkeypatch.setattr(layer, "get_config", lambda: {**config, "recurrent_activation": "hard_sigmoid"})
     with pytest.raises(ValueError, match="'odd'.*recurrent_activation"):
         to_onnx(model)
+
+
+@pytest.mark.filterwarnings("ignore:rms_scaling=True is deprecated")
+def test_the_new_layers_run_at_the_newest_opset_onnxruntime_knows():
+    """Reductions take their axes as an input from opset 18 on: every layer that reduces."""
+    from test_export_onnx import newest_runtime_opset
+
+    opset = newest_runtime_opset()
+    x = Input(shape=(None, F), name="x")
+    seq = LSTM(4, return_sequences=True)(Masking()(x))
+    normed = LayerNormalization(rms_scaling=True)(LayerNormalization()(seq))
+    pooled = [GlobalAveragePooling1D()(normed), GlobalMaxPooling1D()(normed),
+              GlobalAveragePooling1D()(AdditiveAttention()([normed, seq]))]
+    model = randomize(fastrnn.Model(x, [*pooled, Dot(axes=-1, normalize=True)(pooled[:2])]))
+    proto = to_onnx(model, opset)
+    assert proto.opset_import[0].version == opset
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    xs = features(B=4, T=8, lengths=(8, 4, 1, 2))
+    for got, want in zip(sess.run(None, {"x": xs}), model.predict(xs, verbose=0)):
+        np.testing.assert_allclose(got, want, **TOL)

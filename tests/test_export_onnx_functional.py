@@ -215,3 +215,26 @@ def test_attention_over_a_masked_bidirectional_with_pre_padding_and_holes_matche
     want = twin.predict(x, verbose=0)
     assert np.isnan(want[3]).all()  # a row with no real step averages nothing, as in Keras
     np.testing.assert_allclose(got, want, **TOL)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_a_layer_converted_from_pytorch_keeps_both_biases_and_matches_torch(kind):
+    """from_torch keeps torch's two biases; the export gives both to ONNX's operator."""
+    torch = pytest.importorskip("torch")
+    from fastrnn.interop import from_torch
+
+    torch.manual_seed(0)
+    module = getattr(torch.nn, kind)(F, 4, num_layers=2, bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-0.5, 0.5)
+    converted = from_torch(module)
+    assert converted.layers[0].forward_layer.b_hh is not None  # the second bias is kept
+    x = Input(shape=(None, F), name="x")
+    model = fastrnn.Model(x, converted(x))
+    xs = padded_features(B=3, T=6, lengths=())
+    with torch.no_grad():
+        want = module(torch.from_numpy(xs))[0].numpy()
+    got = run(model, {"x": xs})[model.output_names[0]]
+    np.testing.assert_allclose(got, want, **TOL)
+    np.testing.assert_allclose(got, model.predict(xs, verbose=0), **TOL)

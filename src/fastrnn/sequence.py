@@ -1,11 +1,11 @@
 """Padding variable-length sequences into one batch array.
 
-``pad_sequences`` follows ``keras.utils.pad_sequences`` (same arguments, same
-results for the same arguments) with one deliberate difference: padding and
-truncation happen at the END by default (``"post"``), so every sequence starts at
-time step 0 and its real steps are ``[0, length)``. That is the layout the
-recurrent kernels' ``lengths`` and the ``Masking``/``Embedding(mask_zero=True)``
-masks expect; pass ``padding="pre"`` to get Keras's default.
+``pad_sequences`` is ``keras.utils.pad_sequences``: the same arguments, defaults
+(padding and truncation at the start, ``"pre"``) and results. The recurrent layers
+take any mask, so a pre-padded batch whose padding is masked
+(``Embedding(mask_zero=True)``, ``Masking``) gives the same outputs as a post-padded
+one. ``return_lengths=True`` also returns each row's count of real steps, for the
+NumPy API's ``lengths``, which need post-padding (``padding="post"``).
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def pad_sequences(
     sequences: Iterable[Sequence],
     maxlen: Optional[int] = None,
     dtype="int32",
-    padding: str = "post",
-    truncating: str = "post",
-    value=0,
+    padding: str = "pre",
+    truncating: str = "pre",
+    value=0.0,
     return_lengths: bool = False,
 ):
     """Stack sequences of different lengths into one ``(N, T, ...)`` array.
@@ -32,10 +32,12 @@ def pad_sequences(
     maxlen: T, the length of the result; None means the longest sequence's length.
         Longer sequences are cut to T.
     dtype: dtype of the result (NumPy dtype or its name; strings are allowed).
-    padding: ``"post"`` puts the padding after each sequence, ``"pre"`` before it.
-    truncating: ``"post"`` cuts steps from the end of a too-long sequence,
-        ``"pre"`` from its start.
-    value: the padding value.
+    padding: ``"pre"`` (the default, Keras's) puts the padding before each
+        sequence, ``"post"`` after it.
+    truncating: ``"pre"`` (the default) cuts steps from the start of a too-long
+        sequence, keeping its end; ``"post"`` cuts them from its end.
+    value: the padding value (0.0 by default, cast to ``dtype``; a string needs a
+        string or object dtype).
     return_lengths: if True, also return ``lengths: (N,)`` int64, the number of
         real (kept) steps of each row.
 
@@ -76,24 +78,24 @@ def _check_side(name: str, side: str) -> None:
 
 
 def _as_step_arrays(sequences) -> list:
-    """Each sequence as an array whose first axis is time."""
+    """Each sequence as an array whose first axis is time; ValueError otherwise, as in Keras."""
     if isinstance(sequences, (str, bytes)):
-        raise TypeError("sequences must be a list of sequences, got a single string")
+        raise ValueError("sequences must be a list of sequences, got a single string")
     try:
         items = list(sequences)
     except TypeError:
-        raise TypeError(
+        raise ValueError(
             f"sequences must be an iterable of sequences, got {type(sequences).__name__}"
         ) from None
     arrays = []
     for i, seq in enumerate(items):
         if isinstance(seq, (str, bytes)) or not hasattr(seq, "__len__"):
-            raise TypeError(
+            raise ValueError(
                 f"sequences[{i}] must be a list or array of steps, got {type(seq).__name__}"
             )
         arr = np.asarray(seq)
         if arr.ndim == 0:
-            raise TypeError(f"sequences[{i}] must be a list or array of steps, got a scalar")
+            raise ValueError(f"sequences[{i}] must be a list or array of steps, got a scalar")
         arrays.append(arr)
     return arrays
 
@@ -115,9 +117,9 @@ def _common_step_shape(seqs: list) -> tuple:
 
 
 def _check_value_fits(dtype: np.dtype, value) -> None:
-    """A string padding value needs a string (or object) dtype, as in Keras."""
+    """A string padding value needs a string (or object) dtype: ValueError, as in Keras."""
     if isinstance(value, str) and dtype.kind not in ("U", "S", "O"):
-        raise TypeError(
+        raise ValueError(
             f"value {value!r} is a string but dtype is {dtype}: pass a string dtype "
             "(e.g. dtype=object) to pad with a string"
         )

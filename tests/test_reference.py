@@ -348,6 +348,83 @@ def test_padded_steps_get_zero_input_gradient(mode):
 
 
 # ----------------------------------------------------------------------------------------
+# per-step masks: padding before, after, holes, all-masked rows
+
+# (T, B) = (5, 5): pre-padding, post-padding, holes, nothing real, everything real.
+MASK = np.array([[0, 1, 1, 0, 1],
+                 [0, 1, 0, 0, 1],
+                 [1, 1, 1, 0, 1],
+                 [1, 0, 0, 0, 1],
+                 [1, 0, 1, 0, 1]], dtype=bool)
+
+
+def real_steps_alone(mode, case, mask, b, reverse):
+    """Sequence b's real steps alone, packed together: (their positions, y at them, h_n, c_n)."""
+    steps = np.flatnonzero(mask[:, b])
+    part = one_sequence(case, b, case["x"].shape[0])
+    part["x"] = part["x"][steps]
+    y, h, c, _ = rnn_forward(mode, **part, reverse=reverse)
+    return steps, y[:, 0], h[0], None if c is None else c[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_a_mask_runs_each_sequence_on_its_real_steps_alone(mode, reverse):
+    case = make_case(mode, 5, 5, 3, 2, np.float64)
+    y, h_n, c_n, _ = rnn_forward(mode, **case, mask=MASK, reverse=reverse)
+    for b in range(MASK.shape[1]):
+        steps, y_b, h_b, c_b = real_steps_alone(mode, case, MASK, b, reverse)
+        assert_same(y[steps, b], y_b)
+        assert np.all(y[~MASK[:, b], b] == 0)  # masked steps output zeros
+        assert_same(h_n[b], h_b)
+        if mode == "lstm":
+            assert_same(c_n[b], c_b)
+    np.testing.assert_array_equal(h_n[3], case["h0"][3])  # a row with no real step keeps h0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_a_prefix_mask_equals_its_lengths(mode, reverse):
+    case = make_case(mode, 5, 4, 3, 2, np.float64)
+    R, S, U = loss_weights(mode, 5, 4, 2)
+    mask = np.arange(5)[:, None] < LENGTHS[None, :]  # (T, B)
+    by_lengths = rnn_forward(mode, **case, lengths=LENGTHS, reverse=reverse)
+    by_mask = rnn_forward(mode, **case, mask=mask.astype(np.uint8), reverse=reverse)
+    for a, b in zip(by_lengths[:3], by_mask[:3]):
+        assert_same(a, b)
+    g_lengths, g_mask = rnn_backward(by_lengths[3], R, S, U), rnn_backward(by_mask[3], R, S, U)
+    for name in g_lengths:
+        assert_same(g_lengths[name], g_mask[name], name)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_gradients_with_a_mask_match_finite_differences(mode, reverse):
+    case = make_case(mode, 5, 5, 3, 2, np.float64, seed=6)
+    R, S, U = loss_weights(mode, 5, 5, 2)
+    _, _, _, cache = rnn_forward(mode, **case, mask=MASK, reverse=reverse)
+    grads = rnn_backward(cache, R, S, U)
+    for name in grads:
+        if case.get(name) is None:
+            continue
+        numeric = finite_difference(lambda: loss(mode, case, R, S, U, mask=MASK, reverse=reverse),
+                                    case[name])
+        np.testing.assert_allclose(grads[name], numeric, rtol=FD_RTOL, atol=FD_ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_masked_steps_take_no_gradient(mode):
+    case = make_case(mode, 5, 5, 3, 2, np.float64)
+    R, S, U = loss_weights(mode, 5, 5, 2)
+    noisy = np.where(MASK[:, :, None], R, 1e3)
+    clean = rnn_backward(rnn_forward(mode, **case, mask=MASK)[3], R, S, U)
+    changed = rnn_backward(rnn_forward(mode, **case, mask=MASK)[3], noisy, S, U)
+    for name in clean:
+        assert_same(clean[name], changed[name], name)
+    assert np.all(clean["x"][~MASK] == 0)
+
+
+# ----------------------------------------------------------------------------------------
 # float32
 
 

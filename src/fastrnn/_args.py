@@ -4,7 +4,8 @@ Both implementations of ``rnn_forward`` / ``rnn_backward`` call these checks fir
 they accept exactly the same inputs and fail with exactly the same messages:
 
 - TypeError for the wrong kind of object or dtype (arrays must be ``numpy.ndarray`` of
-  float32 or float64, all of ``x``'s dtype; ``lengths`` must hold integers),
+  float32 or float64, all of ``x``'s dtype; ``lengths`` must hold integers, ``mask`` bools
+  or uint8),
 - ValueError for wrong shapes or values; the message names the argument and the shape
   it should have.
 
@@ -42,15 +43,18 @@ class ForwardArgs:
     b_ih: np.ndarray | None  # (G*H,)
     b_hh: np.ndarray | None  # (G*H,)
     lengths: np.ndarray | None  # (B,) int64, a private copy
+    mask: np.ndarray | None  # (T, B) uint8, 1 at real steps, a private C-contiguous copy
     reverse: bool
     training: bool
 
 
-def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training) -> ForwardArgs:
+def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training,
+                  mask=None) -> ForwardArgs:
     """Check the arguments of ``rnn_forward`` and return them with their sizes.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H),
-    b_ih, b_hh: (G*H,) or None, c0: (B, H) or None (LSTM only), lengths: (B,) or None.
+    b_ih, b_hh: (G*H,) or None, c0: (B, H) or None (LSTM only), lengths: (B,) or None,
+    mask: (T, B) or None (not both with lengths).
     H is read from ``w_hh.shape[1]``. Raises TypeError / ValueError naming the argument.
     """
     G = check_mode(mode)
@@ -74,10 +78,13 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     c0 = _check_optional("c0", c0, dtype, "(B, H)", (B, H))
 
     lengths = check_lengths(lengths, T, B)
+    mask = check_mask(mask, T, B)
+    if lengths is not None and mask is not None:
+        raise ValueError("give lengths or mask, not both (a mask can say everything lengths do)")
     check_bool("reverse", reverse)
     check_bool("training", training)
     return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
-                       w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths,
+                       w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths, mask=mask,
                        reverse=bool(reverse), training=bool(training))
 
 
@@ -172,6 +179,21 @@ def check_lengths(lengths, T: int, B: int) -> np.ndarray | None:
         b = outside[0]
         raise ValueError(f"lengths must lie in [0, T] = [0, {T}], got lengths[{b}] = {given[b]}")
     return np.array(given, dtype=np.int64)
+
+
+def check_mask(mask, T: int, B: int) -> np.ndarray | None:
+    """Check ``mask`` (a numpy.ndarray of bool or uint8, shape (T, B), nonzero at real steps);
+    return a C-contiguous uint8 copy holding 0 and 1."""
+    if mask is None:
+        return None
+    if not isinstance(mask, np.ndarray) or isinstance(mask, (np.ma.MaskedArray, np.matrix)):
+        raise TypeError(f"mask must be a plain numpy.ndarray of bool or uint8, got {type(mask).__name__}")
+    if mask.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
+        raise TypeError(f"mask must have dtype bool or uint8, got {mask.dtype}")
+    if mask.shape != (T, B):
+        raise ValueError(f"mask must have shape (T, B) = ({T}, {B}), got {mask.shape} "
+                         "(it is time-major, like x)")
+    return np.ascontiguousarray(mask != 0, dtype=np.uint8)
 
 
 def _check_array(name, a, dtype=None) -> np.ndarray:

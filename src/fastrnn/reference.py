@@ -32,7 +32,7 @@ __all__ = ["rnn_forward", "rnn_backward"]
 def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarray,
                 w_hh: np.ndarray, b_ih: np.ndarray | None = None, b_hh: np.ndarray | None = None,
                 *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
-                reverse: bool = False, training: bool = True,
+                mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
@@ -43,9 +43,14 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     c0: (B, H) initial cell state, LSTM only; None for zeros.
     lengths: None, or (B,) integers in [0, T]. Steps ``t >= lengths[b]`` are padding: they leave
     sequence b's state unchanged and output zeros, so ``h_n`` is the state after the last
-    valid step.
-    reverse: process each sequence's valid part from its last valid step back to step 0;
-    outputs stay at their own time positions.
+    valid step (PyTorch's packed sequences).
+    mask: None, or (T, B) bool or uint8, time-major like x: step t of sequence b is real where
+    ``mask[t, b]`` is nonzero. Any pattern (padding before, after, holes; all-masked rows):
+    a masked step leaves the state unchanged and outputs zeros, as padding does. Give
+    lengths or mask, not both. Equivalent: ``mask[t, b] = t < lengths[b]``.
+    reverse: process the steps from T-1 back to 0; outputs stay at their own time positions
+    and the mask is read at each step's own position (so with lengths each sequence's
+    valid part runs from its last valid step back to step 0).
     training: keep the workspace ``rnn_backward`` needs; with False ``cache`` is None.
 
     Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H), h_n: (B, H), c_n: (B, H) for LSTM
@@ -53,7 +58,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     Inputs are never written to; the cache refers to x and the weights, so leave them
     unchanged until ``rnn_backward``. NaN and inf are not checked for: they propagate.
     """
-    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training)
+    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask)
     cell_forward, _ = _CELLS[mode]
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     b_ih, b_hh = _bias(args, args.b_ih), _bias(args, args.b_hh)  # (G*H,) each
@@ -84,7 +89,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
 
     cache: from ``rnn_forward(..., training=True)``.
     dy: (T, B, H) or None, dh_n: (B, H) or None, dc_n: (B, H) or None (LSTM only); None means
-    zero. dy at padded steps (``t >= lengths[b]``) has no effect: the output there is constant.
+    zero. dy at padded or masked steps has no effect: the output there is constant.
 
     Returns a dict of gradients with the forward's dtype: 'x' (T, B, I), 'h0' (B, H),
     'c0' (B, H, LSTM only; the key is absent otherwise), 'w_ih' (G*H, I), 'w_hh' (G*H, H),
@@ -247,11 +252,14 @@ def _state(args: ForwardArgs, s):
 
 
 def _valid_steps(args: ForwardArgs) -> np.ndarray:
-    """(T, B, 1) bool: step t belongs to sequence b (t < lengths[b]); all True without lengths.
+    """(T, B, 1) bool: step t is real for sequence b (``mask[t, b]``, or t < lengths[b]);
+    all True without either.
 
     The same mask serves both directions: in reverse the padded steps come first and
     leave the initial state untouched.
     """
+    if args.mask is not None:
+        return (args.mask != 0)[:, :, None]
     if args.lengths is None:
         return np.ones((args.T, args.B, 1), dtype=bool)
     steps = np.arange(args.T)[:, None]  # (T, 1)

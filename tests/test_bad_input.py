@@ -209,6 +209,45 @@ def test_changing_lengths_after_the_forward_does_not_change_the_backward(impl):
         assert_same(want[name], got[name], name)
 
 
+@pytest.mark.parametrize("mask", [[[True] * B] * T, np.ones((T, B), np.int64),
+                                  np.ones((T, B), np.float32)], ids=["list", "int64", "float32"])
+def test_a_mask_that_is_not_a_bool_or_uint8_array_is_a_type_error(impl, mask):
+    with pytest.raises(TypeError, match="mask must"):
+        impl.rnn_forward("lstm", **lstm_case(), mask=mask)
+
+
+@pytest.mark.parametrize("shape", [(B, T), (T,), (T, B, 1)])
+def test_a_mask_of_the_wrong_shape_is_a_value_error_naming_T_and_B(impl, shape):
+    with raises(ValueError, f"mask must have shape (T, B) = ({T}, {B}), got {shape}"):
+        impl.rnn_forward("lstm", **lstm_case(), mask=np.ones(shape, bool))
+
+
+def test_lengths_and_a_mask_together_are_a_value_error(impl):
+    with raises(ValueError, "give lengths or mask, not both"):
+        impl.rnn_forward("lstm", **lstm_case(), lengths=[4, 4, 4], mask=np.ones((T, B), bool))
+
+
+def test_a_uint8_mask_counts_any_nonzero_as_real(impl):
+    case = lstm_case()
+    mask = np.array([[1, 0, 7], [0, 255, 1], [1, 1, 0], [0, 0, 1]], np.uint8)
+    want = impl.rnn_forward("lstm", **case, mask=mask != 0)
+    got = impl.rnn_forward("lstm", **case, mask=mask)
+    for a, b in zip(want[:3], got[:3]):
+        assert_same(a, b)
+
+
+def test_changing_the_mask_after_the_forward_does_not_change_the_backward(impl):
+    case = lstm_case()
+    mask = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0], [0, 1, 1]], bool)
+    dy = np.ones((T, B, H))
+    want = impl.rnn_backward(impl.rnn_forward("lstm", **case, mask=mask)[3], dy)
+    _, _, _, cache = impl.rnn_forward("lstm", **case, mask=mask)
+    mask[:] = False
+    got = impl.rnn_backward(cache, dy)
+    for name in want:
+        assert_same(want[name], got[name], name)
+
+
 @pytest.mark.parametrize("flag", ["reverse", "training"])
 def test_reverse_and_training_must_be_bools(impl, flag):
     with raises(TypeError, f"{flag} must be a bool, got str"):

@@ -2,8 +2,8 @@
 
 Every layer and option against ``model.predict`` from the same weights, to 1e-5 (float32),
 on padded batches of a size and length the model was not built or trained for; pre-padded
-batches and masks with holes against real Keras 3 from the same weights (fastrnn's layers
-take post-padding only so far); initial states fed and final states read back, a streaming
+batches and masks with holes against real Keras 3 from the same weights (the layers are
+checked against Keras on those in test_keras_masks.py); initial states fed and final states read back, a streaming
 generation loop against a stateful model's ``predict``; the graph itself (ONNX's recurrent
 operators, free batch and time axes, opsets); and bad input. Skipped without onnx and
 onnxruntime.

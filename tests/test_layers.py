@@ -205,7 +205,7 @@ def test_non_stateful_layer_forgets_between_calls():
 
 
 # ------------------------------------------------------------------------------------
-# Masks: post-padded batches.
+# Masks: post-padded batches (every other form: test_masks.py).
 
 LENGTHS = np.array([5, 2, 0, 3])
 
@@ -267,22 +267,6 @@ def test_full_mask_is_the_same_as_no_mask():
     layer, _ = make_layer("gru", return_sequences=True)
     x = random_x()
     close(layer(x, mask=np.ones((3, 5), bool)), layer(x))
-
-
-def test_mask_with_hole_raises_value_error():
-    layer, _ = make_layer("lstm")
-    mask = prefix_mask([5, 5, 5], 5)
-    mask[1, 2] = False
-    with pytest.raises(ValueError, match="sequence 1 is not a prefix"):
-        layer(random_x(), mask=mask)
-
-
-def test_pre_padded_mask_raises_value_error_suggesting_post_padding():
-    layer, _ = make_layer("gru")
-    mask = np.ones((3, 5), bool)
-    mask[0, :2] = False
-    with pytest.raises(ValueError, match="padding='post'"):
-        layer(random_x(), mask=mask)
 
 
 def test_mask_of_wrong_shape_raises_value_error():

@@ -75,15 +75,20 @@ def _contiguous(a):
 def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarray,
                 w_hh: np.ndarray, b_ih: np.ndarray | None = None, b_hh: np.ndarray | None = None,
                 *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
-                reverse: bool = False, training: bool = True,
+                mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, KernelCache | None]:
     """Run a recurrent layer over a time-major batch with the C++ kernels.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None,
-    c0: (B, H) or None (LSTM), lengths: (B,) or None. Returns ``(y, h_n, c_n, cache)`` with
+    c0: (B, H) or None (LSTM), lengths: (B,) or None, mask: (T, B) bool/uint8 or None.
+    Returns ``(y, h_n, c_n, cache)`` with
     y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
     """
-    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training)
+    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask)
+    if args.mask is not None:  # the kernels take lengths only, so far
+        from fastrnn import reference
+        return reference.rnn_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0=c0, mask=mask,
+                                     reverse=reverse, training=training)
     cell = _cell(args.mode)
     arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
     states = [_contiguous(args.h0), _contiguous(args.c0)][:len(cell.states)]
@@ -102,6 +107,9 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     gradients 'x', 'h0', 'c0' (LSTM), 'w_ih', 'w_hh', 'b_ih', 'b_hh' (None without that bias).
     See ``fastrnn.reference.rnn_backward`` for the details.
     """
+    from fastrnn import reference
+    if isinstance(cache, reference._ReferenceCache):  # a masked forward, see rnn_forward
+        return reference.rnn_backward(cache, dy, dh_n, dc_n)
     check_cache(cache, KernelCache)
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)

@@ -145,12 +145,12 @@ def check_state_shapes(who: str, shapes, units, order: str) -> None:
                              f"{[(None, u) for u in units]} ({order}), got {tuple(shape)}")
 
 
-def mask_to_lengths(mask, batch: int, steps: int, who: str):
-    """mask: (B, T) bool, True at real steps, or None -> lengths (B,) int64 or None.
+def time_major_mask(mask, batch: int, steps: int, who: str):
+    """mask: (B, T), nonzero at real steps, or None -> (T, B) bool for the kernels, or None
+    when no step is masked.
 
-    The kernels take per-sequence lengths, so the mask must be a prefix of each row
-    (post-padded batches). Any other mask raises ValueError instead of being computed
-    as something else. Returns None when no step is masked.
+    Any pattern is taken, as Keras takes it: padding before the real steps (Keras's
+    ``pad_sequences`` default), after them, holes, rows with no real step.
     """
     if mask is None:
         return None
@@ -159,17 +159,9 @@ def mask_to_lengths(mask, batch: int, steps: int, who: str):
         raise ValueError(f"{who}: mask must have shape (batch, timesteps) = {(batch, steps)}, "
                          f"got {mask.shape}")
     mask = mask.astype(bool)
-    lengths = mask.sum(axis=1).astype(np.int64)  # (B,)
-    prefix = np.arange(steps)[None, :] < lengths[:, None]  # (B, T)
-    if not np.array_equal(mask, prefix):
-        row = int(np.flatnonzero((mask != prefix).any(axis=1))[0])
-        raise ValueError(
-            f"{who}: the mask of sequence {row} is not a prefix (a masked step comes before a "
-            "real one). Recurrent layers need post-padded batches, e.g. "
-            "pad_sequences(..., padding='post').")
-    if (lengths == steps).all():
+    if mask.all():
         return None
-    return lengths
+    return np.ascontiguousarray(mask.T)  # (T, B)
 
 
 class Layer:

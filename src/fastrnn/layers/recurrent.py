@@ -1,7 +1,7 @@
 """Keras's recurrent layers, ``SimpleRNN``, ``LSTM`` and ``GRU``, on the kernels of ``fastrnn.ops``.
 
-The layer only arranges shapes: it turns the batch-major input ``(B, T, F)`` into the
-kernels' time-major ``(T, B, F)``, a mask into per-sequence lengths, and the kernels'
+The layer only arranges shapes: it turns the batch-major input ``(B, T, F)`` and mask
+``(B, T)`` into the kernels' time-major ``(T, B, F)`` and ``(T, B)``, and the kernels'
 outputs back into what Keras returns. Forward and backpropagation through time run in
 ``fastrnn.ops.rnn_forward`` / ``rnn_backward``.
 
@@ -15,9 +15,14 @@ Keras semantics kept here:
 
 - ``go_backwards``: the sequence is read from its end; with ``return_sequences`` the
   outputs come in reading order (reversed), as in Keras.
-- masks: padded steps leave the state unchanged. Their output is the last real output
-  (Keras's default), or zero with ``zero_output_for_mask=True`` (what ``Bidirectional``
-  uses). For ``go_backwards`` the padding is read first, so its outputs are zero.
+- masks, of any pattern (padding before or after the real steps, holes, rows with no real
+  step): a masked step leaves the state unchanged. In reading order (reversed with
+  ``go_backwards``) its output is the last real output before it, zero before the first
+  real step (Keras's default), or zero with ``zero_output_for_mask=True``. The output of
+  ``return_sequences=False`` is the last step read's: the state after the last real step,
+  zero for a row with no real step (whatever its initial state), and with
+  ``zero_output_for_mask=True`` zero when the last step read is masked. The final states
+  are the states after the last real step (the initial ones for a row with none).
 - ``stateful``: the final state of a batch is the initial state of the next, until
   ``reset_states()``. No gradient flows into the carried state (truncated BPTT).
 - ``dropout``: one mask per sequence on the input features, the same at every step, as
@@ -35,7 +40,7 @@ import numpy as np
 
 from fastrnn import constraints, ops, regularizers
 from fastrnn.layers import initializers
-from fastrnn.layers.base import Layer, check_state_shapes, mask_to_lengths
+from fastrnn.layers.base import Layer, check_state_shapes, time_major_mask
 from fastrnn.modes import GATES, kernel_to_keras, keras_to_kernel
 
 if TYPE_CHECKING:
@@ -221,12 +226,12 @@ class Recurrent(Layer):
 
     # -- the time-major core (also used by Bidirectional) ------------------------------------
 
-    def run(self, x_tm, lengths=None, training=False, initial_state=None):
+    def run(self, x_tm, mask=None, training=False, initial_state=None):
         """Run the kernel over time-major input; ``Bidirectional`` calls this directly.
 
-        x_tm: (T, B, F); lengths: (B,) or None. The direction is ``go_backwards``.
-        Returns y: (T, B, H) with every output at its own time position and zeros at
-        padded steps, h_n: (B, H), c_n: (B, H) or None.
+        x_tm: (T, B, F); mask: (T, B) bool, True at real steps, or None. The direction is
+        ``go_backwards``. Returns y: (T, B, H) with every output at its own time position and
+        zeros at masked steps, h_n: (B, H), c_n: (B, H) or None.
         """
         T, B, F = x_tm.shape
         drop = None
@@ -237,10 +242,10 @@ class Recurrent(Layer):
         h0, c0 = self._initial_states(B, initial_state)
         y, h_n, c_n, cache = ops.rnn_forward(
             self.mode, x_tm, h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-            c0=c0, lengths=lengths, reverse=self.go_backwards, training=training)
+            c0=c0, mask=mask, reverse=self.go_backwards, training=training)
         if self.stateful:
             self.states = [h_n.copy()] + ([c_n.copy()] if c_n is not None else [])
-        self._cache = (cache, drop, lengths) if training else None
+        self._cache = (cache, drop, mask) if training else None
         return y, h_n, c_n
 
     def run_backward(self, dy_tm=None, dh_n=None, dc_n=None):
@@ -265,16 +270,10 @@ class Recurrent(Layer):
         with return_state a list [output, h_n (B, H)] (+ c_n (B, H) for LSTM).
         """
         B, T, _ = x.shape
-        lengths = mask_to_lengths(mask, B, T, self.who)
+        mask_tm = time_major_mask(mask, B, T, self.who)  # (T, B) or None
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
-        y, h_n, c_n = self.run(x_tm, lengths, training, initial_state)
-        if self.return_sequences:
-            y = self._fill_padding(y, lengths)  # (T, B, H)
-            if self.go_backwards:
-                y = y[::-1]  # reading order, as Keras returns it
-            output = np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, T, H)
-        else:
-            output = h_n.copy()  # (B, H)
+        y, h_n, c_n = self.run(x_tm, mask_tm, training, initial_state)
+        output = self.keras_output(y, h_n, mask_tm)
         if self.return_state:
             return [output, h_n] + ([c_n] if c_n is not None else [])
         return output
@@ -282,47 +281,60 @@ class Recurrent(Layer):
     def backward(self, d_output):
         """Gradient of the output (a list matching ``call``'s with return_state, entries may
         be None) -> gradient of x: (B, T, F); sets ``grads`` and ``initial_state_grads``."""
-        _, _, lengths = self._backward_cache()
+        _, _, mask_tm = self._backward_cache()
         dh_n = dc_n = None
         if self.return_state:
             d_output, *d_states = list(d_output) + [None] * self.state_count
             dh_n, dc_n = d_states[0], (d_states[1] if self.mode == "lstm" else None)
-        dy_tm = None
-        if d_output is not None and self.return_sequences:
-            dy_tm = np.asarray(d_output, dtype=self.dtype).transpose(1, 0, 2)  # (T, B, H)
-            if self.go_backwards:
-                dy_tm = dy_tm[::-1]
-            dy_tm = self._fill_padding_grad(np.ascontiguousarray(dy_tm), lengths)
-        elif d_output is not None:
-            dh_n = d_output if dh_n is None else dh_n + d_output  # (B, H)
+        dy_tm, dh_last = self.keras_output_grad(d_output, mask_tm)
+        if dh_last is not None:
+            dh_n = dh_last if dh_n is None else dh_n + dh_last  # (B, H)
         dx_tm = self.run_backward(dy_tm, dh_n, dc_n)  # (T, B, F)
         return np.ascontiguousarray(dx_tm.transpose(1, 0, 2))  # (B, T, F)
 
-    def _repeats_last_output(self, lengths) -> bool:
-        # Only forward reading has padding after real steps; reversed reading meets it first.
-        return lengths is not None and not self.zero_output_for_mask and not self.go_backwards
+    # -- from the kernel's outputs to Keras's ---------------------------------------------------
 
-    def _fill_padding(self, y, lengths):
-        """y: (T, B, H) with zeros at padded steps -> Keras's output there: the last real one."""
-        if not self._repeats_last_output(lengths):
-            return y
-        T, B, _ = y.shape
-        source = np.minimum(np.arange(T)[:, None], np.maximum(lengths - 1, 0)[None, :])  # (T, B)
-        out = y[source, np.arange(B)[None, :]]  # (T, B, H)
-        out[:, lengths == 0] = 0  # an empty sequence has no last output
-        return out
+    def _reading_order(self, a):
+        """(T, ...) at their own time positions -> in the order the layer reads them."""
+        return a[::-1] if self.go_backwards else a
 
-    def _fill_padding_grad(self, dy, lengths):
-        """Backward of ``_fill_padding``: gradients at padded steps go to the last real step."""
-        if not self._repeats_last_output(lengths):
-            return dy
-        T, B, _ = dy.shape
-        padded = (np.arange(T)[:, None] >= lengths[None, :])[:, :, None]  # (T, B, 1)
-        tail = np.where(padded, dy, 0).sum(axis=0)  # (B, H) summed over padded steps
-        dy = np.where(padded, 0, dy)  # (T, B, H)
-        rows = np.flatnonzero(lengths > 0)
-        dy[lengths[rows] - 1, rows] += tail[rows]
-        return dy
+    def keras_output(self, y, h_n, mask_tm, sequences=None):
+        """The kernel's y: (T, B, H) (own time positions, zeros at masked steps) and
+        h_n: (B, H) -> Keras's output: (B, T, H) in reading order with ``sequences``
+        (by default ``return_sequences``), else the last step read's output (B, H).
+        mask_tm: (T, B) bool or None."""
+        if not (self.return_sequences if sequences is None else sequences):
+            if mask_tm is None:
+                return h_n.copy()
+            return h_n * self.last_output_kept(mask_tm)[:, None]  # (B, H)
+        y = self._reading_order(y)  # (T, B, H)
+        if mask_tm is not None and not self.zero_output_for_mask:
+            y = repeat_last_real(y, last_real_steps(self._reading_order(mask_tm)))
+        return np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, T, H)
+
+    def keras_output_grad(self, d_output, mask_tm, sequences=None):
+        """Backward of ``keras_output``: d_output (B, T, H) or (B, H) or None ->
+        (dy_tm: (T, B, H) or None, dh_n: (B, H) or None)."""
+        if d_output is None:
+            return None, None
+        d_output = np.asarray(d_output, dtype=self.dtype)
+        if not (self.return_sequences if sequences is None else sequences):
+            if mask_tm is None:
+                return None, d_output
+            return None, d_output * self.last_output_kept(mask_tm)[:, None].astype(self.dtype)
+        dy = d_output.transpose(1, 0, 2)  # (T, B, H) in reading order
+        if mask_tm is not None and not self.zero_output_for_mask:
+            dy = repeat_last_real_grad(dy, last_real_steps(self._reading_order(mask_tm)))
+        return np.ascontiguousarray(self._reading_order(dy)), None
+
+    def last_output_kept(self, mask_tm) -> np.ndarray:
+        """mask_tm: (T, B) -> (B,) 1 where the last output is h_n, 0 where Keras gives zero:
+        a row with no real step, or with ``zero_output_for_mask`` a masked last step read."""
+        if self.zero_output_for_mask:
+            kept = self._reading_order(mask_tm)[-1] if len(mask_tm) else np.ones(mask_tm.shape[1], bool)
+        else:
+            kept = mask_tm.any(axis=0)
+        return kept.astype(self.dtype)
 
     # -- shapes, masks, config ------------------------------------------------------------------
 
@@ -647,3 +659,29 @@ class GRU(Recurrent):
 
     def get_config(self):
         return {**super().get_config(), "reset_after": True}
+
+
+def last_real_steps(mask) -> np.ndarray:
+    """mask: (T, B) bool in reading order -> (T, B) int64: the last real step at or before
+    each step, -1 before a row's first real step."""
+    steps = np.where(mask, np.arange(mask.shape[0])[:, None], -1)  # (T, B)
+    return np.maximum.accumulate(steps, axis=0) if len(steps) else steps
+
+
+def repeat_last_real(y, source) -> np.ndarray:
+    """y: (T, B, H), source: (T, B) from ``last_real_steps`` -> y with each step replaced by
+    the output of its source step, zero where there is none (Keras's masked outputs)."""
+    rows = np.arange(y.shape[1])[None, :]  # (1, B)
+    out = y[np.maximum(source, 0), rows]  # (T, B, H)
+    out[source < 0] = 0
+    return out
+
+
+def repeat_last_real_grad(dy, source) -> np.ndarray:
+    """Backward of ``repeat_last_real``: each step's gradient goes to its source step."""
+    T, B, H = dy.shape
+    grad = np.zeros((T * B, H), dtype=dy.dtype)
+    real = source >= 0  # (T, B)
+    flat = (source * B + np.arange(B)[None, :])[real]  # rows of the source steps
+    np.add.at(grad, flat, dy[real])
+    return grad.reshape(T, B, H)

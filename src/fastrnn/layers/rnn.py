@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastrnn import ops
-from fastrnn.layers.base import Layer, check_state_shapes, deserialize, mask_to_lengths, serialize
+from fastrnn.layers.base import Layer, check_state_shapes, deserialize, serialize, time_major_mask
 from fastrnn.layers.recurrent import GRU, LSTM, SimpleRNN
 
 if TYPE_CHECKING:
@@ -457,22 +457,15 @@ class RNN(_CellList):
     def call(self, x, training=False, mask=None, initial_state=None):
         """x: (B, T, F) -> output (B, T, H) or (B, H), with return_state [output, *states]."""
         B, T, _ = x.shape
-        lengths = mask_to_lengths(mask, B, T, self.who)
+        mask_tm = time_major_mask(mask, B, T, self.who)  # (T, B) or None
         per_cell = self._per_cell(initial_state)
         seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         states = []
         for layer, init in zip(self._layers, per_cell):
-            seq, h_n, c_n = layer.run(seq, lengths, training, init)  # seq: (T, B, H_i)
+            seq, h_n, c_n = layer.run(seq, mask_tm, training, init)  # seq: (T, B, H_i)
             states.append([h_n] + ([c_n] if c_n is not None else []))
-        last = self._layers[-1]
-        if self.return_sequences:
-            y = last._fill_padding(seq, lengths)  # (T, B, H)
-            if self.go_backwards:
-                y = y[::-1]  # reading order, as Keras returns it
-            output = np.ascontiguousarray(y.transpose(1, 0, 2))  # (B, T, H)
-        else:
-            output = states[-1][0].copy()  # (B, H)
-        self._cache = (lengths,) if training else None
+        output = self._layers[-1].keras_output(seq, states[-1][0], mask_tm, self.return_sequences)
+        self._cache = (mask_tm,) if training else None
         if not self.return_state:
             return output
         if self._stacked:
@@ -482,7 +475,7 @@ class RNN(_CellList):
     def backward(self, d_output):
         """Gradient of the output (a list like call's with return_state, entries may be None)
         -> gradient of x: (B, T, F); sets ``grads`` and ``initial_state_grads``."""
-        (lengths,) = self._backward_cache()
+        (mask_tm,) = self._backward_cache()
         layers = self._layers
         d_states = [[None, None] for _ in layers]
         if self.return_state:
@@ -493,15 +486,10 @@ class RNN(_CellList):
                         d_states[k] = (list(d) + [None, None])[:2]
             else:
                 d_states[0] = (rest + [None, None])[:2]
-        dy_tm = None
-        if d_output is not None and self.return_sequences:
-            dy_tm = np.asarray(d_output, dtype=self.dtype).transpose(1, 0, 2)  # (T, B, H)
-            if self.go_backwards:
-                dy_tm = dy_tm[::-1]
-            dy_tm = layers[-1]._fill_padding_grad(np.ascontiguousarray(dy_tm), lengths)
-        elif d_output is not None:
+        dy_tm, dh_last = layers[-1].keras_output_grad(d_output, mask_tm, self.return_sequences)
+        if dh_last is not None:
             dh = d_states[-1][0]
-            d_states[-1][0] = d_output if dh is None else np.asarray(dh) + d_output
+            d_states[-1][0] = dh_last if dh is None else np.asarray(dh) + dh_last
         for layer, (dh_n, dc_n) in zip(reversed(layers), reversed(d_states)):
             dy_tm = layer.run_backward(dy_tm, dh_n, dc_n)  # the gradient of the input sequence
         for cell in self._cells():

@@ -3,10 +3,12 @@ and ``TimeDistributed`` (a layer applied to every time step).
 
 As in Keras, the wrapper makes two copies of the given layer from its config: the
 forward one, and a backward one with ``go_backwards`` flipped. Both read the same
-time-major input; the backward one runs the kernel with ``reverse=True``, so its outputs
-already sit at their own time positions (no flipping) and, with a mask, padded steps
-are handled by the lengths. Outputs at padded steps are zero in both directions, as
-Keras's Bidirectional makes them.
+time-major input and mask (of any pattern: padding before or after, holes); the backward
+one runs the kernel with ``reverse=True``, so its outputs already sit at their own time
+positions (no flipping). As in Keras, both run with ``zero_output_for_mask`` equal to
+``return_sequences``: output sequences are zero at masked steps in both directions, and the
+last outputs are the states after each direction's last real step, zero for a row with no
+real step.
 
 With ``merge_mode=None`` the two directions' outputs are returned apart, ``[forward,
 backward]``; with a ``return_state=True`` layer the final states follow the output(s),
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fastrnn.layers.base import Layer, check_state_shapes, deserialize, mask_to_lengths, serialize
+from fastrnn.layers.base import Layer, check_state_shapes, deserialize, serialize, time_major_mask
 from fastrnn.layers.recurrent import Recurrent
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ class Bidirectional(Layer):
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         for sub in (self.forward_layer, self.backward_layer):
-            sub.zero_output_for_mask = True
+            sub.zero_output_for_mask = self.return_sequences  # as Keras forces it
         self.initial_weights = None if weights is None else list(weights)
 
     @staticmethod
@@ -188,14 +190,17 @@ class Bidirectional(Layer):
         """x: (B, T, F) -> merged outputs (B, T, M) or (B, M); a list with merge_mode=None
         and/or return_state (see the class docstring)."""
         B, T, _ = x.shape
-        lengths = mask_to_lengths(mask, B, T, self.who)
+        mask_tm = time_major_mask(mask, B, T, self.who)  # (T, B) or None
         state_f, state_b = self._split_initial_state(initial_state)
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
-        # y: (T, B, H) at their own time positions, h and c: (B, H) (c None but for LSTM)
-        y_f, h_f, c_f = self.forward_layer.run(x_tm, lengths, training, state_f)
-        y_b, h_b, c_b = self.backward_layer.run(x_tm, lengths, training, state_b)
-        a, b = (y_f, y_b) if self.return_sequences else (h_f, h_b)
-        self._cache = (a, b) if training else None
+        # y: (T, B, H) at their own time positions, zero at masked steps; h and c: (B, H)
+        y_f, h_f, c_f = self.forward_layer.run(x_tm, mask_tm, training, state_f)
+        y_b, h_b, c_b = self.backward_layer.run(x_tm, mask_tm, training, state_b)
+        if self.return_sequences:
+            a, b = y_f, y_b
+        else:
+            a, b = self._last_output(h_f, mask_tm), self._last_output(h_b, mask_tm)
+        self._cache = (a, b, mask_tm) if training else None
         if self.merge_mode is None:
             outputs = [self._batch_major(a), self._batch_major(b)]
         else:
@@ -205,6 +210,10 @@ class Bidirectional(Layer):
         states = [s for s in (h_f, c_f, h_b, c_b) if s is not None]
         return outputs + [s.copy() for s in states]
 
+    def _last_output(self, h, mask_tm):
+        """h: (B, H) a direction's final state -> its last output: zero for rows with no real step."""
+        return h if mask_tm is None else h * self.forward_layer.last_output_kept(mask_tm)[:, None]
+
     def _batch_major(self, y):
         """(T, B, H) -> (B, T, H) for sequences; final states (B, H) as they are."""
         return np.ascontiguousarray(y.transpose(1, 0, 2)) if self.return_sequences else y.copy()
@@ -212,7 +221,7 @@ class Bidirectional(Layer):
     def backward(self, d_out):
         """Gradients of ``call``'s outputs (a list matching them when there are several,
         entries None) -> gradient of x: (B, T, F); sets ``grads`` and ``initial_state_grads``."""
-        a, b = self._backward_cache()
+        a, b, mask_tm = self._backward_cache()
         n = self.forward_layer.state_count
         n_states = n + self.backward_layer.state_count
         if self.merge_mode is None or self.return_state:
@@ -228,6 +237,8 @@ class Bidirectional(Layer):
             da = db = None
         else:
             da, db = _merge_grad(self.merge_mode, self._time_major(d_outputs[0]), a, b)
+        if not self.return_sequences:
+            da, db = (None if d is None else self._last_output(d, mask_tm) for d in (da, db))
         dx = (self._run_backward(self.forward_layer, da, d_states[:n])
               + self._run_backward(self.backward_layer, db, d_states[n:]))  # (T, B, F)
         self.grads = self.forward_layer.grads + self.backward_layer.grads

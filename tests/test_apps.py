@@ -353,6 +353,18 @@ def test_sentiment_predict_with_no_text_it_can_classify_prints_no_prediction(sen
     assert result[1] == ""
 
 
+def test_sentiment_pads_and_cuts_texts_at_the_front_so_the_model_reads_their_last_words(
+        sentiment_model):
+    model = fastrnn.load_model(sentiment_model[3])
+    assert model.metadata["truncating"] == "pre"
+    max_len = model.metadata["max_len"]
+    long_text = "Great food. " + "qqqq " * max_len  # the known words fall off the front
+    result = run_cli("sentiment", "predict", sentiment_model[3], long_text)
+    assert_usage_error(result, f"has no word the model knows among its last {max_len} words")
+    kept = run_cli("sentiment", "predict", sentiment_model[3], "qqqq " * max_len + "Great food.")
+    assert kept[0] == 0, kept
+
+
 def test_sentiment_predict_refuses_a_model_of_another_command(text_model):
     assert_usage_error(run_cli("sentiment", "predict", text_model[3], "good"),
                        "not saved by `fastrnn sentiment train`")

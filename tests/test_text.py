@@ -80,19 +80,21 @@ def test_word_decode_gives_back_the_tokens_of_known_words():
     assert vocab.decode(vocab.encode(text)) == " ".join(tokenize(text))
 
 
-def test_encode_batch_pads_after_each_text_with_zeros():
+def test_encode_batch_pads_before_each_text_with_zeros_as_keras():
     vocab = WordVocab.from_texts(["a b c", "a"])
     batch = vocab.encode_batch(["a b c", "a", ""])
     a, b, c = (vocab.words.index(w) for w in "abc")
-    np.testing.assert_array_equal(batch, [[a, b, c], [a, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(batch, [[a, b, c], [0, 0, a], [0, 0, 0]])
     assert batch.dtype == np.int32
     assert vocab.decode(batch[1]) == "a"
+    after = vocab.encode_batch(["a b c", "a"], padding="post")
+    np.testing.assert_array_equal(after, [[a, b, c], [a, 0, 0]])
 
 
-def test_encode_batch_cuts_long_texts_to_maxlen():
+def test_encode_batch_cuts_long_texts_to_maxlen_keeping_their_end():
     vocab = WordVocab.from_texts(["a b c d"])
-    assert vocab.encode_batch(["a b c d"], maxlen=2).tolist() == [[2, 3]]
-    assert vocab.encode_batch(["a b c d"], maxlen=2, truncating="pre").tolist() == [[4, 5]]
+    assert vocab.encode_batch(["a b c d"], maxlen=2).tolist() == [[4, 5]]
+    assert vocab.encode_batch(["a b c d"], maxlen=2, truncating="post").tolist() == [[2, 3]]
 
 
 def test_word_vocab_limits_size_and_drops_rare_words():

@@ -173,16 +173,18 @@ class WordVocab:
         return np.array([self._ids.get(w, self.UNK_ID) for w in tokenize(text)], dtype=ID_DTYPE)
 
     def encode_batch(self, texts: Iterable[str], maxlen: Optional[int] = None,
-                     truncating: str = "post") -> np.ndarray:
-        """N texts -> ids: (N, T) int32, padded after each text with ``PAD_ID`` (0).
+                     padding: str = "pre", truncating: str = "pre") -> np.ndarray:
+        """N texts -> ids: (N, T) int32, padded with ``PAD_ID`` (0), as ``pad_sequences`` pads.
 
-        maxlen: T; None means the longest text's token count. Longer texts are cut
-        (``truncating="post"`` keeps their start, ``"pre"`` their end).
+        maxlen: T; None means the longest text's token count. padding: ``"pre"`` (the
+        default, Keras's) puts the padding before each text, so that a recurrent layer reads
+        the real words last; ``"post"`` after it. Longer texts are cut (``truncating="pre"``
+        keeps their end, ``"post"`` their start).
         """
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str, got a single str")
         encoded = [self.encode(t) for t in texts]
-        return pad_sequences(encoded, maxlen=maxlen, dtype=ID_DTYPE, padding="post",
+        return pad_sequences(encoded, maxlen=maxlen, dtype=ID_DTYPE, padding=padding,
                              truncating=truncating, value=self.PAD_ID)
 
     def decode(self, ids) -> str:

@@ -64,7 +64,7 @@ def _add_train(commands) -> None:
     p.add_argument("--max-words", type=positive_int, default=20_000,
                    help="vocabulary size, the most frequent words (default 20000)")
     p.add_argument("--max-len", type=positive_int, default=100,
-                   help="words kept per text, longer texts are cut (default 100; "
+                   help="words kept per text, the last ones of longer texts (default 100; "
                         "shorter when no text is that long)")
     p.add_argument("--test-size", type=fraction, default=0.2,
                    help="fraction of rows held out for the accuracy report (default 0.2)")
@@ -165,6 +165,7 @@ def train(args) -> int:
 
     vocab = WordVocab.from_texts((texts[i] for i in train_idx), max_size=args.max_words)
     longest = max(len(tokenize(text)) for text in texts)
+    # Padded and cut at the front, as Keras's pad_sequences does: the real words come last.
     x = vocab.encode_batch(texts, maxlen=max(1, min(args.max_len, longest)))  # (N, T)
     print(f"vocabulary: {vocab.size:,} words (from the training texts); "
           f"{x.shape[1]} words per text")
@@ -185,7 +186,7 @@ def train(args) -> int:
           f"{len(test_idx):,} texts)")
 
     metadata = {APP_KEY: "sentiment", "vocab": vocab.to_dict(), "classes": classes,
-                "max_len": int(x.shape[1]), "held_out_accuracy": accuracy}
+                "max_len": int(x.shape[1]), "truncating": "pre", "held_out_accuracy": accuracy}
     path = save_model(model, args.out, metadata)
     print(f"saved the model, its vocabulary and its classes to {path}")
     return 0
@@ -198,9 +199,11 @@ def predict(args) -> int:
     model, metadata = load_model(args.model, "sentiment", "fastrnn sentiment predict")
     vocab = vocab_from_dict(metadata["vocab"])
     classes = metadata["classes"]
-    x = vocab.encode_batch(args.texts, maxlen=metadata["max_len"])  # (B, T)
+    # Models saved before texts were cut at the front kept the first words.
+    truncating = metadata.get("truncating", "post")
+    x = vocab.encode_batch(args.texts, maxlen=metadata["max_len"], truncating=truncating)  # (B, T)
     known = (x > WordVocab.UNK_ID).any(axis=1)  # (B,) whether the model sees any word it knows
-    problems = [_why_not_classified(i, text, metadata["max_len"])
+    problems = [_why_not_classified(i, text, metadata["max_len"], truncating)
                 for i, text in enumerate(args.texts, start=1) if not known[i - 1]]
     if known.any():
         k, p = predicted_classes(np.asarray(model.predict(x[known], verbose=0)))
@@ -213,12 +216,13 @@ def predict(args) -> int:
     return 0
 
 
-def _why_not_classified(i: int, text: str, max_len: int) -> str:
+def _why_not_classified(i: int, text: str, max_len: int, truncating: str) -> str:
     """Why TEXT ``i`` gives the model no word it knows (among the ``max_len`` it reads)."""
     from fastrnn.text import tokenize
 
     if not text.strip():
         return f"TEXT {i} is empty"
     shown = text if len(text) <= 40 else text[:37] + "..."
-    among = f" among its first {max_len} words" if len(tokenize(text)) > max_len else ""
+    which = "last" if truncating == "pre" else "first"
+    among = f" among its {which} {max_len} words" if len(tokenize(text)) > max_len else ""
     return f"TEXT {i} ({shown!r}) has no word the model knows{among}"

@@ -39,9 +39,10 @@ def kernel_threads(n):
         ops.set_num_threads(before)
 
 
-def run(module, mode, case, *, lengths=None, reverse=False, dy=True, dh_n=True, dc_n=True, seed=1):
+def run(module, mode, case, *, lengths=None, mask=None, reverse=False, dy=True, dh_n=True, dc_n=True,
+        seed=1):
     """Forward and backward with random output gradients; returns (y, h_n, c_n, grads)."""
-    y, h_n, c_n, cache = module.rnn_forward(mode, **case, lengths=lengths, reverse=reverse)
+    y, h_n, c_n, cache = module.rnn_forward(mode, **case, lengths=lengths, mask=mask, reverse=reverse)
     rng = np.random.default_rng(seed)
     dtype = case["x"].dtype
     g_y = rng.standard_normal(y.shape).astype(dtype) if dy else None
@@ -90,6 +91,42 @@ def test_padded_batches_match_reference(mode, dtype, reverse):
     case = make_case(mode, 6, 5, 3, 7, dtype, seed=2)
     lengths = np.array([6, 0, 3, 1, 6])  # full, empty, and in between
     assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+
+
+def holey_mask(T, B, seed=0):
+    """(T, B) bool: random holes, with row 0 pre-padded, row 1 post-padded and row 2 all masked."""
+    mask = np.random.default_rng(seed).random((T, B)) < 0.6
+    mask[:, 0] = np.arange(T) >= T // 2
+    if B > 1:
+        mask[:, 1] = np.arange(T) < T // 3
+    if B > 2:
+        mask[:, 2] = False
+    return mask
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", MODES)
+def test_masked_batches_match_reference(mode, dtype, reverse):
+    case = make_case(mode, 6, 5, 3, 7, dtype, seed=2)
+    mask = holey_mask(6, 5)
+    assert_matches_reference(mode, case, mask=mask, reverse=reverse)
+    assert_matches_reference(mode, case, mask=mask.astype(np.uint8), reverse=reverse)
+    assert_inference_matches_reference(mode, case, mask=mask, reverse=reverse)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_prefix_mask_gives_what_its_lengths_give(mode):
+    case = make_case(mode, 6, 5, 3, 7, np.float32, seed=2)
+    lengths = np.array([6, 0, 3, 1, 6])
+    by_mask = run(ops, mode, case, mask=np.arange(6)[:, None] < lengths[None, :])
+    by_lengths = run(ops, mode, case, lengths=lengths)
+    for a, b in zip(by_mask[:3], by_lengths[:3]):
+        if b is not None:
+            np.testing.assert_array_equal(a, b)
+    for key, b in by_lengths[3].items():
+        if b is not None:
+            np.testing.assert_array_equal(by_mask[3][key], b, err_msg=key)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -273,6 +310,7 @@ def test_batches_large_enough_to_split_across_threads_match_reference(mode, thre
     lengths = np.random.default_rng(0).integers(0, 31, size=33)
     with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
+        assert_matches_reference(mode, case, mask=holey_mask(30, 33), reverse=(threads != 2))
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -289,6 +327,8 @@ def test_little_work_on_a_few_rows_a_thread_matches_reference(mode, threads):
         for reverse in (False, True):
             assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
             assert_inference_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+        assert_matches_reference(mode, case, mask=holey_mask(60, B), reverse=True)
+        assert_inference_matches_reference(mode, case, mask=holey_mask(60, B))
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4])
@@ -318,6 +358,7 @@ def test_small_batches_split_across_threads_by_hidden_units_match_reference(mode
     lengths = np.array([T, T // 2, 0])
     with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=lengths, reverse=(threads == 2))
+        assert_matches_reference(mode, case, mask=holey_mask(T, B), reverse=(threads != 2))
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -347,6 +388,7 @@ def test_single_sequences_match_reference(mode, dtype, threads):
     case = make_case(mode, T, 1, 24, H, dtype, seed=14)
     with kernel_threads(threads):
         assert_matches_reference(mode, case, lengths=np.array([T - 3]), reverse=(threads == 2))
+        assert_matches_reference(mode, case, mask=holey_mask(T, 1, seed=1), reverse=(threads != 2))
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -678,6 +720,7 @@ def test_projecting_inputs_step_by_step_matches_the_reference(mode, reverse, thr
     with kernel_threads(threads):
         assert_inference_matches_reference(mode, case, lengths=lengths, reverse=reverse)
         assert_matches_reference(mode, case, lengths=lengths, reverse=reverse)
+        assert_inference_matches_reference(mode, case, mask=holey_mask(40, 64), reverse=reverse)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -73,11 +73,11 @@ Dims dims_of(const py::array& x, const py::array& w_hh) {
   return {x.shape(0), x.shape(1), x.shape(2), w_hh.shape(1)};
 }
 
-// The arguments forward and backward share: x, the weights, lengths, direction.
+// The arguments forward and backward share: x, the weights, lengths or mask, direction.
 template <typename T, typename Args>
 void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
-                 bool reverse) {
+                 const py::object& mask, bool reverse) {
   a.cell = cell.get();
   a.d = dims_of(x, w_hh);
   const Dims& d = a.d;
@@ -85,7 +85,10 @@ void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x,
   a.x = data_of<T>(x, "x", {d.T, d.B, d.I});
   a.w = {data_of<T>(w_ih, "w_ih", {GH, d.I}), data_of<T>(w_hh, "w_hh", {GH, d.H}),
          data_of<T>(b_ih, "b_ih", {GH}, true), data_of<T>(b_hh, "b_hh", {GH}, true)};
-  a.lengths = data_of<int64_t>(lengths, "lengths", {d.B}, true);
+  a.padding.lengths = data_of<int64_t>(lengths, "lengths", {d.B}, true);
+  a.padding.mask = data_of<uint8_t>(mask, "mask", {d.T, d.B}, true);
+  if (a.padding.lengths && a.padding.mask) throw py::value_error("give lengths or mask, not both");
+  a.padding.B = d.B;
   a.reverse = reverse;
 }
 
@@ -105,9 +108,9 @@ std::vector<const T*> states_of(const py::sequence& given, const char* name, con
 template <typename T>
 py::tuple forward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                       const py::object& lengths, bool reverse, bool training) {
+                       const py::object& lengths, bool reverse, bool training, const py::object& mask) {
   fastrnn::ForwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse);
   const Dims& d = a.d;
   const std::vector<const T*> s0 = states_of<T>(states0, "initial states", *cell, d);
   py::list states_n;
@@ -134,9 +137,9 @@ template <typename T>
 py::tuple backward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                         const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                         const py::object& lengths, bool reverse, const std::shared_ptr<Workspace>& ws,
-                        const py::object& dy, const py::sequence& d_states_n) {
+                        const py::object& dy, const py::sequence& d_states_n, const py::object& mask) {
   fastrnn::BackwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse);
   const Dims& d = a.d;
   const Dims& wd = ws->dims();
   if (!ws->cell()->same_as(*cell) || wd.T != d.T || wd.B != d.B || wd.H != d.H || ws->value_bytes() != sizeof(T))
@@ -179,22 +182,22 @@ bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(
 
 py::tuple forward(const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                  const py::object& lengths, bool reverse, bool training) {
+                  const py::object& lengths, bool reverse, bool training, const py::object& mask) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return forward_impl<float>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
+    return forward_impl<float>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
   if (is_dtype(x, py::dtype::of<double>()))
-    return forward_impl<double>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training);
+    return forward_impl<double>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
 py::tuple backward(const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                    const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
                    bool reverse, const std::shared_ptr<Workspace>& workspace, const py::object& dy,
-                   const py::sequence& d_states_n) {
+                   const py::sequence& d_states_n, const py::object& mask) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return backward_impl<float>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n);
+    return backward_impl<float>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
   if (is_dtype(x, py::dtype::of<double>()))
-    return backward_impl<double>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n);
+    return backward_impl<double>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -387,11 +390,12 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
 
   m.def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("states"), py::arg("w_ih"), py::arg("w_hh"),
         py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
+        py::arg("mask") = py::none(),
         "Forward unroll -> (y, final states, Workspace or None). Arrays must be C-contiguous, of x's dtype; "
-        "states: one (B, H) array or None for each of the cell's states.");
+        "states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None.");
   m.def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
         py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
-        py::arg("d_states"),
+        py::arg("d_states"), py::arg("mask") = py::none(),
         "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None). Overwrites the "
         "workspace's gates (and the products' own arrays).");
   m.def("cell_kinds", &fastrnn::cell_kinds);

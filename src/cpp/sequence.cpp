@@ -25,15 +25,11 @@ using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
 template <typename T>
 using ConstRowMap = Eigen::Map<const Row<T>>;
 
-bool valid(const int64_t* lengths, Index b, Index t) { return lengths == nullptr || t < lengths[b]; }
-
 template <typename T>
 void init_state(Matrix<T>& s, const T* s0) {
   if (s0) s = ConstMatrixMap<T>(s0, s.rows(), s.cols());
   else s.setZero();
 }
-
-const int64_t* offset(const int64_t* lengths, Index b0) { return lengths ? lengths + b0 : nullptr; }
 
 // The layout's products in step order, across its stages.
 std::vector<Product> products_of(const Layout& layout) {
@@ -127,16 +123,16 @@ SliceProducts<T> products_for(const Layout& layout, const Dims& d, const T* w_hh
 
 // Rows of a tile whose step t is padding: set the tile's row in dst from src, or to zero.
 template <typename View, typename Src>
-void keep_padded(View dst, const Src& src, const int64_t* lengths, Index t) {
-  if (!lengths) return;
+void keep_padded(View dst, const Src& src, const Padding& padding, Index t) {
+  if (!padding.any()) return;
   for (Index b = 0; b < dst.rows(); ++b)
-    if (!valid(lengths, b, t)) dst.row(b) = src.row(b);
+    if (!padding.valid(b, t)) dst.row(b) = src.row(b);
 }
 template <typename View>
-void zero_padded(View dst, const int64_t* lengths, Index t) {
-  if (!lengths) return;
+void zero_padded(View dst, const Padding& padding, Index t) {
+  if (!padding.any()) return;
   for (Index b = 0; b < dst.rows(); ++b)
-    if (!valid(lengths, b, t)) dst.row(b).setZero();
+    if (!padding.valid(b, t)) dst.row(b).setZero();
 }
 
 // The tile of a product's output array (its blocks of H side by side).
@@ -175,7 +171,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = layout.gates, GH = G * H;
   const Index b0 = sl.b0, j0 = sl.j0;
   const Tile tile{sl.b1 - b0, sl.j1 - j0, H, GH, H};
-  const int64_t* lengths = offset(a.lengths, b0);
+  const Padding padding = a.padding.from_row(b0);
   const Index first = b0 * H + j0;  // offset of the tile in a (B, H) buffer
   const int states = static_cast<int>(layout.states.size()), saved = static_cast<int>(layout.saved.size());
   Step<T> step{tile, nullptr};
@@ -221,10 +217,10 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
       a.cell->forward(static_cast<int>(stage), step);
     }
     for (int k = 0; k < states; ++k)  // padding keeps the state ...
-      keep_padded(state(step.next[k], tile), state(step.state[k], tile), lengths, t);
+      keep_padded(state(step.next[k], tile), state(step.state[k], tile), padding, t);
     auto y = state(a.y + row * H + j0, tile);
     y = state(step.next[0], tile);
-    zero_padded(y, lengths, t);  // ... and outputs zero
+    zero_padded(y, padding, t);  // ... and outputs zero
     step_barrier(split, sl);     // the next step's products read every unit of the state
   }
   if (s1 < steps) return;  // more chunks to come
@@ -425,7 +421,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = layout.gates, GH = G * H;
   const Index b0 = sl.b0, j0 = sl.j0;
   const Tile tile{sl.b1 - b0, sl.j1 - j0, H, GH, H};
-  const int64_t* lengths = offset(a.lengths, b0);
+  const Padding padding = a.padding.from_row(b0);
   const Index first = b0 * H + j0;
   const int states = static_cast<int>(layout.states.size()), saved = static_cast<int>(layout.saved.size());
   const std::vector<Product> products = products_of(layout);
@@ -445,7 +441,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
     if (a.dy) {
       state(dh_total, tile) += state(a.dy + row * H + j0, tile);
       // a padded output is a constant
-      keep_padded(state(dh_total, tile), state(buf.d[0][now].data() + first, tile), lengths, t);
+      keep_padded(state(dh_total, tile), state(buf.d[0][now].data() + first, tile), padding, t);
     }
     grad.gates = g_t;
     for (int k = 0; k < states; ++k) {
@@ -462,8 +458,8 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
       a.cell->backward(stage, grad);
       for (const Product& r : stage_products) {  // padding passes no gradient to the weights
         for (Index k = 0; k < r.blocks; ++k) {
-          zero_padded(gate(g_t, tile, r.first + k), lengths, t);
-          if (r.output != kGates) zero_padded(gate(grad.saved[r.output], own_tile(tile, r), k), lengths, t);
+          zero_padded(gate(g_t, tile, r.first + k), padding, t);
+          if (r.output != kGates) zero_padded(gate(grad.saved[r.output], own_tile(tile, r), k), padding, t);
         }
         if (r.input != kState) state(buf.d_saved[r.input].data() + first, tile).setZero();
       }
@@ -477,7 +473,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
       }
       end = begin;
     }
-    for (Index k : buf.uncovered) zero_padded(gate(g_t, tile, k), lengths, t);
+    for (Index k : buf.uncovered) zero_padded(gate(g_t, tile, k), padding, t);
     if (gate_sums) gate_sums->add(g_t, tile, G, j0);
     for (std::size_t q = 0; q < products.size(); ++q)
       if (!sums.own[q].empty())
@@ -489,8 +485,8 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
     }
     // Padding passes the state gradients through exactly: set after the products, so that not
     // even a zero row times an inf in w_hh can touch them.
-    keep_padded(state(dh_prev, tile), state(dh_total, tile), lengths, t);
-    for (int k = 1; k < states; ++k) keep_padded(state(grad.d_state[k], tile), state(grad.d_next[k], tile), lengths, t);
+    keep_padded(state(dh_prev, tile), state(dh_total, tile), padding, t);
+    for (int k = 1; k < states; ++k) keep_padded(state(grad.d_state[k], tile), state(grad.d_next[k], tile), padding, t);
   }
   if (s0 > 0) return;  // more chunks to come
   for (int k = 0; k < states; ++k)

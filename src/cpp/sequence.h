@@ -15,9 +15,11 @@
 //           gradients (and otherwise the input gradient) are GEMMs over all steps (or a chunk
 //           of them) at once.
 //
-// Padding: with lengths, step t of sequence b is valid when t < lengths[b]. Invalid steps keep
-// the state and output zero. With reverse the steps run T-1 .. 0, so each sequence's padded
-// tail comes first and leaves its initial state untouched: one mask serves both directions.
+// Padding: step t of sequence b is valid where mask[t, b] is nonzero (a mask may have any
+// pattern), or with lengths where t < lengths[b]. Invalid steps keep the state, output zero and
+// pass no gradient to the weights. With reverse the steps run T-1 .. 0 and the mask is read at
+// each step's own position, so each sequence's padded tail comes first and leaves its initial
+// state untouched: one mask serves both directions.
 #pragma once
 
 #include <array>
@@ -36,6 +38,21 @@ struct Weights {
   const T* b_hh;  // (G*H,) or nullptr
 };
 
+// Which steps are valid: a mask, lengths, or neither (every step).
+struct Padding {
+  const int64_t* lengths = nullptr;  // (B,) or nullptr
+  const uint8_t* mask = nullptr;     // (T, B), nonzero at valid steps, or nullptr; wins over lengths
+  Index B = 0;                       // the mask's row length
+  Index b0 = 0;                      // row 0 here is row b0 of the batch
+
+  bool any() const { return lengths || mask; }
+  bool valid(Index b, Index t) const {
+    if (mask) return mask[t * B + b0 + b] != 0;
+    return lengths == nullptr || t < lengths[b0 + b];
+  }
+  Padding from_row(Index b) const { return {lengths, mask, B, b0 + b}; }
+};
+
 template <typename T>
 struct ForwardArgs {
   const Cell* cell;
@@ -43,7 +60,7 @@ struct ForwardArgs {
   const T* x;                                 // (T, B, I)
   std::array<const T*, kMaxStates> state0{};  // (B, H) each, or nullptr for zeros
   Weights<T> w;
-  const int64_t* lengths;                     // (B,) or nullptr: every step valid
+  Padding padding;                            // lengths or mask, or neither: every step valid
   bool reverse;
   T* y;                                       // (T, B, H) out
   std::array<T*, kMaxStates> state_n{};       // (B, H) each, out
@@ -56,7 +73,7 @@ struct BackwardArgs {
   Dims d;
   const T* x;                                    // (T, B, I)
   Weights<T> w;
-  const int64_t* lengths;                        // (B,) or nullptr
+  Padding padding;
   bool reverse;
   const Workspace* ws;                           // from forward; its gates and the products' outputs are overwritten
   const T* dy;                                   // (T, B, H) or nullptr

@@ -33,6 +33,22 @@ product (PyTorch's GRU, Keras's ``reset_after=True``)::
     n =    tanh(W_in x + b_in + r * (W_hn h + b_hn))
     h' = (1 - z) * n + z * h
 
+Padding and masks, in every mode. A step t of sequence b is real where ``mask[t, b]`` is
+nonzero, or with ``lengths`` where ``t < lengths[b]`` (PyTorch's packed sequences); a mask may
+have any pattern: padding before the real steps, after them, holes, rows with no real step.
+At a masked step the kernels and the reference::
+
+    h' = h,  c' = c          the state is carried
+    y_t = 0                  the output is zero
+                             and no gradient reaches x_t or the weights
+
+With ``reverse`` the steps run T-1 .. 0 and the mask is read at each step's own position.
+Keras's outputs at masked steps are the layers' work (``fastrnn.layers.recurrent``): the
+last real output in reading order (zero before the first one), or zero with
+``zero_output_for_mask``; the output of ``return_sequences=False`` is zero for a row with no
+real step. A kernel output of zero is the one that serves both: repeating the carried state
+instead would give the initial state before the first real step, where Keras gives zero.
+
 Keras layout (``get_weights``), the transpose of the above with Keras's gate order::
 
     SimpleRNN: [kernel (F, H),  recurrent_kernel (H, H),  bias (H,)]

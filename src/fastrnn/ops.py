@@ -85,16 +85,12 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask)
-    if args.mask is not None:  # the kernels take lengths only, so far
-        from fastrnn import reference
-        return reference.rnn_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0=c0, mask=mask,
-                                     reverse=reverse, training=training)
     cell = _cell(args.mode)
     arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
     states = [_contiguous(args.h0), _contiguous(args.c0)][:len(cell.states)]
     y, final, workspace = _core.forward(
         cell, arrays["x"], states, arrays["w_ih"], arrays["w_hh"], arrays["b_ih"], arrays["b_hh"],
-        args.lengths, args.reverse, args.training)
+        args.lengths, args.reverse, args.training, args.mask)
     cache = KernelCache(args, cell, arrays, workspace) if args.training else None
     return y, final[0], final[1] if len(final) > 1 else None, cache
 
@@ -107,9 +103,6 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     gradients 'x', 'h0', 'c0' (LSTM), 'w_ih', 'w_hh', 'b_ih', 'b_hh' (None without that bias).
     See ``fastrnn.reference.rnn_backward`` for the details.
     """
-    from fastrnn import reference
-    if isinstance(cache, reference._ReferenceCache):  # a masked forward, see rnn_forward
-        return reference.rnn_backward(cache, dy, dh_n, dc_n)
     check_cache(cache, KernelCache)
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
@@ -118,7 +111,7 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     claim_cache(cache)
     dx, d_initial, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
         cache.cell, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], args.lengths, args.reverse,
-        cache.workspace, _contiguous(dy), [_contiguous(dh_n), _contiguous(dc_n)][:len(states)])
+        cache.workspace, _contiguous(dy), [_contiguous(dh_n), _contiguous(dc_n)][:len(states)], args.mask)
     grads = {"x": dx}
     grads.update({f"{name}0": d for name, d in zip(states, d_initial)})
     grads.update(w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)

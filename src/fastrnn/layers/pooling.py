@@ -7,9 +7,10 @@ x: (B, T, F) -> (B, F), or (B, 1, F) with ``keepdims=True``; with
 Masks, as in Keras 3.15: ``GlobalAveragePooling1D`` averages over the real steps only (a
 sequence with no real step gives NaN, 0 / 0, as in Keras). ``GlobalMaxPooling1D`` takes the
 maximum over every step, padded ones included. After a recurrent layer with its default
-``zero_output_for_mask=False`` the padded steps repeat the last real output, so the maximum
-is the maximum over the real steps; after ``Bidirectional`` or ``go_backwards`` the padded
-outputs are zero and take part.
+``zero_output_for_mask=False`` a padded step read after a real one repeats the last real
+output, so it adds nothing to the maximum; padded steps read before the first real one
+(pre-padding, or post-padding read with ``go_backwards``) and every padded step after
+``Bidirectional`` output zero and take part.
 """
 from __future__ import annotations
 

@@ -42,6 +42,10 @@ _open_line = {"stream": None}
 
 
 def _print_message(message: str) -> None:
+    from fastrnn import distributed
+
+    if not distributed.is_chief():  # under MPI, rank 0 speaks for all
+        return
     stream = sys.stdout
     if _open_line["stream"] is stream:
         stream.write("\n")

@@ -50,7 +50,7 @@ import threading
 
 import numpy as np
 
-from fastrnn import _compile, _data
+from fastrnn import _compile, _data, distributed
 from fastrnn import metrics as metrics_module
 from fastrnn import functional as graph_engine
 from fastrnn import optimizers as optimizers_module
@@ -116,6 +116,7 @@ class Model(Layer):
         self._run = None  # the last training forward pass (_Run)
         self._last_masks = None
         self._interrupted = False
+        self._distributed = None  # a fastrnn.distributed.FitRun while fit runs under MPI
         self._graph = None
         self._build_shapes = None  # a subclassed model: the input shapes of its first call
         if inputs is not None or outputs is not None:
@@ -621,6 +622,8 @@ class Model(Layer):
     def _train_step(self, x, y) -> dict:
         """One optimizer step on a batch; updates the metrics; returns the batch's losses (the
         total with the regularizers' penalties, as Keras's, and each output's without)."""
+        if self._distributed is not None:
+            return self._distributed.train_step(self, x, y)
         with self._states_kept_on_error():
             logs, targets, y, y_pred, masks, activity = self._forward_backward(x, y)
             if self._train_params is None:
@@ -632,6 +635,8 @@ class Model(Layer):
         return logs
 
     def _test_step(self, x, y) -> dict:
+        if self._distributed is not None:
+            return self._distributed.test_step(self, x, y)
         with self._states_kept_on_error(), collect_activity_losses() as activity:
             y_pred, masks = self._forward(x, training=False)
             targets = self._ensure_targets(len(y_pred))
@@ -819,7 +824,8 @@ class Model(Layer):
     # -- fit ---------------------------------------------------------------------------------
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            sharded=False):
         """Train for ``epochs`` passes over (x, y); returns the ``History``.
 
         x: (N, T, F) (or ids (N, T)), y: (N, ...); lists or dicts of them for several inputs
@@ -831,16 +837,38 @@ class Model(Layer):
 
         Ctrl-C stops training cleanly between two batches: the last optimizer step is
         complete, the partial epoch is not logged, and the History so far is returned.
+
+        After ``fastrnn.distributed.init()`` under MPI, fit trains data-parallel over the ranks
+        (see ``fastrnn.distributed``); ``sharded=True`` then means each rank passes its own
+        part of the data (validation data included). Without MPI ``sharded`` changes nothing.
         """
-        self._require_compiled("fit")
-        x, y = self._check_xy(x, y, "fit")
-        n = _data.length(x)
-        if n == 0:
-            raise ValueError("fit needs at least one sample, got an empty x")
-        batch_size = self._batch_size(batch_size)
-        verbose = self._verbose(verbose)
-        x, y, validation = self._split_validation(x, y, validation_split, validation_data)
+        run = distributed.fit_run(sharded)
+        with run.world.all_or_none("fit") if run else contextlib.nullcontext():
+            self._require_compiled("fit")
+            x, y = self._check_xy(x, y, "fit")
+            n = _data.length(x)
+            if n == 0:
+                raise ValueError("fit needs at least one sample, got an empty x")
+            batch_size = self._batch_size(batch_size)
+            verbose = self._verbose(verbose)
+            x, y, validation = self._split_validation(x, y, validation_split, validation_data)
+            if run:
+                run.prepare(self, x, y)
+        if run:
+            run.synchronize(self, shuffle)
+        self._distributed = run
+        try:
+            return self._fit_epochs(x, y, batch_size, epochs, verbose, callbacks, validation,
+                                    shuffle, initial_epoch)
+        finally:
+            self._distributed = None
+
+    def _fit_epochs(self, x, y, batch_size, epochs, verbose, callbacks, validation, shuffle,
+                    initial_epoch):
+        run = self._distributed
         steps = math.ceil(_data.length(x) / batch_size)
+        if run:
+            steps = len(run.batches(np.arange(_data.length(x)), batch_size))
         callback_list = self._callback_list(callbacks, verbose, add_history=True,
                                             epochs=epochs, steps=steps)
         self.stop_training = False
@@ -853,11 +881,14 @@ class Model(Layer):
                 if epoch_logs is None:  # Ctrl-C
                     break
                 logs = epoch_logs
+                if run:
+                    self.stop_training, self._interrupted = run.world.any(self.stop_training,
+                                                                          self._interrupted)
                 if self.stop_training or self._interrupted:
                     break
             callback_list.on_train_end(logs)
         self.history = callback_list.history
-        if self._interrupted:
+        if self._interrupted and distributed.is_chief():
             print(f"fit: interrupted by Ctrl-C; stopped after {len(self.history.epoch)} complete "
                   "epoch(s). The model keeps the weights of the last completed step.",
                   file=sys.stderr)
@@ -869,20 +900,29 @@ class Model(Layer):
         self._reset_metrics()
         callback_list.on_epoch_begin(epoch)
         n = _data.length(x)
-        order = get_rng().permutation(n) if shuffle else np.arange(n)
-        sums = {}
-        for step, start in enumerate(range(0, n, batch_size)):
+        run = self._distributed
+        if run:
+            batches = run.batches(run.order(n, shuffle, epoch), batch_size)
+        else:
+            order = get_rng().permutation(n) if shuffle else np.arange(n)
+            batches = [order[start:start + batch_size] for start in range(0, n, batch_size)]
+        sums, seen = {}, 0
+        for step, rows in enumerate(batches):
             if self._interrupted:
                 return None
-            rows = order[start:start + batch_size]
             callback_list.on_train_batch_begin(step)
             batch_logs = self._train_step(_data.take(x, rows), _data.take(y, rows))
-            # Running means over the epoch so far, batches weighted by their size.
+            # Running means over the epoch so far, batches weighted by their (global) size.
+            count = run.last_rows if run else len(rows)
+            seen += count
             for key, value in batch_logs.items():
-                sums[key] = sums.get(key, 0.0) + value * len(rows)
-            logs = {key: total / (start + len(rows)) for key, total in sums.items()}
+                sums[key] = sums.get(key, 0.0) + value * count
+            logs = {key: total / seen for key, total in sums.items()}
             logs.update(self._metric_logs())
             callback_list.on_train_batch_end(step, logs)
+            if run:
+                self.stop_training, self._interrupted = run.world.any(self.stop_training,
+                                                                      self._interrupted)
             if self.stop_training:
                 break
         if validation is not None:
@@ -916,7 +956,7 @@ class Model(Layer):
 
         return callbacks_module.CallbackList(
             callbacks, model=self, params={**params, "verbose": verbose},
-            add_history=add_history, add_progbar=verbose != 0)
+            add_history=add_history, add_progbar=verbose != 0 and distributed.is_chief())
 
     @contextlib.contextmanager
     def _stop_on_ctrl_c(self):
@@ -956,14 +996,19 @@ class Model(Layer):
         """Loss and metrics over (x, y) in batches, calling the test hooks of ``callback_list``."""
         callback_list.on_test_begin()
         self._reset_metrics()
-        sums = {}
+        sums, seen = {}, 0
         n = _data.length(x)
-        for step, start in enumerate(range(0, n, batch_size)):
-            rows = np.arange(start, min(start + batch_size, n))
+        run = self._distributed
+        batches = (run.batches(np.arange(n), batch_size) if run else
+                   [np.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)])
+        for step, rows in enumerate(batches):
             callback_list.on_test_batch_begin(step)
-            for key, value in self._test_step(_data.take(x, rows), _data.take(y, rows)).items():
-                sums[key] = sums.get(key, 0.0) + value * len(rows)
-            logs = {key: total / (start + len(rows)) for key, total in sums.items()}
+            batch_logs = self._test_step(_data.take(x, rows), _data.take(y, rows))
+            count = run.last_rows if run else len(rows)
+            seen += count
+            for key, value in batch_logs.items():
+                sums[key] = sums.get(key, 0.0) + value * count
+            logs = {key: total / seen for key, total in sums.items()}
             logs.update(self._metric_logs())
             callback_list.on_test_batch_end(step, logs)
         callback_list.on_test_end(logs)
@@ -1092,11 +1137,13 @@ class Model(Layer):
 
         metadata: a JSON-serialisable dict kept with the model (e.g. a vocabulary); None
         keeps ``self.metadata``. The write is atomic: a failed save leaves any old file
-        at ``path`` unchanged. ``fastrnn.load_model(path)`` restores the model.
+        at ``path`` unchanged. ``fastrnn.load_model(path)`` restores the model. After
+        ``fastrnn.distributed.init()`` only rank 0 writes (as for ``save_weights``, ``export``).
         """
         from fastrnn import saving
 
-        saving.save_model(self, path, metadata=self.metadata if metadata is None else metadata)
+        if distributed.is_chief():  # under MPI, rank 0 writes (see fastrnn.distributed)
+            saving.save_model(self, path, metadata=self.metadata if metadata is None else metadata)
         if metadata is not None:
             self.metadata = metadata
 
@@ -1105,6 +1152,8 @@ class Model(Layer):
         gives an ONNX file for ONNX Runtime; see ``fastrnn.export``. Written atomically."""
         from fastrnn.export import export_model
 
+        if not distributed.is_chief():
+            return
         export_model(self, filepath, format=format, verbose=verbose,
                      input_signature=input_signature, **kwargs)
 
@@ -1113,6 +1162,8 @@ class Model(Layer):
         into a model of the same architecture."""
         from fastrnn import saving
 
+        if not distributed.is_chief():
+            return
         saving.save_weights(self, path)
 
     def load_weights(self, path):

@@ -1,0 +1,136 @@
+"""Data-parallel fit over MPI: scripts run under ``mpiexec -n 2`` and ``-n 3`` end with the
+weights of the same script run as one process (float32 to 1e-5, float64 to 1e-12), and faults
+stop every rank. Skipped without mpi4py or mpiexec; every launch has a timeout."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+
+HERE = Path(__file__).parent
+SCRIPT = HERE / "distributed_fit.py"
+MPIEXEC = shutil.which("mpiexec", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                        os.environ.get("PATH", "")]))
+TIMEOUT = 90  # seconds for one launch on a loaded 2-core machine; a hang fails instead
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec")
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore::RuntimeWarning")
+    for name in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"):
+        env.pop(name, None)  # a test run itself under MPI must not look like a rank
+    return env
+
+
+def run(args, ranks=None, check=True):
+    command = [sys.executable, *map(str, args)]
+    if ranks is not None:
+        command = [MPIEXEC, "-n", str(ranks), *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def fit(tmp_path, name, *options, ranks=None):
+    out = tmp_path / f"{name}.npz"
+    run([SCRIPT, *options[:2], out, *options[2:]], ranks=ranks)
+    with np.load(out) as saved:
+        weights = [saved[f"arr_{k}"] for k in range(len([f for f in saved.files if f.startswith("arr_")]))]
+        return weights, json.loads(str(saved["history"])), json.loads(str(saved["stats"])), int(saved["size"])
+
+
+def assert_weights_close(a, b, dtype):
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    assert len(a) == len(b)
+    for wa, wb in zip(a, b):
+        assert wa.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(wa, wb, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("model, dtype, ranks", [
+    ("lstm", "float32", 2), ("lstm", "float64", 3),
+    ("gru", "float64", 2), ("gru", "float32", 3),
+    ("bimask", "float64", 3), ("bimask", "float32", 2),
+])
+def test_fit_over_ranks_equals_one_process(tmp_path, model, dtype, ranks):
+    one, one_history, _, size = fit(tmp_path, "one", model, dtype)
+    assert size == 1
+    many, history, counters, size = fit(tmp_path, "many", model, dtype, ranks=ranks)
+    assert size == ranks
+    assert_weights_close(many, one, dtype)
+    assert any(np.abs(w - v).max() > 0.01 for w, v in zip(many, fit_untrained(model, dtype)))
+    # The logs are reduced over the ranks: the losses and metrics of one process.
+    assert history.keys() == one_history.keys() == {"loss", "mae", "val_loss", "val_mae"}
+    for key in history:
+        np.testing.assert_allclose(history[key], one_history[key], rtol=1e-6 if dtype == "float32" else 1e-12)
+    steps = 3 * -(-18 // 7)  # 3 epochs of the 18 training rows (23 less the validation split)
+    assert counters["gradient_calls"] == steps
+
+
+_UNTRAINED = {}
+
+
+def fit_untrained(model, dtype):
+    """The script's initial weights, so that a test knows training moved them."""
+    if (model, dtype) not in _UNTRAINED:
+        sys.path.insert(0, str(HERE))
+        try:
+            import distributed_fit
+        finally:
+            sys.path.pop(0)
+        _UNTRAINED[model, dtype] = distributed_fit.build(model, dtype).get_weights()
+    return _UNTRAINED[model, dtype]
+
+
+def test_sharded_fit_equals_one_process(tmp_path):
+    one, *_ = fit(tmp_path, "one", "bimask", "float64", "--sharded")
+    many, history, _, _ = fit(tmp_path, "many", "bimask", "float64", "--sharded", ranks=3)
+    assert_weights_close(many, one, "float64")
+
+
+def test_checkpoint_resumes_on_another_number_of_ranks(tmp_path):
+    """A model saved by rank 0 of a 2-rank run trains on with 3 ranks as it does alone."""
+    checkpoint = tmp_path / "checkpoint.keras"
+    fit(tmp_path, "first", "gru", "float64", "--epochs", "1", "--save", checkpoint, ranks=2)
+    assert checkpoint.exists() and not list(tmp_path.glob("*.tmp*"))
+    one, *_ = fit(tmp_path, "one", "gru", "float64", "--epochs", "1", "--resume", checkpoint)
+    many, *_ = fit(tmp_path, "many", "gru", "float64", "--epochs", "1", "--resume", checkpoint, ranks=3)
+    assert_weights_close(many, one, "float64")
+
+
+@pytest.mark.parametrize("fault", ["--fail-rank", "--die-rank"])
+def test_a_failing_rank_stops_every_rank(tmp_path, fault):
+    result = run([SCRIPT, "lstm", "float64", tmp_path / "out.npz", fault, "1"], ranks=2, check=False)
+    assert result.returncode != 0
+    assert not (tmp_path / "out.npz").exists()
+    if fault == "--fail-rank":
+        assert "a fault on purpose" in result.stderr
+
+
+def test_init_alone_warns_and_changes_nothing():
+    code = ("import warnings, fastrnn\n"
+            "from fastrnn import distributed\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    distributed.init()\n"
+            "assert any('single process' in str(w.message) for w in caught), caught\n"
+            "assert not distributed.is_initialized() and distributed.size() == 1\n"
+            "assert distributed.rank() == 0 and distributed.is_chief()\n"
+            "print('ok')\n")
+    assert run(["-c", code]).stdout.strip() == "ok"
+
+
+def test_init_refuses_bad_threads():
+    from fastrnn import distributed
+
+    with pytest.raises(ValueError, match="threads"):
+        distributed.init(threads=0)
+    with pytest.raises(TypeError, match="sharded"):
+        distributed.fit_run(sharded="yes")

@@ -134,3 +134,23 @@ def test_init_refuses_bad_threads():
         distributed.init(threads=0)
     with pytest.raises(TypeError, match="sharded"):
         distributed.fit_run(sharded="yes")
+
+
+def test_text_train_under_mpiexec_gives_the_model_of_one_process(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 30, encoding="utf-8")
+    argv = ["-m", "fastrnn", "text", "train", corpus, "--units", "8", "--seq-len", "8",
+            "--epochs", "2", "--batch-size", "9", "--sample-length", "5", "--verbose", "1"]
+    alone = run([*argv, "--out", tmp_path / "one.npz"])
+    together = run([*argv, "--out", tmp_path / "two.npz"], ranks=2)
+    import fastrnn
+
+    one = fastrnn.load_model(tmp_path / "one.npz").get_weights()
+    two = fastrnn.load_model(tmp_path / "two.npz").get_weights()
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)  # float32
+    # One progress bar and one report: rank 0's.
+    assert together.stdout.count("saved the model") == 1
+    assert together.stdout.count("Epoch 1/2") == alone.stdout.count("Epoch 1/2") == 1
+    assert together.stdout.count("--- sample after epoch") == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "one.npz", "two.npz"]

@@ -41,8 +41,10 @@ def main(argv=None) -> int:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2 if str(e).startswith(("FASTRNN_ISA=", "FASTRNN_CACHE_LIMIT=")) else 1
     args = parser.parse_args(argv or ["check"])
+    if _join_mpi_job() != 0:
+        return 2
     try:
-        return int(args.func(args) or 0)
+        return _ended_together(int(args.func(args) or 0))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -57,6 +59,33 @@ def main(argv=None) -> int:
         # fail again at exit, so it goes nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _join_mpi_job() -> int:
+    """Under ``mpiexec -n N`` (N > 1) every command runs as one rank of a distributed job:
+    training is data-parallel (``fastrnn.distributed``) and only rank 0 prints to stdout."""
+    from fastrnn import distributed
+
+    if not distributed.launched_by_mpi():
+        return 0
+    try:
+        distributed.init()
+    except ImportError as e:
+        print(f"fastrnn: error: started by an MPI launcher, but {e}", file=sys.stderr)
+        return 2
+    if not distributed.is_chief():
+        sys.stdout = open(os.devnull, "w")
+    return 0
+
+
+def _ended_together(code: int) -> int:
+    """A rank that fails ends the job, so that no other waits for it."""
+    from fastrnn import distributed
+
+    if code != 0 and distributed.is_initialized():
+        sys.stderr.flush()
+        distributed._world.comm.Abort(code)
+    return code
 
 
 def _out_of_memory(e: Exception) -> bool:

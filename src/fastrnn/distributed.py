@@ -259,16 +259,22 @@ class FitRun:
         self.world, self.sharded = world, sharded
         self.seed = None
         self.last_rows = 0
+        self._first_order = None
 
     # -- before the first step
 
-    def prepare(self, model, x, y) -> None:
+    def prepare(self, model, x, y, shuffle: bool) -> None:
         """Local: build the model and its metrics from this rank's first row (every rank has
         one), so that every rank knows the layout of the reduced numbers."""
         from fastrnn import _data
+        from fastrnn.utils import get_rng
 
-        if _data.length(x) == 0:
+        n = _data.length(x)
+        if n == 0:
             raise ValueError(f"fit: rank {self.world.rank} has no training samples")
+        if not model.built and shuffle and not self.sharded:
+            # One process draws the first shuffle before the weights (built at the first step).
+            self._first_order = get_rng().permutation(n)
         first = np.arange(1)
         xs, ys = _data.take(x, first), _data.take(y, first)
         saved = model.carried_states()
@@ -307,7 +313,12 @@ class FitRun:
             return np.arange(n)
         if self.sharded:
             return np.random.default_rng([self.seed, epoch, self.world.rank]).permutation(n)
-        order = get_rng().permutation(n) if self.world.rank == 0 else np.empty(n, dtype=np.int64)
+        if self.world.rank != 0:
+            order = np.empty(n, dtype=np.int64)
+        elif self._first_order is not None:
+            order, self._first_order = self._first_order, None
+        else:
+            order = get_rng().permutation(n)
         order = np.ascontiguousarray(order, dtype=np.int64)
         self.world.comm.Bcast(order, root=0)
         return order

@@ -853,7 +853,7 @@ class Model(Layer):
             verbose = self._verbose(verbose)
             x, y, validation = self._split_validation(x, y, validation_split, validation_data)
             if run:
-                run.prepare(self, x, y)
+                run.prepare(self, x, y, shuffle)
         if run:
             run.synchronize(self, shuffle)
         self._distributed = run

@@ -149,7 +149,10 @@ def run(args) -> int:
     print(_error_table(forecast_errors(truth, forecast), forecast_errors(truth, naive),
                        args.horizon))
     if plot:
-        _write_plot(args, name, series, times, time_name, n_test, truth, forecast, naive)
+        from fastrnn import distributed
+
+        if distributed.is_chief():  # under MPI, rank 0 writes
+            _write_plot(args, name, series, times, time_name, n_test, truth, forecast, naive)
     elif not args.no_plot:
         print(f"{args.prog}: no plot written: it needs matplotlib, an optional extra: "
               'pip install "fastrnn[plot]" (or pass --no-plot)', file=sys.stderr)

@@ -167,6 +167,10 @@ def _sample_callback(vocab, corpus: str, length: int, temperature: float, seed: 
                 self.print_sample()
 
         def print_sample(self):
+            from fastrnn import distributed
+
+            if not distributed.is_chief():  # under MPI, rank 0 prints for all
+                return
             text = sample(self.model, vocab, prime, length, temperature=temperature,
                           seed=seed + self.epochs_done)
             print(f"--- sample after epoch {self.epochs_done} (temperature {temperature:g}) ---")

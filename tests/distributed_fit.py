@@ -1,7 +1,8 @@
 """A training script for tests/test_distributed.py, run alone or under ``mpiexec -n N``.
 
     python tests/distributed_fit.py MODEL DTYPE OUT [--sharded] [--resume FILE] [--save FILE]
-        [--fail-rank R] [--die-rank R]
+        [--fail-rank R] [--die-rank R] [--bad-rank R] [--empty-rank R] [--stop-rank R]
+        [--callbacks DIR]
 
 MODEL: lstm | gru | bimask. Rank 0 writes the weights, the history and the Allreduce counters to
 OUT (an .npz). Every rank's final weights are also checked to be equal.
@@ -71,6 +72,10 @@ def main():
     parser.add_argument("--save")
     parser.add_argument("--fail-rank", type=int)
     parser.add_argument("--die-rank", type=int)
+    parser.add_argument("--bad-rank", type=int, help="sharded: this rank's targets have a wrong shape")
+    parser.add_argument("--empty-rank", type=int, help="sharded: this rank passes no rows")
+    parser.add_argument("--stop-rank", type=int, help="this rank alone sets stop_training")
+    parser.add_argument("--callbacks", help="a folder for ModelCheckpoint's files")
     args = parser.parse_args()
     distributed.init()
     rank, size = distributed.rank(), distributed.size()
@@ -91,8 +96,25 @@ def main():
                 if batch == 2 and rank == args.die_rank:
                     os._exit(3)
         callbacks.append(Fault())
+    if args.stop_rank is not None:
+        class Stop(fastrnn.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch == 1 and self.params and rank == args.stop_rank:
+                    self.model.stop_training = True
+        callbacks.append(Stop())
+    if args.callbacks:
+        callbacks += [
+            fastrnn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=0.06),
+            fastrnn.callbacks.EarlyStopping(monitor="val_loss", patience=0, min_delta=0.012),
+            fastrnn.callbacks.TerminateOnNaN(),
+            fastrnn.callbacks.ModelCheckpoint(os.path.join(args.callbacks, "epoch{epoch}.keras")),
+        ]
     if args.sharded:
         x, y = shard([x, y], batch_size, rank, size)
+        if rank == args.bad_rank:
+            y = np.concatenate([y, y[..., :1]], axis=-1)
+        if rank == args.empty_rank:
+            x, y = x[:0], y[:0]
         history = model.fit(x, y, batch_size=batch_size, epochs=args.epochs, shuffle=False,
                             verbose=0, sharded=True, callbacks=callbacks)
     else:
@@ -109,7 +131,8 @@ def main():
         model.save(args.save)
     if rank == 0:
         np.savez(args.out, *weights, history=json.dumps(history.history),
-                 stats=json.dumps(distributed.stats()), size=size)
+                 stats=json.dumps(distributed.stats()), size=size,
+                 learning_rate=model.optimizer.learning_rate)
 
 
 if __name__ == "__main__":

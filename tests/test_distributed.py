@@ -154,3 +154,38 @@ def test_text_train_under_mpiexec_gives_the_model_of_one_process(tmp_path):
     assert together.stdout.count("Epoch 1/2") == alone.stdout.count("Epoch 1/2") == 1
     assert together.stdout.count("--- sample after epoch") == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "one.npz", "two.npz"]
+
+
+def test_callbacks_decide_the_same_on_every_rank(tmp_path):
+    """ReduceLROnPlateau halves the rate and EarlyStopping stops at the epochs one process
+    does; ModelCheckpoint writes each file once."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    one, one_history, *_ = fit(tmp_path, "one", "lstm", "float64", "--epochs", "8",
+                               "--callbacks", tmp_path / "one")
+    many, history, *_ = fit(tmp_path, "many", "lstm", "float64", "--epochs", "8",
+                            "--callbacks", tmp_path / "many", ranks=3)
+    assert 1 < len(one_history["loss"]) < 8  # stopped early
+    assert one_history["learning_rate"][-1] < one_history["learning_rate"][0]  # reduced
+    assert history["learning_rate"] == one_history["learning_rate"]
+    assert_weights_close(many, one, "float64")
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_stop_training_on_one_rank_stops_all(tmp_path):
+    _, history, counters, _ = fit(tmp_path, "many", "lstm", "float64", "--stop-rank", "1", ranks=2)
+    assert len(history["loss"]) == 1
+    assert counters["gradient_calls"] == 2  # batches 0 and 1, then every rank stopped
+
+
+@pytest.mark.parametrize("fault, error", [
+    ("--bad-rank", "y_true shape (3, 3) does not match y_pred shape (3, 2)"),
+    ("--empty-rank", "fit needs at least one sample"),
+])
+def test_an_error_on_one_rank_is_raised_on_every_rank(tmp_path, fault, error):
+    result = run([SCRIPT, "lstm", "float64", tmp_path / "out.npz", "--sharded", fault, "1"],
+                 ranks=2, check=False)
+    assert result.returncode != 0
+    assert error in result.stderr
+    assert "RuntimeError: fit: rank(s) [1] of 2 raised an error" in result.stderr  # rank 0's

@@ -189,3 +189,18 @@ def test_an_error_on_one_rank_is_raised_on_every_rank(tmp_path, fault, error):
     assert result.returncode != 0
     assert error in result.stderr
     assert "RuntimeError: fit: rank(s) [1] of 2 raised an error" in result.stderr  # rank 0's
+
+
+def test_kernel_threads_default_to_the_cores_shared_out():
+    code = ("import json, fastrnn\nfrom fastrnn import distributed, ops\ndistributed.init()\n"
+            "found = distributed._world.comm.gather((distributed.rank(), distributed.local_size(), "
+            "fastrnn.get_num_threads(), ops.physical_cores()))\n"
+            "print(json.dumps(found)) if distributed.is_chief() else None\n")
+    env = _env()
+    env.pop("OMP_NUM_THREADS")
+    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", code], env=env,
+                            capture_output=True, text=True, timeout=TIMEOUT, check=True)
+    found = json.loads(result.stdout)
+    assert len(found) == 2
+    for r, (rank, local, threads, cores) in enumerate(found):
+        assert (rank, local, threads) == (r, 2, max(1, cores // 2))

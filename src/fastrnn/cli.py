@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from importlib import import_module
 
 COMMAND_MODULES = [
@@ -69,7 +70,9 @@ def _join_mpi_job() -> int:
     if not distributed.launched_by_mpi():
         return 0
     try:
-        distributed.init()
+        with warnings.catch_warnings():  # a launch of one process: nothing to say
+            warnings.simplefilter("ignore", RuntimeWarning)
+            distributed.init()
     except ImportError as e:
         print(f"fastrnn: error: started by an MPI launcher, but {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -76,8 +77,10 @@ def main():
     parser.add_argument("--empty-rank", type=int, help="sharded: this rank passes no rows")
     parser.add_argument("--stop-rank", type=int, help="this rank alone sets stop_training")
     parser.add_argument("--callbacks", help="a folder for ModelCheckpoint's files")
+    parser.add_argument("--hang-rank", type=int, help="this rank stops answering")
+    parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
-    distributed.init()
+    distributed.init(timeout=args.timeout)
     rank, size = distributed.rank(), distributed.size()
     x, y_last, y_seq = data(args.dtype)
     y = y_seq if args.model == "bimask" else y_last
@@ -88,13 +91,15 @@ def main():
         model = build(args.model, args.dtype)
     fastrnn.utils.set_random_seed(11)
     callbacks = []
-    if args.fail_rank is not None or args.die_rank is not None:
+    if args.fail_rank is not None or args.die_rank is not None or args.hang_rank is not None:
         class Fault(fastrnn.callbacks.Callback):
             def on_train_batch_begin(self, batch, logs=None):
                 if batch == 2 and rank == args.fail_rank:
                     raise RuntimeError("a fault on purpose")
                 if batch == 2 and rank == args.die_rank:
                     os._exit(3)
+                if batch == 2 and rank == args.hang_rank:
+                    time.sleep(120)
         callbacks.append(Fault())
     if args.stop_rank is not None:
         class Stop(fastrnn.callbacks.Callback):

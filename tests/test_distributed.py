@@ -204,3 +204,18 @@ def test_kernel_threads_default_to_the_cores_shared_out():
     assert len(found) == 2
     for r, (rank, local, threads, cores) in enumerate(found):
         assert (rank, local, threads) == (r, 2, max(1, cores // 2))
+
+
+def test_a_rank_that_stops_answering_ends_the_job_after_the_timeout(tmp_path):
+    result = run([SCRIPT, "lstm", "float64", tmp_path / "out.npz", "--hang-rank", "1",
+                  "--timeout", "2"], ranks=2, check=False)  # the hung rank sleeps 120 s
+    assert result.returncode != 0
+    assert "rank 0: waited more than 2 s for the other ranks in Allreduce" in result.stderr
+
+
+def test_init_refuses_a_bad_timeout():
+    from fastrnn import distributed
+
+    for timeout in (0, -1.0, float("nan"), "10", True):
+        with pytest.raises(ValueError, match="timeout"):
+            distributed.init(timeout=timeout)

@@ -31,7 +31,8 @@ What ``fit`` does then:
 - Only rank 0 prints progress and callback messages, and ``Model.save``, ``save_weights`` and
   ``export`` write only on rank 0.
 - A Python error in one rank's training step stops every rank with an error; an uncaught
-  exception (or a rank that dies) ends the whole job through ``MPI.Abort`` / the launcher.
+  exception (or a rank that dies) ends the whole job through ``MPI.Abort`` / the launcher, and
+  so does a rank left waiting for the others longer than ``init``'s ``timeout``.
 
 The result equals that of one process training on the same data (up to rounding) when nothing
 random depends on the rank: dropout draws its masks on each rank for that rank's rows, so with
@@ -44,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 import warnings
 
@@ -69,13 +71,17 @@ def launched_by_mpi() -> bool:
     return False
 
 
-def init(threads: int | None = None, abort_on_error: bool = True) -> None:
+def init(threads: int | None = None, abort_on_error: bool = True,
+         timeout: float | None = 600.0) -> None:
     """Join the MPI job this process belongs to; later ``fit`` calls train data-parallel.
 
     threads: kernel threads for this rank; None gives the machine's physical cores divided by
         the ranks on this machine (at least 1), unless ``OMP_NUM_THREADS`` is set.
     abort_on_error: an uncaught exception on any rank ends the whole job with ``MPI.Abort``
         (else the other ranks would wait for it forever).
+    timeout: seconds a rank may wait for the others in one exchange of ``fit`` before it ends
+        the job with ``MPI.Abort`` (a rank stuck, or one that caught an error and went on);
+        None waits forever.
 
     Outside MPI (one process) nothing changes, with a warning. Calling it again is a no-op.
     ImportError when mpi4py is missing: ``pip install "fastrnn[mpi]"``.
@@ -84,6 +90,9 @@ def init(threads: int | None = None, abort_on_error: bool = True) -> None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                 or threads < 1):
         raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     if _world is not None:
         return
     try:
@@ -100,6 +109,8 @@ def init(threads: int | None = None, abort_on_error: bool = True) -> None:
     _world.set_threads(threads)
     if abort_on_error:
         _abort_on_uncaught_exception(_world)
+    if timeout is not None:
+        _world.watch(timeout)
 
 
 def is_initialized() -> bool:
@@ -135,7 +146,7 @@ def is_chief() -> bool:
 def barrier() -> None:
     """Wait until every rank is here (nothing to wait for without MPI)."""
     if _world is not None:
-        _world.comm.Barrier()
+        _world.call("Barrier")
 
 
 def broadcast_weights(model, root: int = 0) -> None:
@@ -173,6 +184,32 @@ class World:
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
         self.counters = {key: 0 for key in _COUNTERS}
+        self.timeout = None
+        self._waiting_since = None  # when this rank entered the collective it is in, if any
+        self._waiting_in = None
+
+    def call(self, name: str, *args, **kwargs):
+        """``comm.<name>(*args, **kwargs)``, a collective, under the watch of the timeout."""
+        self._waiting_in, self._waiting_since = name, time.monotonic()
+        try:
+            return getattr(self.comm, name)(*args, **kwargs)
+        finally:
+            self._waiting_since = None
+
+    def watch(self, timeout: float) -> None:
+        """Abort the job when this rank waits longer than ``timeout`` seconds in one collective
+        (another rank stuck, or gone on without it); checked by a daemon thread."""
+        self.timeout = float(timeout)
+
+        def watchdog():
+            while True:
+                time.sleep(min(1.0, self.timeout / 4))
+                since = self._waiting_since
+                if since is not None and time.monotonic() - since > self.timeout:
+                    self.abort(f"waited more than {self.timeout:g} s for the other ranks in "
+                               f"{self._waiting_in}: a rank is stuck, or left training")
+
+        threading.Thread(target=watchdog, name="fastrnn.distributed watchdog", daemon=True).start()
 
     def set_threads(self, threads):
         from fastrnn import ops
@@ -187,7 +224,7 @@ class World:
         """Sum a contiguous array over all ranks, in place; counted in ``counters`` under
         ``kind`` ('gradient' or 'logs')."""
         start = time.perf_counter()
-        self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        self.call("Allreduce", self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
         self.counters[f"{kind}_seconds"] += time.perf_counter() - start
         self.counters[f"{kind}_calls"] += 1
         if kind == "gradient":
@@ -196,11 +233,11 @@ class World:
     def any(self, *flags) -> list[bool]:
         """Each flag as True when it is True on any rank."""
         values = np.array([1 if f else 0 for f in flags], dtype=np.int64)
-        self.comm.Allreduce(self.MPI.IN_PLACE, values, op=self.MPI.MAX)
+        self.call("Allreduce", self.MPI.IN_PLACE, values, op=self.MPI.MAX)
         return [bool(v) for v in values]
 
     def failed_ranks(self, failed: bool) -> list[int]:
-        return [r for r, f in enumerate(self.comm.allgather(bool(failed))) if f]
+        return [r for r, f in enumerate(self.call("allgather", bool(failed))) if f]
 
     @contextlib.contextmanager
     def all_or_none(self, what: str):
@@ -218,7 +255,7 @@ class World:
 
     def broadcast_params(self, model, root=0):
         params = model.params
-        shapes = self.comm.bcast([(p.shape, p.dtype.str) for p in params], root=root)
+        shapes = self.call("bcast", [(p.shape, p.dtype.str) for p in params], root=root)
         with self.all_or_none("fit"):
             mine = [(p.shape, p.dtype.str) for p in params]
             if mine != shapes:
@@ -226,10 +263,10 @@ class World:
                                  f"those of rank {root} {shapes}: every rank must build the same model")
         for p in params:
             if p.flags.c_contiguous:
-                self.comm.Bcast(p, root=root)
+                self.call("Bcast", p, root=root)
             else:
                 buffer = np.ascontiguousarray(p)
-                self.comm.Bcast(buffer, root=root)
+                self.call("Bcast", buffer, root=root)
                 p[...] = buffer
 
     def abort(self, message: str, code: int = 1):
@@ -295,12 +332,12 @@ class FitRun:
 
         world = self.world
         world.broadcast_params(model)
-        state = world.comm.bcast(model.optimizer.get_state() if world.rank == 0 else None, root=0)
+        state = world.call("bcast", model.optimizer.get_state() if world.rank == 0 else None, root=0)
         if world.rank != 0:
             model.optimizer.set_state(state, model._train_params)
         if self.sharded and shuffle:
             seed = int(get_rng().integers(2**63)) if world.rank == 0 else None
-            self.seed = world.comm.bcast(seed, root=0)
+            self.seed = world.call("bcast", seed, root=0)
 
     # -- the batches
 
@@ -320,7 +357,7 @@ class FitRun:
         else:
             order = get_rng().permutation(n)
         order = np.ascontiguousarray(order, dtype=np.int64)
-        self.world.comm.Bcast(order, root=0)
+        self.world.call("Bcast", order, root=0)
         return order
 
     def batches(self, order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -331,7 +368,7 @@ class FitRun:
                     for start in range(0, len(order), batch_size)]
         share = batch_size // world.size + (1 if world.rank < batch_size % world.size else 0)
         mine = -(-len(order) // share) if share else 0
-        steps = world.comm.allreduce(mine, op=world.MPI.MAX)
+        steps = world.call("allreduce", mine, op=world.MPI.MAX)
         return [order[k * share:(k + 1) * share] for k in range(steps)]
 
     # -- the steps

@@ -79,8 +79,9 @@ def main():
     parser.add_argument("--callbacks", help="a folder for ModelCheckpoint's files")
     parser.add_argument("--hang-rank", type=int, help="this rank stops answering")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--no-abort", action="store_true", help="init(abort_on_error=False)")
     args = parser.parse_args()
-    distributed.init(timeout=args.timeout)
+    distributed.init(timeout=args.timeout, abort_on_error=not args.no_abort)
     rank, size = distributed.rank(), distributed.size()
     x, y_last, y_seq = data(args.dtype)
     y = y_seq if args.model == "bimask" else y_last

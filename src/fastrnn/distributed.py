@@ -245,7 +245,8 @@ class World:
         raise a RuntimeError naming it, instead of waiting for it at the next collective."""
         try:
             yield
-        except Exception:
+        except Exception as err:
+            self.say(f"{type(err).__name__}: {err}")
             self.failed_ranks(True)
             raise
         failed = self.failed_ranks(False)
@@ -269,9 +270,14 @@ class World:
                 self.call("Bcast", buffer, root=root)
                 p[...] = buffer
 
-    def abort(self, message: str, code: int = 1):
-        sys.stderr.write(f"fastrnn.distributed: rank {self.rank}: {message}; aborting the job\n")
+    def say(self, message: str) -> None:
+        """One line on stderr, at once: before the other ranks hear of an error (and may end
+        the job), the rank that hit it has said what it was."""
+        sys.stderr.write(f"fastrnn.distributed: rank {self.rank}: {message}\n")
         sys.stderr.flush()
+
+    def abort(self, message: str, code: int = 1):
+        self.say(f"{message}; aborting the job")
         self.comm.Abort(code)
 
 
@@ -402,10 +408,10 @@ class FitRun:
         try:
             if batch.rows:
                 batch.run_forward(model, x, y, training)
-            batch.targets = model._targets
-            numbers = batch.local_numbers(model._targets)
+            numbers = batch.local_numbers(model)
         except Exception as err:
             error = err
+            self.world.say(f"{type(err).__name__}: {err}")
             numbers = np.zeros(_layout(model._targets))
             numbers[0] = 1.0
         self.world.sum_in_place(numbers, "logs")
@@ -480,16 +486,17 @@ class _Batch:
             value = target.loss(y_true, pred, mask=mask)
             self.sums.append(value * (divisor or 1.0))
             self.divisors.append(divisor)
-        self._model = model
 
-    def local_numbers(self, targets) -> np.ndarray:
+    def local_numbers(self, model) -> np.ndarray:
+        """This rank's numbers in the layout of ``_layout``; adds the batch to the metrics."""
+        self.targets = targets = model._targets
         numbers = [0.0, float(self.rows), self.activity]
         for k in range(len(targets)):
             numbers += [self.sums[k], self.divisors[k] or 0.0] if self.rows else [0.0, 0.0]
         metrics = [m for t in targets for m in t.metrics or []]
         self.before = [(m.total, m.count) for m in metrics]
         if self.rows:
-            self._model._update_metrics(targets, self.y, self.y_pred, self.masks)
+            model._update_metrics(targets, self.y, self.y_pred, self.masks)
         for m, (total, count) in zip(metrics, self.before):
             numbers += [m.total - total, m.count - count]
         return np.array(numbers, dtype=np.float64)

@@ -222,3 +222,48 @@ def test_init_refuses_a_bad_timeout():
     for timeout in (0, -1.0, float("nan"), "10", True):
         with pytest.raises(ValueError, match="timeout"):
             distributed.init(timeout=timeout)
+
+
+def test_init_without_mpi4py_says_what_to_install(monkeypatch):
+    from fastrnn import distributed
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now fails
+    with pytest.raises(ImportError, match=r'pip install "fastrnn\[mpi\]"'):
+        distributed.init()
+    assert not distributed.is_initialized()
+
+
+@pytest.mark.parametrize("env, launched", [
+    ({}, False), ({"PMI_SIZE": "1"}, False), ({"PMI_SIZE": "4"}, True),
+    ({"OMPI_COMM_WORLD_SIZE": "2"}, True), ({"OMPI_COMM_WORLD_SIZE": "1"}, False),
+    ({"PMIX_RANK": "0"}, True),
+])
+def test_launched_by_mpi_reads_the_launchers_variables(monkeypatch, env, launched):
+    from fastrnn import distributed
+
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.launched_by_mpi() is launched
+
+
+def test_without_init_fit_and_save_are_those_of_one_process(tmp_path):
+    """No MPI: sharded changes nothing, and every file is written."""
+    import fastrnn
+    from fastrnn import layers
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 4, 3)), rng.normal(size=(10, 1))
+    results = []
+    for sharded in (False, True):
+        fastrnn.utils.set_random_seed(0)
+        model = fastrnn.Sequential([fastrnn.Input((4, 3)), layers.GRU(3), layers.Dense(1)])
+        model.compile("adam", "mse")
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, sharded=sharded)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.weights.npz"]

@@ -80,12 +80,13 @@ def main():
     parser.add_argument("--hang-rank", type=int, help="this rank stops answering")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-abort", action="store_true", help="init(abort_on_error=False)")
+    parser.add_argument("--batch-size", type=int)
     args = parser.parse_args()
     distributed.init(timeout=args.timeout, abort_on_error=not args.no_abort)
     rank, size = distributed.rank(), distributed.size()
     x, y_last, y_seq = data(args.dtype)
     y = y_seq if args.model == "bimask" else y_last
-    batch_size = 6 if args.sharded else 7
+    batch_size = args.batch_size or (6 if args.sharded else 7)
     if args.resume:
         model = fastrnn.load_model(args.resume)
     else:

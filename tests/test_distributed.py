@@ -89,6 +89,15 @@ def fit_untrained(model, dtype):
     return _UNTRAINED[model, dtype]
 
 
+def test_ranks_without_rows_in_a_step_take_part(tmp_path):
+    """Batches of 2 rows on 3 ranks: one rank has no rows in every step, training and
+    validation (the last validation batch of 1 row leaves two ranks without)."""
+    one, one_history, *_ = fit(tmp_path, "one", "bimask", "float64", "--batch-size", "2")
+    many, history, *_ = fit(tmp_path, "many", "bimask", "float64", "--batch-size", "2", ranks=3)
+    assert_weights_close(many, one, "float64")
+    np.testing.assert_allclose(history["val_loss"], one_history["val_loss"], rtol=1e-12)
+
+
 def test_sharded_fit_equals_one_process(tmp_path):
     one, *_ = fit(tmp_path, "one", "bimask", "float64", "--sharded")
     many, history, _, _ = fit(tmp_path, "many", "bimask", "float64", "--sharded", ranks=3)

@@ -81,6 +81,8 @@ def main():
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-abort", action="store_true", help="init(abort_on_error=False)")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--perturb", action="store_true",
+                        help="ranks but 0 start from other weights and optimizer state")
     args = parser.parse_args()
     distributed.init(timeout=args.timeout, abort_on_error=not args.no_abort)
     rank, size = distributed.rank(), distributed.size()
@@ -91,6 +93,10 @@ def main():
         model = fastrnn.load_model(args.resume)
     else:
         model = build(args.model, args.dtype)
+    if args.perturb and rank != 0:  # fit must start every rank from rank 0's
+        model.set_weights([w * 1.5 + 0.1 for w in model.get_weights()])
+        state = model.optimizer.get_state()
+        model.optimizer.set_state([state[0] + 5] + [a * 3.0 + 1.0 for a in state[1:]])
     fastrnn.utils.set_random_seed(11)
     callbacks = []
     if args.fail_rank is not None or args.die_rank is not None or args.hang_rank is not None:

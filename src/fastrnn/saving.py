@@ -31,6 +31,9 @@ fit together raises ValueError naming it.
 ``save_weights`` writes the weights alone (marker ``"fastrnn.weights"``), for models whose
 architecture cannot be written as a config; ``load_weights`` reads them (or a model file's),
 with the same checks.
+
+A path ending in ``.keras`` (or, for weights, ``.weights.h5``) is Keras 3's own format
+instead, read and written by ``fastrnn.keras_format`` (which needs h5py).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ import zlib
 
 import numpy as np
 
+from fastrnn import keras_format
 from fastrnn.files import write_atomically
 
 FORMAT = "fastrnn.model"
@@ -62,6 +66,9 @@ def save_model(model, path, metadata=None) -> None:
         metadata_json = json.dumps(metadata)
     except (TypeError, ValueError) as err:
         raise TypeError(f"metadata must be JSON-serialisable: {err}") from None
+    if keras_format.is_keras_file(path):
+        keras_format.save_model(model, path, metadata=metadata)
+        return
     architecture = {"class_name": type(model).__name__, "config": model.get_config()}
     if getattr(model, "_graph", None) is None and type(model).__name__ != "Sequential" \
             and model._build_shapes is not None:
@@ -153,6 +160,8 @@ def load_model(path, custom_objects=None, compile=True):
     is no file.
     """
     path = os.fspath(path)
+    if keras_format.is_keras_file(path):
+        return keras_format.load_model(path, custom_objects=custom_objects, compile=compile)
     contents = _read_archive(path)
     try:
         _check_declared_sizes(contents)
@@ -397,6 +406,9 @@ def _compile(model, contents, custom_objects):
 
 def save_weights(model, path) -> None:
     """Write ``model.get_weights()`` to ``path`` atomically (marker ``"fastrnn.weights"``)."""
+    if keras_format.is_keras_weights_file(path):
+        keras_format.save_weights(model, path)
+        return
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built, so it has no weights to save yet")
     arrays = {"format": np.array(WEIGHTS_FORMAT), "version": np.array(1)}
@@ -409,6 +421,12 @@ def load_weights(model, path) -> None:
     """Set ``model``'s weights from a ``save_weights`` (or ``save``) file; ValueError naming the
     file for one that is neither, and for weights that do not fit (no weight is changed then)."""
     path = os.fspath(path)
+    if keras_format.is_keras_weights_file(path):
+        keras_format.load_weights(model, path)
+        return
+    if keras_format.is_keras_file(path):
+        raise ValueError(f"{path}: load_weights reads a .weights.h5 file (or fastrnn's own); for a "
+                         ".keras archive use fastrnn.load_model")
     try:
         with open(path, "rb") as f, _archive(f, (WEIGHTS_FORMAT, FORMAT)) as (entries, read):
             weights = [read(name) for name in _numbered(entries, "weight")]

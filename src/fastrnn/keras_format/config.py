@@ -316,6 +316,7 @@ def _input_config_from_keras(config, who) -> dict:
 
 def _try_to_make(spec, who):
     """Make the layer once, so that an option fastrnn refuses is reported with the layer's name."""
+    import fastrnn.models  # noqa: F401  (a wrapper may hold a model)
     from fastrnn.layers.base import deserialize
 
     try:
@@ -414,6 +415,7 @@ def _node_from_keras(node, ops) -> dict:
 
 def model_from_keras(spec):
     """A fastrnn model made from the serialized Keras model (no weights set yet)."""
+    import fastrnn.models  # noqa: F401  (registers the model classes)
     from fastrnn.layers.base import deserialize
 
     fastrnn_spec = model_spec_from_keras(spec)
@@ -481,7 +483,8 @@ def _functional_to_keras(config, model) -> dict:
         layers.append(spec)
     out = {"name": config.get("name"), "trainable": config.get("trainable", True), "layers": layers,
            "input_layers": config["input_layers"], "output_layers": config["output_layers"]}
-    return {"module": "keras", "class_name": "Functional", "config": out, "registered_name": None}
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": out,
+            "registered_name": "Functional"}
 
 
 def _initializer_owner(layer):

@@ -308,6 +308,8 @@ def read_optimizer(h5, model, where: str) -> None:
     n_vars = sum(len(s) for s in shapes)
     has_rate = _has_rate_variable(optimizer)
     expected = 1 + has_rate + n_vars * sum(len(run) for run in runs)
+    if len(group) == 1 + has_rate and expected > len(group):
+        expected = len(group)  # saved before its first step: iterations and learning rate only
     if len(group) != expected:
         warnings.warn(f"{where}: the optimizer state holds {len(group)} variables, but "
                       f"{type(optimizer).__name__} over this model's {n_vars} trainable weights "
@@ -339,8 +341,10 @@ def read_optimizer(h5, model, where: str) -> None:
                                          f"{values[k].shape}, the weight {tuple(shape)}")
                     keras_slots[name][o][j] = values[k]
                     k += 1
-    slots = [s for name in optimizer.slot_names
-             for o, owner in enumerate(owners_) for s in owner.params_from_keras(keras_slots[name][o])]
+    slots = []
+    if expected > 1 + has_rate:
+        slots = [s for name in optimizer.slot_names
+                 for o, owner in enumerate(owners_) for s in owner.params_from_keras(keras_slots[name][o])]
     optimizer.set_state([np.array(int(iterations), dtype=np.int64)] + slots, params)
     if rate is not None:
         optimizer.learning_rate = float(rate)

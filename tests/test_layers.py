@@ -597,6 +597,18 @@ def test_time_distributed_dense_equals_dense_on_every_step():
     assert wrapped.compute_output_shape((None, 6, 4)) == (None, 6, 3)
 
 
+def test_time_distributed_model_takes_its_weights_in_a_model():
+    import fastrnn
+
+    inner = fastrnn.Sequential([fastrnn.Input((3,)), Dense(3), Dense(2, use_bias=False)])
+    x = fastrnn.Input((5, 3))
+    model = fastrnn.Model(x, TimeDistributed(inner)(x))
+    weights = [np.full(w.shape, k, np.float32) for k, w in enumerate(model.get_weights(), 1)]
+    model.set_weights(weights)
+    for got, want in zip(model.get_weights() + inner.get_weights(), weights + weights):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_time_distributed_refuses_recurrent_layers():
     with pytest.raises(ValueError, match="recurrent"):
         TimeDistributed(LSTM(3))

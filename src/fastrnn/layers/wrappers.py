@@ -351,6 +351,9 @@ class TimeDistributed(Layer):
     def get_weights(self):
         return self.layer.get_weights()
 
+    def checked_weights(self, weights):
+        return self.layer.checked_weights(weights)  # a model checks (and groups) them its own way
+
     def assign_weights(self, weights):
         self.layer.assign_weights(weights)
 

@@ -308,15 +308,14 @@ def read_optimizer(h5, model, where: str) -> None:
     n_vars = sum(len(s) for s in shapes)
     has_rate = _has_rate_variable(optimizer)
     expected = 1 + has_rate + n_vars * sum(len(run) for run in runs)
-    if len(group) == 1 + has_rate and expected > len(group):
-        expected = len(group)  # saved before its first step: iterations and learning rate only
-    if len(group) != expected:
+    full = len(group) != 1 + has_rate  # else saved before its first step: no slots yet
+    if full and len(group) != expected:
         warnings.warn(f"{where}: the optimizer state holds {len(group)} variables, but "
                       f"{type(optimizer).__name__} over this model's {n_vars} trainable weights "
                       f"has {expected}; it is not loaded, and training starts a fresh optimizer",
                       stacklevel=4)
         return
-    values = _variables(group, expected, where, "the optimizer")
+    values = _variables(group, expected if full else 1 + has_rate, where, "the optimizer")
     iterations = values[0]
     if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0:
         raise ValueError(f"{where}: the optimizer's iterations is not a non-negative integer")
@@ -331,7 +330,7 @@ def read_optimizer(h5, model, where: str) -> None:
     if [id(p) for o in owners_ for p in o.params] != [id(p) for p in params]:
         raise ValueError(f"model {model.name!r}: its trainable weights do not follow its layers")
     keras_slots = {name: [[None] * len(s) for s in shapes] for run in runs for name in run}
-    for run in runs:
+    for run in runs if full else ():
         for o, owner_shapes in enumerate(shapes):
             for j, shape in enumerate(owner_shapes):
                 for name in run:
@@ -342,7 +341,7 @@ def read_optimizer(h5, model, where: str) -> None:
                     keras_slots[name][o][j] = values[k]
                     k += 1
     slots = []
-    if expected > 1 + has_rate:
+    if full:
         slots = [s for name in optimizer.slot_names
                  for o, owner in enumerate(owners_) for s in owner.params_from_keras(keras_slots[name][o])]
     optimizer.set_state([np.array(int(iterations), dtype=np.int64)] + slots, params)

@@ -353,3 +353,17 @@ def test_a_subclassed_model_cannot_be_written_as_keras(tmp_path):
     twin.build((None, 3))
     twin.load_weights(tmp_path / "m.weights.h5")
     close(twin.get_weights(), model.get_weights(), atol=0)
+
+
+def test_two_biases_from_pytorch_are_written_as_their_sum(tmp_path):
+    torch = pytest.importorskip("torch")
+    lstm = fastrnn.interop.from_torch(torch.nn.LSTM(3, 4, batch_first=True))
+    x = fastrnn.Input((5, 3))
+    model = fastrnn.Model(x, fl.Dense(1)(lstm(x)))
+    model.compile(optimizer="adam", loss="mse")
+    xs = floats(4, 5, 3)
+    model.train_on_batch(xs, floats(4, 5, 1))
+    with pytest.warns(UserWarning, match="two biases"):
+        model.save(tmp_path / "f.keras")
+    close(keras.saving.load_model(tmp_path / "f.keras", compile=False).predict(xs, verbose=0),
+          model.predict(xs, verbose=0))

@@ -6,11 +6,14 @@
   Embedding into Bidirectional LSTM and SimpleRNN; RNN of stacked cells, TimeDistributed and
   RNN of one cell; two inputs and two outputs through normalization, attention, a nested
   Sequential in TimeDistributed, a shared layer, returned states and ``initial_state``; the
-  reshaping and pooling layers.
+  reshaping and pooling layers; Bidirectional's merge modes, ``backward_layer`` and states;
+  the merging layers and attention scores; regularizers, constraints and initializers with
+  arguments; models nested two deep, in float64.
 - Models made in fastrnn, saved as ``.keras``: Keras predicts what fastrnn does.
 - The compile config and the optimizer's state: a model trained a step and saved by one side
   takes its next ``train_on_batch`` step on the other side to the same weights (atol 1e-6)
-  as the side that saved it, for SGD with momentum, Adam, AdamW, RMSprop and Adagrad; losses,
+  as the side that saved it, for SGD with momentum, Adam, AdamW, RMSprop and Adagrad (and with
+  a frozen layer, a nested model and a regularizer); losses,
   loss weights, metrics and learning-rate schedules survive the trip.
 - ``.weights.h5`` both ways; damaged or foreign files raise ValueError naming them; a Keras
   layer or option fastrnn lacks raises ValueError naming it.
@@ -32,6 +35,8 @@ pytest.importorskip("h5py")
 import fastrnn  # noqa: E402
 from fastrnn import layers as fl  # noqa: E402
 
+# Keras's torch backend converts tensors with np.array(x), which NumPy 2 warns about.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 kl = keras.layers
 ATOL, RTOL = 1e-6, 1e-5
 RNG = np.random.default_rng(0)
@@ -104,7 +109,50 @@ def keras_shapes():
     return keras.Model(x, kl.Dense(1)(kl.Flatten()(h))), floats(3, 4, 3)
 
 
-KERAS_MODELS = [keras_sequential, keras_masked, keras_cells, keras_graph, keras_shapes]
+def keras_bidirectional():
+    a = keras.Input((5, 3))
+    outs = [kl.Bidirectional(kl.LSTM(2, return_sequences=True), merge_mode=mode)(a)
+            for mode in ("concat", "sum", "mul", "ave")]
+    outs += kl.Bidirectional(kl.GRU(2), merge_mode=None)(a)
+    outs.append(kl.Bidirectional(kl.LSTM(2), backward_layer=kl.GRU(3, go_backwards=True))(a))
+    o, h_forward, _, _, c_backward = kl.Bidirectional(kl.LSTM(2, return_state=True))(a)
+    return keras.Model(a, outs + [o, h_forward, c_backward]), floats(3, 5, 3)
+
+
+def keras_merging():
+    a, b = keras.Input((5, 3)), keras.Input((5, 3))
+    outs = [kl.Subtract()([a, b]), kl.Average()([a, b]), kl.Maximum()([a, b]), kl.Minimum()([a, b]),
+            kl.Concatenate(axis=1)([a, b]), kl.Dot(axes=(2, 2))([a, b]), kl.Dot(axes=2, normalize=True)([a, b])]
+    o, scores = kl.Attention(score_mode="concat", dropout=0.1)([a, b, b], return_attention_scores=True)
+    return keras.Model([a, b], outs + [o, scores]), [floats(3, 5, 3), floats(3, 5, 3)]
+
+
+def keras_options():
+    lstm = kl.LSTM(3, return_sequences=True, go_backwards=True, unit_forget_bias=False,
+                   kernel_regularizer=keras.regularizers.L2(0.01), recurrent_regularizer="l1",
+                   bias_regularizer=keras.regularizers.L1L2(0.1, 0.2), activity_regularizer="l2",
+                   kernel_constraint=keras.constraints.MaxNorm(2.0), recurrent_constraint="non_neg",
+                   bias_constraint=keras.constraints.UnitNorm(),
+                   kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                   recurrent_initializer=keras.initializers.Orthogonal(gain=2.0),
+                   bias_initializer=keras.initializers.Constant(0.5))
+    model = keras.Sequential([keras.Input((5, 3)), lstm, kl.GRU(3, use_bias=False, return_sequences=True),
+                              kl.SimpleRNN(2, activation="relu", use_bias=False),
+                              kl.Dense(2, kernel_constraint=keras.constraints.MinMaxNorm(0.1, 1.0),
+                                       bias_initializer="ones")])
+    return model, floats(3, 5, 3)
+
+
+def keras_nested():
+    inner = keras.Sequential([keras.Input((5, 3)), kl.LSTM(2, return_sequences=True)], name="encoder")
+    a = keras.Input((5, 3))
+    middle = keras.Model(a, kl.Dense(2)(inner(a)), name="middle")
+    b = keras.Input((5, 3), dtype="float64")
+    return keras.Model(b, kl.GRU(2, dtype="float64")(middle(b))), floats(3, 5, 3)
+
+
+KERAS_MODELS = [keras_sequential, keras_masked, keras_cells, keras_graph, keras_shapes,
+                keras_bidirectional, keras_merging, keras_options, keras_nested]
 
 
 @pytest.mark.parametrize("make", KERAS_MODELS, ids=lambda f: f.__name__)
@@ -139,7 +187,24 @@ def fastrnn_functional():
     return fastrnn.Model(x, fl.Dense(1, activation="sigmoid")(h)), x_in
 
 
-@pytest.mark.parametrize("make", [fastrnn_sequential, fastrnn_functional], ids=lambda f: f.__name__)
+def fastrnn_graph():
+    a, b = fastrnn.Input((5, 3)), fastrnn.Input((4, 3), name="other")
+    n = fl.LayerNormalization(epsilon=1e-4)(a)
+    att = fl.Attention(use_scale=True, score_mode="concat")([n, b])
+    add = fl.AdditiveAttention()([n, b])
+    s = fl.Concatenate()([att, add, fl.Multiply()([att, add]), fl.Maximum()([att, add])])
+    r = fl.Bidirectional(fl.LSTM(2, return_sequences=True), merge_mode="ave")(fl.Masking(0.0)(s))
+    p, q = fl.GlobalMaxPooling1D()(r), fl.GlobalAveragePooling1D()(r)
+    t = fl.TimeDistributed(fl.Dense(2))(fl.Reshape((5, 2))(fl.Flatten()(fl.Permute((2, 1))(r))))
+    cells = fl.RNN(fl.StackedRNNCells([fl.LSTMCell(3), fl.GRUCell(2)]), return_sequences=True)(t)
+    o, h = fl.RNN(fl.SimpleRNNCell(2), return_state=True)(cells)
+    g = fl.GRU(2)(cells, initial_state=h)
+    outs = [fl.Dot(axes=1, normalize=True)([p, q]), fl.RepeatVector(2)(fl.Activation("tanh")(p)), o, g]
+    return fastrnn.Model([a, b], outs), [floats(3, 5, 3), floats(3, 4, 3)]
+
+
+@pytest.mark.parametrize("make", [fastrnn_sequential, fastrnn_functional, fastrnn_graph],
+                         ids=lambda f: f.__name__)
 def test_fastrnn_saves_keras_loads(make, tmp_path):
     fastrnn.utils.set_random_seed(2)
     model, x = make()
@@ -195,6 +260,25 @@ def test_training_resumes_across_the_file_both_ways(name, tmp_path):
     assert int(again.optimizer.iterations) == 2
     again.train_on_batch(x, y)
     loaded.train_on_batch(x, y)
+    close(again.get_weights(), loaded.get_weights())
+
+
+def test_training_resumes_with_a_frozen_layer_a_nested_model_and_a_regularizer(tmp_path):
+    keras.utils.set_random_seed(6)
+    inner = keras.Sequential([keras.Input((4, 2)), kl.LSTM(3, return_sequences=True)], name="encoder")
+    a = keras.Input((4, 2))
+    h = kl.GRU(2, trainable=False, return_sequences=True)(inner(a))
+    model = keras.Model(a, kl.Dense(1, kernel_regularizer="l2")(kl.SimpleRNN(2)(h)))
+    model.compile(optimizer=keras.optimizers.RMSprop(0.01, momentum=0.5), loss="mse")
+    x, y = floats(6, 4, 2), floats(6, 1)
+    model.train_on_batch(x, y)
+    model.save(tmp_path / "k.keras")
+    loaded = fastrnn.load_model(tmp_path / "k.keras")
+    assert loaded.train_on_batch(x, y) == pytest.approx(float(model.train_on_batch(x, y)), rel=1e-5)
+    close(loaded.get_weights(), model.get_weights())
+    loaded.save(tmp_path / "f.keras")
+    again = keras.saving.load_model(tmp_path / "f.keras")
+    assert float(again.train_on_batch(x, y)) == pytest.approx(loaded.train_on_batch(x, y), rel=1e-5)
     close(again.get_weights(), loaded.get_weights())
 
 

@@ -451,3 +451,10 @@ def test_two_biases_from_pytorch_are_written_as_their_sum(tmp_path):
         model.save(tmp_path / "f.keras")
     close(keras.saving.load_model(tmp_path / "f.keras", compile=False).predict(xs, verbose=0),
           model.predict(xs, verbose=0))
+
+
+def test_fastrnn_s_own_file_under_a_keras_name_still_loads(tmp_path):
+    model, x = fastrnn_sequential()
+    model.save(tmp_path / "m.npz")
+    os.replace(tmp_path / "m.npz", tmp_path / "m.keras")  # what model.save("m.keras") wrote before
+    close(fastrnn.load_model(tmp_path / "m.keras").predict(x, verbose=0), model.predict(x, verbose=0), atol=0)

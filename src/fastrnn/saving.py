@@ -160,7 +160,7 @@ def load_model(path, custom_objects=None, compile=True):
     is no file.
     """
     path = os.fspath(path)
-    if keras_format.is_keras_file(path):
+    if keras_format.is_keras_file(path) and not _is_own_archive(path):
         return keras_format.load_model(path, custom_objects=custom_objects, compile=compile)
     contents = _read_archive(path)
     try:
@@ -175,6 +175,16 @@ def load_model(path, custom_objects=None, compile=True):
         raise ValueError(f"{path}: the fastrnn model file is not consistent: {err!r}") from err
     model.metadata = contents["metadata"]
     return model
+
+
+def _is_own_archive(path) -> bool:
+    """Whether the file is fastrnn's own ``.npz`` (which a ``.keras`` name held before fastrnn
+    wrote Keras's format there)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "format.npy" in zf.namelist() and "config.json" not in zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
 
 
 class _Foreign(ValueError):

@@ -458,3 +458,12 @@ def test_fastrnn_s_own_file_under_a_keras_name_still_loads(tmp_path):
     model.save(tmp_path / "m.npz")
     os.replace(tmp_path / "m.npz", tmp_path / "m.keras")  # what model.save("m.keras") wrote before
     close(fastrnn.load_model(tmp_path / "m.keras").predict(x, verbose=0), model.predict(x, verbose=0), atol=0)
+
+
+def test_a_compile_config_fastrnn_lacks_is_named_and_compile_false_skips_it(tmp_path):
+    model = keras.Sequential([keras.Input((5, 3)), kl.LSTM(2)])
+    model.compile(optimizer="nadam", loss="mse")
+    model.save(tmp_path / "k.keras")
+    with pytest.raises(ValueError, match=r"k\.keras: the model's compile config .*'Nadam'.*compile=False"):
+        fastrnn.load_model(tmp_path / "k.keras")
+    assert not fastrnn.load_model(tmp_path / "k.keras", compile=False).compiled

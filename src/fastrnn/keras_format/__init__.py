@@ -129,15 +129,13 @@ def load_model(path, custom_objects=None, compile=True):
         raise ValueError(f"{path}: {CONFIG} is not a serialized Keras model")
     model = _config.model_from_keras(spec)
     _build(model, spec, path)
+    compile_config = spec.get("compile_config")
     try:
         with h5py.File(io.BytesIO(weights), "r") as h5:
             model.set_weights(_store.read_weights(h5, model, path))
-            compile_config = spec.get("compile_config")
             if compile and compile_config:  # Keras writes {} for a model not compiled
-                model.compile(**_config.compile_from_keras(compile_config, custom_objects))
+                _compile(model, compile_config, custom_objects, path)
                 _store.read_optimizer(h5, model, path)
-    except (FileNotFoundError, PermissionError):
-        raise
     except _DAMAGE as err:
         if isinstance(err, ValueError) and str(err).startswith(path):
             raise
@@ -145,6 +143,14 @@ def load_model(path, custom_objects=None, compile=True):
     user = metadata.get("metadata") if isinstance(metadata, dict) else None
     model.metadata = user if isinstance(user, dict) else None
     return model
+
+
+def _compile(model, compile_config, custom_objects, path) -> None:
+    try:
+        model.compile(**_config.compile_from_keras(compile_config, custom_objects))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: the model's compile config is not one fastrnn can use: {err} "
+                         "(load_model(..., compile=False) loads the model without it)") from None
 
 
 def _build(model, spec, path) -> None:

@@ -321,6 +321,33 @@ def test_compile_config_round_trips_with_schedule_losses_and_metrics(tmp_path):
         assert value == pytest.approx(want[key], rel=1e-5, abs=1e-6), key
 
 
+SCHEDULES = {
+    "ExponentialDecay": lambda s: s.ExponentialDecay(0.1, 10, 0.9, staircase=True),
+    "PiecewiseConstantDecay": lambda s: s.PiecewiseConstantDecay([5, 10], [0.1, 0.05, 0.01]),
+    "InverseTimeDecay": lambda s: s.InverseTimeDecay(0.1, 10, 0.5),
+    "PolynomialDecay": lambda s: s.PolynomialDecay(0.1, 20, 0.01, power=2.0, cycle=True),
+    "CosineDecay": lambda s: s.CosineDecay(0.1, 20, alpha=0.1, warmup_target=0.2, warmup_steps=5),
+    "CosineDecayRestarts": lambda s: s.CosineDecayRestarts(0.1, 10, t_mul=2.0, m_mul=0.5, alpha=0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_learning_rate_schedules_both_ways(name, tmp_path):
+    schedule = SCHEDULES[name](keras.optimizers.schedules)
+    model = keras.Sequential([keras.Input((3,)), kl.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(schedule, clipnorm=1.0), loss="mse")
+    model.save(tmp_path / "k.keras")
+    loaded = fastrnn.load_model(tmp_path / "k.keras")
+    assert loaded.optimizer.clipnorm == 1.0
+    steps = [0, 3, 7, 12, 25, 40]
+    want = [float(schedule(step)) for step in steps]
+    assert [loaded.optimizer._learning_rate(step) for step in steps] == pytest.approx(want, rel=1e-6)
+    loaded.save(tmp_path / "f.keras")
+    again = keras.saving.load_model(tmp_path / "f.keras").optimizer
+    assert type(again._learning_rate).__name__ == name
+    assert [float(again._learning_rate(step)) for step in steps] == pytest.approx(want, rel=1e-6)
+
+
 def test_compile_false_leaves_the_model_uncompiled(tmp_path):
     small_keras("adam").save(tmp_path / "k.keras")
     assert not fastrnn.load_model(tmp_path / "k.keras", compile=False).compiled

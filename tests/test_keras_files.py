@@ -494,3 +494,35 @@ def test_a_compile_config_fastrnn_lacks_is_named_and_compile_false_skips_it(tmp_
     with pytest.raises(ValueError, match=r"k\.keras: the model's compile config .*'Nadam'.*compile=False"):
         fastrnn.load_model(tmp_path / "k.keras")
     assert not fastrnn.load_model(tmp_path / "k.keras", compile=False).compiled
+
+
+@pytest.mark.parametrize("damage", ["shape", "soft_link", "external_link", "strings", "missing", "extra"])
+def test_a_tampered_weights_file_is_refused_and_nothing_changes(damage, tmp_path):
+    import h5py
+
+    model, x = fastrnn_sequential()
+    model.save_weights(tmp_path / "m.weights.h5")
+    before = model.get_weights()
+    with h5py.File(tmp_path / "m.weights.h5", "r+") as h5:
+        group = h5["layers/lstm/cell/vars"]
+        if damage == "shape":
+            del group["1"]
+            group["1"] = np.zeros((2, 2), np.float32)
+        elif damage == "soft_link":
+            del group["1"]
+            group["1"] = h5py.SoftLink("/layers/lstm/cell/vars/0")
+        elif damage == "external_link":
+            del group["1"]
+            group["1"] = h5py.ExternalLink("/etc/passwd", "/")
+        elif damage == "strings":
+            del group["1"]
+            group["1"] = np.array([b"a", b"b"])
+        elif damage == "missing":
+            del group["1"]
+        else:
+            group["3"] = np.zeros(3, np.float32)
+    model.set_weights([w + 1 for w in before])
+    changed = model.get_weights()
+    with pytest.raises(ValueError, match="m.weights.h5"):
+        model.load_weights(tmp_path / "m.weights.h5")
+    close(model.get_weights(), changed, atol=0)

@@ -132,7 +132,7 @@ def load_model(path, custom_objects=None, compile=True):
     compile_config = spec.get("compile_config")
     try:
         with h5py.File(io.BytesIO(weights), "r") as h5:
-            model.set_weights(_store.read_weights(h5, model, path))
+            _set_weights(model, _store.read_weights(h5, model, path), path)
             if compile and compile_config:  # Keras writes {} for a model not compiled
                 _compile(model, compile_config, custom_objects, path)
                 _store.read_optimizer(h5, model, path)
@@ -143,6 +143,13 @@ def load_model(path, custom_objects=None, compile=True):
     user = metadata.get("metadata") if isinstance(metadata, dict) else None
     model.metadata = user if isinstance(user, dict) else None
     return model
+
+
+def _set_weights(model, weights, path) -> None:
+    try:
+        model.set_weights(weights)
+    except ValueError as err:
+        raise ValueError(f"{path}: the weights in the file do not fit model {model.name!r}: {err}") from None
 
 
 def _compile(model, compile_config, custom_objects, path) -> None:
@@ -177,8 +184,7 @@ def load_weights(model, path) -> None:
             if f.read(8) != b"\x89HDF\r\n\x1a\n":
                 raise _Foreign("it is not an HDF5 file, which a .weights.h5 file is")
         with h5py.File(path, "r") as h5:
-            weights = _store.read_weights(h5, model, path)
-            model.set_weights(weights)
+            _set_weights(model, _store.read_weights(h5, model, path), path)
             if model.compiled:
                 _store.read_optimizer(h5, model, path)
     except (FileNotFoundError, IsADirectoryError, PermissionError):

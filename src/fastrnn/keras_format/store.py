@@ -150,7 +150,8 @@ def _child(parent, name: str, kind, where: str):
         return None
     link = parent.get(name, getlink=True)
     if not isinstance(link, h5py.HardLink):
-        raise ValueError(f"{where}: {parent.name.rstrip('/')}/{name} is a {type(link).__name__}; a "
+        kind_of_link = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+        raise ValueError(f"{where}: {parent.name.rstrip('/')}/{name} is {kind_of_link}; a "
                          "Keras weights file holds plain groups and datasets only")
     item = parent[name]
     if not isinstance(item, kind):

@@ -526,3 +526,27 @@ def test_a_tampered_weights_file_is_refused_and_nothing_changes(damage, tmp_path
     with pytest.raises(ValueError, match="m.weights.h5"):
         model.load_weights(tmp_path / "m.weights.h5")
     close(model.get_weights(), changed, atol=0)
+
+
+def test_keras_files_are_read_and_written_without_importing_keras(tmp_path):
+    import subprocess
+    import sys
+
+    keras_sequential()[0].save(tmp_path / "k.keras")
+    script = ("import sys, fastrnn\n"
+              "m = fastrnn.load_model(sys.argv[1])\n"
+              "m.save(sys.argv[2]); m.save_weights(sys.argv[3]); m.load_weights(sys.argv[3])\n"
+              "assert not [n for n in sys.modules if n == 'keras' or n.startswith(('keras.', 'tensorflow'))]\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "k.keras"), str(tmp_path / "f.keras"),
+                           str(tmp_path / "f.weights.h5")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_without_h5py_the_error_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    model, _ = fastrnn_sequential()
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(ImportError, match=r"fastrnn\[keras\]"):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()

@@ -79,9 +79,9 @@ def test_input_takes_float_and_integer_dtypes(dtype):
     assert t._keras_history.layer.dtype == np.dtype(dtype)
 
 
-@pytest.mark.parametrize("dtype", ["int8", "bool", "complex64", "float16", "text"])
+@pytest.mark.parametrize("dtype", ["int8", "bool", "complex64", "text", 3])
 def test_input_refuses_other_dtypes_naming_the_valid_ones(dtype):
-    with pytest.raises(TypeError, match="int32"):
+    with pytest.raises(ValueError, match="Input dtype must be one of .*'int32'"):
         Input(shape=(3,), dtype=dtype)
 
 

@@ -514,10 +514,10 @@ def test_unsupported_recurrent_options_raise_value_error(make, match):
         make()
 
 
-def test_bad_units_type_and_dtype_raise_type_error():
+def test_a_bad_units_type_is_a_type_error_and_a_dtype_not_computed_in_a_value_error():
     with pytest.raises(TypeError, match="units"):
         LSTM(2.5)
-    with pytest.raises(TypeError, match="dtype"):
+    with pytest.raises(ValueError, match="dtype"):
         LSTM(2, dtype="int32")
 
 

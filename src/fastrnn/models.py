@@ -51,6 +51,7 @@ import threading
 import numpy as np
 
 from fastrnn import _compile, _data, distributed
+from fastrnn._checks import check_fit_args
 from fastrnn import metrics as metrics_module
 from fastrnn import functional as graph_engine
 from fastrnn import optimizers as optimizers_module
@@ -845,6 +846,7 @@ class Model(Layer):
         run = distributed.fit_run(sharded)
         with run.world.all_or_none("fit") if run else contextlib.nullcontext():
             self._require_compiled("fit")
+            check_fit_args(batch_size, epochs, verbose, validation_split, initial_epoch)
             x, y = self._check_xy(x, y, "fit")
             n = _data.length(x)
             if n == 0:

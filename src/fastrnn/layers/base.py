@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastrnn import functional, keras_tensor, regularizers
+from fastrnn._checks import check_int, shape_tuple
 from fastrnn.utils import get_rng
 
 if TYPE_CHECKING:
@@ -79,15 +80,45 @@ def snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def float_dtype(dtype) -> np.dtype:
-    """'float32' / 'float64' (or the numpy equivalents) -> np.dtype; anything else TypeError."""
+# Keras's reduced-precision policies: refused, in this one place, until the kernels run them.
+_NOT_YET_DTYPES = ("bfloat16", "mixed_bfloat16", "float16", "mixed_float16")
+
+
+def float_dtype(dtype, who: str = "") -> np.dtype:
+    """A layer's ``dtype`` -> np.dtype float32 or float64; ValueError naming ``dtype`` otherwise.
+
+    Takes what Keras takes for these two: their names, the NumPy types and dtypes, and None for
+    the default (float32). Keras's mixed and 16-bit policies are refused as not supported yet.
+    ``who`` starts the message (the layer's ``who``).
+    """
+    who = f"{who}: " if who else ""
+    if dtype is None:
+        return _FLOAT_DTYPES["float32"]
+    if isinstance(dtype, str) and dtype in _NOT_YET_DTYPES:
+        raise ValueError(f"{who}dtype {dtype!r} is not supported yet: fastrnn computes in 'float32' "
+                         "or 'float64'")
+    if not isinstance(dtype, (str, np.dtype, type)):
+        raise ValueError(f"{who}Cannot interpret `dtype` argument. Expected 'float32' or 'float64'. "
+                         f"Received: dtype={dtype!r}")
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except TypeError:  # an unknown name
         dt = None
-    if dt not in _FLOAT_DTYPES.values():
-        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    # np.dtype(None) == float64, so the lookup is by name rather than by `in`.
+    if dt is None or _FLOAT_DTYPES.get(dt.name) != dt:
+        raise ValueError(f"{who}Cannot convert {dtype!r} to a dtype fastrnn computes in: dtype must be "
+                         f"'float32' or 'float64'")
     return dt
+
+
+def _batch_input_shape(who, input_shape, batch_size, batch_input_shape) -> tuple | None:
+    """A layer's declared input as one ``(batch, *sample)`` tuple (or None), each part checked."""
+    batch_size = check_int(f"{who}: batch_size", batch_size, low=1, allow_none=True)
+    if input_shape is not None:
+        return (batch_size, *shape_tuple(input_shape, f"{who}: input_shape"))
+    if batch_input_shape is None:
+        return None
+    return shape_tuple(batch_input_shape, f"{who}: batch_input_shape")
 
 
 # The activity penalties of the layer calls made inside ``collect_activity_losses``.
@@ -174,8 +205,9 @@ class Layer:
     Args:
         name: the layer's name; by default the class's in snake case, numbered as Keras
             numbers it (``lstm``, ``lstm_1``, ...).
-        dtype: ``"float32"`` (the default) or ``"float64"``: the layer computes in it, and
-            converts its input and its gradient to it.
+        dtype: ``"float32"`` (the default, also for None) or ``"float64"`` (or their NumPy
+            types): the layer computes in it, and converts its input and its gradient to it.
+            Any other dtype is a ValueError.
         trainable: whether the optimizer updates the layer's weights.
         input_shape: the shape of one sample, without the batch axis: given to a model's
             first layer, it builds the model.
@@ -206,11 +238,10 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
-        self.dtype = float_dtype(dtype)
+        self.dtype = float_dtype(dtype, self.who)
         self.trainable = bool(trainable)
-        if input_shape is not None:
-            batch_input_shape = (batch_size, *tuple(input_shape))
-        self.batch_input_shape = None if batch_input_shape is None else tuple(batch_input_shape)
+        self.batch_input_shape = _batch_input_shape(self.who, input_shape, batch_size,
+                                                    batch_input_shape)
         self.seed = seed
         self._own_rng = None if seed is None else np.random.default_rng(seed)
         self.built = False

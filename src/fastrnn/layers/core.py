@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastrnn import constraints, ops, regularizers
+from fastrnn._checks import shape_tuple
 from fastrnn.layers import activations, initializers
 from fastrnn.keras_tensor import KerasTensor, Node
-from fastrnn.layers.base import Layer
+from fastrnn.layers.base import Layer, float_dtype
 
 if TYPE_CHECKING:
     from fastrnn.constraints import Constraint
@@ -414,8 +415,8 @@ class InputLayer(Layer):
         if shape is None and batch_shape is None:
             raise ValueError("InputLayer needs a shape, e.g. Input(shape=(timesteps, features))")
         if batch_shape is None:
-            batch_shape = (batch_size, *_shape_tuple(shape, "shape"))
-        batch_shape = _shape_tuple(batch_shape, "batch_shape")
+            batch_shape = (batch_size, *shape_tuple(shape, "InputLayer shape"))
+        batch_shape = shape_tuple(batch_shape, "InputLayer batch_shape")
         if not batch_shape:
             raise ValueError("InputLayer needs a batch axis: batch_shape must have at least one axis")
         dtype = _input_dtype(dtype)
@@ -463,30 +464,26 @@ class InputLayer(Layer):
         return {"name": self.name, "dtype": self.dtype.name, "batch_shape": list(self.batch_shape)}
 
 
-def _shape_tuple(shape, what) -> tuple:
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)  # Keras takes Input(shape=5) for (5,)
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"InputLayer {what} must be a tuple of ints (None where unknown), "
-                        f"got {shape!r}") from None
-    for d in dims:
-        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0):
-            raise ValueError(f"InputLayer {what} must hold non-negative ints or None, got {shape!r}")
-    return tuple(None if d is None else int(d) for d in dims)
-
-
 def _input_dtype(dtype) -> np.dtype:
-    if dtype is None:
-        return np.dtype(np.float32)
+    """Input's ``dtype``: a float one as a layer's (``float_dtype``), or int32/int64 for token ids."""
+    if _integer_name(dtype) in ("int32", "int64"):
+        return np.dtype(dtype)
     try:
-        dt = np.dtype(dtype)
+        return float_dtype(dtype)
+    except ValueError as error:
+        if "not supported yet" in str(error):
+            raise
+        raise ValueError(f"Input dtype must be one of {_INPUT_DTYPES}, got {dtype!r}") from None
+
+
+def _integer_name(dtype) -> str | None:
+    """The NumPy name of ``dtype`` when it is a str, type or np.dtype NumPy knows; else None."""
+    if not isinstance(dtype, (str, np.dtype, type)):
+        return None
+    try:
+        return np.dtype(dtype).name
     except TypeError:
-        dt = None
-    if dt is None or dt.name not in _INPUT_DTYPES:
-        raise TypeError(f"Input dtype must be one of {_INPUT_DTYPES}, got {dtype!r}")
-    return dt
+        return None
 
 
 def _to_integers(x, dtype, who):

@@ -1,0 +1,180 @@
+"""The public API's arguments: a wrong type is a TypeError, a wrong value a ValueError, and the
+message names the argument and what it got; nothing else (AttributeError, IndexError, NumPy's
+own errors) escapes. Layers' dtypes, declared shapes and ``fit``'s scalar arguments here."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import layers, models
+
+BUILTIN_ERRORS = (AttributeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
+                  MemoryError, RecursionError, np.exceptions.AxisError)
+
+
+def small_model(**lstm_kwargs):
+    model = models.Sequential([layers.Input(shape=(5, 3)), layers.LSTM(4, **lstm_kwargs),
+                               layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def data(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 5, 3)).astype(np.float32), rng.standard_normal((n, 1)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------
+# dtype
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", np.float32, np.float64,
+                                   np.dtype("float32"), np.dtype("float64")])
+def test_a_layer_takes_the_float_dtypes_keras_names_and_numpys(dtype):
+    assert layers.LSTM(2, dtype=dtype).dtype == np.dtype(dtype)
+
+
+def test_dtype_none_is_the_default_float32_as_in_keras():
+    """np.dtype(None) is float64; a layer's None is Keras's default policy instead."""
+    assert layers.LSTM(2, dtype=None).dtype == np.float32
+    assert layers.Dense(2, dtype=None).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", ["nonsense", "int32", "bool", "complex64", "object", 3, 2.5,
+                                   [np.float32], {"name": "float32"}, np.int64])
+@pytest.mark.parametrize("make", [layers.LSTM, layers.Dense, layers.GRU, layers.SimpleRNN])
+def test_a_dtype_the_layers_do_not_compute_in_is_a_value_error_naming_dtype(make, dtype):
+    with pytest.raises(ValueError, match="dtype") as error:
+        make(2, dtype=dtype)
+    assert "layer '" in str(error.value)  # which layer
+
+
+@pytest.mark.parametrize("dtype", ["mixed_bfloat16", "bfloat16", "float16", "mixed_float16"])
+def test_keras_reduced_precision_policies_are_refused_as_not_supported_yet(dtype):
+    with pytest.raises(ValueError, match=f"dtype '{dtype}' is not supported yet"):
+        layers.LSTM(2, dtype=dtype)
+    with pytest.raises(ValueError, match="not supported yet"):
+        layers.Input(shape=(3,), dtype=dtype)
+
+
+def test_the_issues_model_with_a_nonsense_dtype_fails_at_construction_not_in_training():
+    with pytest.raises(ValueError, match="dtype"):
+        models.Sequential([layers.Input(shape=(5, 3)), layers.LSTM(4, dtype="nonsense"),
+                           layers.Dense(1, dtype="nonsense")])
+
+
+def test_a_float64_model_trains_and_predicts_in_float64():
+    model = models.Sequential([layers.Input(shape=(5, 3), dtype="float64"),
+                               layers.LSTM(4, dtype="float64"), layers.Dense(1, dtype="float64")])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.predict(x, verbose=0).dtype == np.float64
+
+
+# ----------------------------------------------------------------------------------------
+# Declared input shapes
+
+
+BAD_SHAPES = [((6, -3), ValueError, "negative dimensions are not allowed"),
+              ((6, 2.5), ValueError, "2.5 is a float"),
+              ((6, "3"), ValueError, "'3' is a str"),
+              ((6, True), ValueError, "True is a bool"),
+              ("ab", TypeError, "must be a tuple of ints"),
+              (3.0, TypeError, "must be a tuple of ints"),
+              ({"a": 1}, TypeError, "must be a tuple of ints")]
+
+
+@pytest.mark.parametrize("shape, kind, fragment", BAD_SHAPES)
+def test_a_bad_input_shape_is_an_error_naming_it(shape, kind, fragment):
+    with pytest.raises(kind, match=r"layer 'lstm.*'.*input_shape.*" + re.escape(fragment)):
+        layers.LSTM(2, input_shape=shape)
+    with pytest.raises(kind, match=r"InputLayer shape.*" + re.escape(fragment)):
+        layers.Input(shape=shape)
+
+
+@pytest.mark.parametrize("shape, kind, fragment", BAD_SHAPES[:4])
+def test_a_bad_batch_input_shape_is_an_error_naming_it(shape, kind, fragment):
+    with pytest.raises(kind, match=r"batch_input_shape.*" + re.escape(fragment)):
+        layers.Dense(2, batch_input_shape=(None, *shape))
+    with pytest.raises(kind, match=r"InputLayer batch_shape.*" + re.escape(fragment)):
+        layers.Input(batch_shape=(None, *shape))
+
+
+@pytest.mark.parametrize("batch_size, kind", [(0, ValueError), (-2, ValueError), (2.0, TypeError),
+                                              ("8", TypeError)])
+def test_a_bad_batch_size_beside_input_shape_is_an_error_naming_it(batch_size, kind):
+    with pytest.raises(kind, match="batch_size"):
+        layers.LSTM(2, input_shape=(5, 3), batch_size=batch_size)
+
+
+def test_good_shapes_are_kept_as_tuples_of_ints():
+    layer = layers.LSTM(2, input_shape=[np.int64(5), 3], batch_size=np.int32(4))
+    assert layer.batch_input_shape == (4, 5, 3)
+    assert all(type(d) is int for d in layer.batch_input_shape)
+    assert layers.Dense(2, input_shape=(None, 3)).batch_input_shape == (None, None, 3)
+    assert layers.Dense(2, input_shape=7).batch_input_shape == (None, 7)
+
+
+def test_input_dim_is_checked_as_part_of_the_shape():
+    with pytest.raises(ValueError, match="input_shape.*negative"):
+        layers.LSTM(2, input_dim=-1)
+
+
+# ----------------------------------------------------------------------------------------
+# fit's scalar arguments
+
+
+FIT_ARGS = [
+    ({"epochs": 2.5}, TypeError, "epochs must be an int, got float: 2.5"),
+    ({"epochs": "2"}, TypeError, "epochs must be an int, got str"),
+    ({"epochs": True}, TypeError, "epochs must be an int, got bool"),
+    ({"epochs": -1}, ValueError, "epochs must be >= 0, got -1"),
+    ({"initial_epoch": -1}, ValueError, "initial_epoch must be >= 0, got -1"),
+    ({"initial_epoch": 0.5}, TypeError, "initial_epoch must be an int"),
+    ({"validation_split": "0.1"}, TypeError, "validation_split must be a real number, got str"),
+    ({"validation_split": None}, TypeError, "validation_split must be a real number, got NoneType"),
+    ({"validation_split": 1.0}, ValueError, "validation_split must be in [0.0, 1.0), got 1.0"),
+    ({"validation_split": -0.1}, ValueError, "validation_split must be in [0.0, 1.0), got -0.1"),
+    ({"validation_split": float("nan")}, ValueError, "validation_split must be in [0.0, 1.0), got nan"),
+    ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+    ({"batch_size": 2.0}, TypeError, "batch_size must be an int, got float"),
+    ({"verbose": "x"}, ValueError, "verbose must be 0, 1, 2 or 'auto', got 'x'"),
+    ({"verbose": 3}, ValueError, "verbose must be 0, 1, 2 or 'auto', got 3"),
+    ({"verbose": True}, ValueError, "verbose must be 0, 1, 2 or 'auto', got True"),
+]
+
+
+@pytest.mark.parametrize("kwargs, kind, message", FIT_ARGS, ids=[repr(a[0]) for a in FIT_ARGS])
+def test_fit_refuses_a_bad_scalar_argument_before_training_naming_it(kwargs, kind, message):
+    model = small_model()
+    x, y = data()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(kind, match=re.escape(message)):
+        model.fit(x, y, **{"epochs": 1, "verbose": 0, **kwargs})
+    for w, v in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(w, v)
+
+
+@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"epochs": 2, "initial_epoch": 2},
+                                    {"epochs": 1, "initial_epoch": 3}])
+def test_fit_with_no_epoch_to_run_trains_nothing_as_in_keras(kwargs):
+    model = small_model()
+    x, y = data()
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, verbose=0, **kwargs)
+    assert history.epoch == []
+    for w, v in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(w, v)
+
+
+def test_fit_takes_numpy_scalars_for_its_scalar_arguments():
+    model = small_model()
+    x, y = data()
+    history = model.fit(x, y, epochs=np.int64(2), batch_size=np.int32(4), verbose=np.int64(0),
+                        validation_split=np.float32(0.25), initial_epoch=np.int8(1))
+    assert history.epoch == [1]
+    assert "val_loss" in history.history

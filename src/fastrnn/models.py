@@ -41,6 +41,7 @@ output names (the names of their Input and output layers).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -62,6 +63,33 @@ from fastrnn.layers.core import InputLayer
 from fastrnn.utils import get_rng
 
 __all__ = ["Model", "Functional", "Sequential", "load_model"]
+
+
+def _one_at_a_time(method):
+    """Run ``method`` holding the model's lock (``Model.step_lock``): a training step, a
+    predict or a weight read or write never interleaves with another thread's."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self.step_lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
+def _claiming(what: str, stateful_only: bool = False):
+    """Run the method inside ``Model._claimed(what)`` (only for a model with stateful layers
+    when ``stateful_only``: see ``Model._claimed_if_stateful``)."""
+    def wrap(method):
+        @functools.wraps(method)
+        def claimed(self, *args, **kwargs):
+            claim = self._claimed_if_stateful if stateful_only else self._claimed
+            with claim(what):
+                return method(self, *args, **kwargs)
+        return claimed
+    return wrap
+
+
+def _is_stateful(layer) -> bool:
+    return bool(getattr(layer, "stateful", False)) or any(_is_stateful(s) for s in layer.sublayers)
 
 
 class _Run:
@@ -95,7 +123,65 @@ class Model(Layer):
             cls = Functional  # as in Keras, Model(inputs, outputs) makes a functional model
         model = super().__new__(cls)
         model._init_args = (args, dict(kwargs))  # for a subclass's automatic config
+        model._step_lock = threading.RLock()  # here, so that a subclass's own __init__ has it too
+        model._claim_lock = threading.Lock()  # guards _claimed_by (never held while running)
+        model._claimed_by = None  # (thread id, what) while fit/evaluate/... runs
         return model
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    @property
+    def step_lock(self) -> threading.RLock:
+        """The model's lock, held across each training step (forward, backward, update), each
+        ``predict`` or ``predict_on_batch`` call and each weight read or write. So a predict
+        from another thread during ``fit`` runs between two steps, all of it with the weights
+        of one step boundary, and the fit waits for it."""
+        return self._step_lock
+
+    @contextlib.contextmanager
+    def _claimed(self, what: str):
+        """fit, evaluate, train_on_batch and test_on_batch share the model's metrics and
+        optimizer: one thread at a time may run them (re-entrant in that thread, as fit's
+        validation and callbacks run evaluate). Another thread's call is a RuntimeError."""
+        me = threading.get_ident()
+        with self._claim_lock:
+            self._check_not_claimed(what, me)
+            first = self._claimed_by is None
+            if first:
+                self._claimed_by = (me, what)
+        try:
+            yield
+        finally:
+            if first:
+                with self._claim_lock:
+                    self._claimed_by = None
+
+    def _check_not_claimed(self, what: str, me: int) -> None:
+        owner = self._claimed_by
+        if owner is not None and owner[0] != me:
+            raise RuntimeError(f"model {self.name!r} is running {owner[1]} in another thread: "
+                               f"{what} cannot run at the same time (they share the model's "
+                               "metrics, optimizer and stateful layers' states); predict can, "
+                               "on a model without stateful layers")
+
+    def _claimed_if_stateful(self, what: str):
+        """Stateful layers carry one sequence's state from batch to batch: a predict on a model
+        with them claims it as fit does, lest two threads' batches mix their states."""
+        if any(_is_stateful(layer) for layer in self._leaf_layers()):
+            return self._claimed(what)
+        return contextlib.nullcontext()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()  # a lock cannot be copied: a copy gets a lock of its own
+        state.pop("_step_lock", None)
+        state.pop("_claim_lock", None)
+        state["_claimed_by"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._step_lock = threading.RLock()
+        self._claim_lock = threading.Lock()
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if type(self) is Model:
@@ -265,6 +351,7 @@ class Model(Layer):
                                       "subclass of Model must define call(self, inputs, training=False)")
         return self.eager_call(inputs, training=training, mask=mask)
 
+    @_one_at_a_time
     def _forward(self, x, training=False, masks=None):
         """x: the inputs, a flat list for graph models (as given for subclassed ones) ->
         (outputs, their masks), flat lists. A training pass is kept in ``self._run``."""
@@ -329,6 +416,7 @@ class Model(Layer):
         outputs, masks = self._forward(self._model_inputs(x, "forward"), training)
         return self._pack_outputs(outputs), (masks[0] if len(masks) == 1 else masks)
 
+    @_one_at_a_time
     def backward(self, dy):
         """Gradient of the output (a list for several outputs) -> that of the input (a list for
         several); sets ``grads`` (one per array of ``params``) after a training forward pass."""
@@ -445,6 +533,7 @@ class Model(Layer):
             grads.append(np.zeros_like(p) if g is None else g)
         return grads
 
+    @_one_at_a_time
     def get_weights(self) -> list[np.ndarray]:
         """All layers' weights, in Keras's layout, layer by layer."""
         return [w for layer in self._leaf_layers() for w in layer.get_weights()]
@@ -471,6 +560,7 @@ class Model(Layer):
             k += n
         return checked
 
+    @_one_at_a_time
     def assign_weights(self, weights) -> None:
         for layer, arrays in zip(self._leaf_layers(), weights):
             layer.assign_weights(arrays)
@@ -478,6 +568,7 @@ class Model(Layer):
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self._built_layers("count_params"))
 
+    @_one_at_a_time
     def reset_states(self) -> None:
         """Forget the state carried by stateful recurrent layers."""
         for layer in self._leaf_layers():
@@ -620,6 +711,7 @@ class Model(Layer):
             self._backward(dy)
         return logs, targets, y, y_pred, masks, activity
 
+    @_one_at_a_time
     def _train_step(self, x, y) -> dict:
         """One optimizer step on a batch; updates the metrics; returns the batch's losses (the
         total with the regularizers' penalties, as Keras's, and each output's without)."""
@@ -635,6 +727,7 @@ class Model(Layer):
         self._update_metrics(targets, y, y_pred, masks)
         return logs
 
+    @_one_at_a_time
     def _test_step(self, x, y) -> dict:
         if self._distributed is not None:
             return self._distributed.test_step(self, x, y)
@@ -668,6 +761,7 @@ class Model(Layer):
         self.optimizer.apply_gradients(self._train_params, grads, groups=groups)
         variables.apply_constraints(self.layers, self._train_params)
 
+    @_one_at_a_time
     def compute_gradients(self, x, y):
         """Loss and gradients for one batch, without updating anything.
 
@@ -684,6 +778,7 @@ class Model(Layer):
         loss = logs["loss"] + sum(activity) + self._add_weight_penalties(grads, params)
         return float(loss), grads
 
+    @_claiming("train_on_batch")
     def train_on_batch(self, x, y, return_dict=False):
         """One optimizer step on (x, y); returns the batch's loss (or [loss, ..., *metrics])."""
         self._require_compiled("train_on_batch")
@@ -692,6 +787,7 @@ class Model(Layer):
         logs = self._train_step(x, y)
         return self._format_logs({**logs, **self._metric_logs()}, return_dict)
 
+    @_claiming("test_on_batch")
     def test_on_batch(self, x, y, return_dict=False):
         """The loss (or [loss, ..., *metrics]) of (x, y), without training."""
         self._require_compiled("test_on_batch")
@@ -700,6 +796,8 @@ class Model(Layer):
         logs = self._test_step(x, y)
         return self._format_logs({**logs, **self._metric_logs()}, return_dict)
 
+    @_claiming("predict_on_batch", stateful_only=True)
+    @_one_at_a_time
     def predict_on_batch(self, x):
         """The model's output for one batch (inference mode)."""
         x = self._check_x(x, "predict_on_batch")
@@ -824,6 +922,7 @@ class Model(Layer):
 
     # -- fit ---------------------------------------------------------------------------------
 
+    @_claiming("fit")
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
             sharded=False):
@@ -978,6 +1077,7 @@ class Model(Layer):
 
     # -- evaluate and predict ---------------------------------------------------------------
 
+    @_claiming("evaluate")
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
                  return_dict=False):
         """The loss on (x, y), or ``[loss, ..., *metrics]`` when compiled with metrics or with
@@ -1016,6 +1116,8 @@ class Model(Layer):
         callback_list.on_test_end(logs)
         return logs
 
+    @_claiming("predict", stateful_only=True)
+    @_one_at_a_time
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
         """The model's outputs for x, computed in batches (inference mode, no dropout): an
         array, or a list (a dict) of arrays for a model whose outputs are a list (a dict).
@@ -1134,6 +1236,7 @@ class Model(Layer):
             raise TypeError(f"{cls.__name__} cannot be made from its config ({err}); define "
                             "get_config() and from_config() so that they match its constructor") from None
 
+    @_one_at_a_time
     def save(self, path, metadata=None):
         """Write the model (architecture, weights, optimizer state, metadata) to one file.
 
@@ -1149,6 +1252,7 @@ class Model(Layer):
         if metadata is not None:
             self.metadata = metadata
 
+    @_one_at_a_time
     def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
         """Write the model for inference elsewhere: ``format="onnx"`` (``opset=17`` or later)
         gives an ONNX file for ONNX Runtime; see ``fastrnn.export``. Written atomically."""
@@ -1159,6 +1263,7 @@ class Model(Layer):
         export_model(self, filepath, format=format, verbose=verbose,
                      input_signature=input_signature, **kwargs)
 
+    @_one_at_a_time
     def save_weights(self, path):
         """Write the weights alone to one file (atomically); ``load_weights`` reads them back
         into a model of the same architecture."""
@@ -1168,6 +1273,7 @@ class Model(Layer):
             return
         saving.save_weights(self, path)
 
+    @_one_at_a_time
     def load_weights(self, path):
         """Set the weights from a file written by ``save_weights`` (or ``save``); ValueError,
         with no weight changed, when they do not fit this model."""
@@ -1274,6 +1380,7 @@ class Sequential(Model):
         self._init_graph(input_layer.output, x)
         self.build_input_shape = shape
 
+    @_one_at_a_time
     def _forward(self, x, training=False, masks=None):
         if not self._layers:
             raise ValueError(f"model {self.name!r} has no layers")

@@ -3,6 +3,7 @@ message names the argument and what it got; nothing else (AttributeError, IndexE
 own errors) escapes. Layers' dtypes, declared shapes and ``fit``'s scalar arguments here."""
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -119,9 +120,14 @@ def test_good_shapes_are_kept_as_tuples_of_ints():
     assert layers.Dense(2, input_shape=7).batch_input_shape == (None, 7)
 
 
-def test_input_dim_is_checked_as_part_of_the_shape():
-    with pytest.raises(ValueError, match="input_shape.*negative"):
+def test_keras_2s_input_dim_and_input_length_are_checked_naming_them():
+    with pytest.raises(ValueError, match="LSTM: input_dim must be >= 0, got -1"):
         layers.LSTM(2, input_dim=-1)
+    with pytest.raises(TypeError, match="GRU: input_length must be an int, got str"):
+        layers.GRU(2, input_dim=3, input_length="5")
+    with pytest.raises(TypeError, match="Dense: input_dim must be an int, got float"):
+        layers.Dense(2, input_dim=3.0)
+    assert layers.LSTM(2, input_dim=3, input_length=5).batch_input_shape == (None, 5, 3)
 
 
 # ----------------------------------------------------------------------------------------
@@ -178,3 +184,69 @@ def test_fit_takes_numpy_scalars_for_its_scalar_arguments():
                         validation_split=np.float32(0.25), initial_epoch=np.int8(1))
     assert history.epoch == [1]
     assert "val_loss" in history.history
+
+
+# ----------------------------------------------------------------------------------------
+# Every constructor of the public API, every argument, a row of bad values
+
+
+from fastrnn import callbacks, constraints, losses, metrics, optimizers, regularizers  # noqa: E402
+from fastrnn.optimizers import schedules  # noqa: E402
+
+BASES = {"Layer", "Recurrent", "Optimizer", "Loss", "Metric", "Callback", "Regularizer",
+         "Constraint", "LearningRateSchedule", "CallbackList", "InputLayer"}
+REQUIRED = {  # a valid value of each required argument
+    "units": 3, "rate": 0.5, "activation": "relu", "input_dim": 10, "output_dim": 4,
+    "target_shape": (2, 3), "dims": (2, 1), "n": 2, "axes": 1,
+    "initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.9,
+    "boundaries": [10, 20], "values": [0.1, 0.01, 0.001], "first_decay_steps": 10,
+    "schedule": lambda epoch, lr: lr, "fn": lambda y_true, y_pred: y_pred,
+}
+WRAPPED = {"layer": lambda cls: layers.Dense(2) if cls is layers.TimeDistributed else layers.LSTM(2),
+           "cell": lambda cls: layers.LSTMCell(2), "cells": lambda cls: [layers.LSTMCell(2)]}
+BAD_VALUES = ["x", -1, 0, 2.5, float("nan"), float("inf"), None, [], {}, object(), True, 10**12,
+              -0.5, (1, -1), 1j]
+
+
+def public_classes():
+    for module in (layers, optimizers, schedules, losses, metrics, callbacks, regularizers,
+                   constraints):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, type) and name not in BASES:
+                yield pytest.param(obj, id=f"{module.__name__.split('.')[-1]}.{name}")
+
+
+def valid_arguments(cls, tmp_path):
+    kwargs = {}
+    for p in inspect.signature(cls).parameters.values():
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            if p.name in WRAPPED:
+                kwargs[p.name] = WRAPPED[p.name](cls)
+            elif p.name == "filepath":
+                kwargs[p.name] = str(tmp_path / "m.npz")
+            else:
+                kwargs[p.name] = REQUIRED[p.name]
+    return kwargs
+
+
+@pytest.mark.parametrize("cls", public_classes())
+def test_every_constructor_argument_given_a_bad_value_is_taken_or_refused_naming_it(cls, tmp_path):
+    """Each bad value either makes a working object (None for an optional argument, 0 for a
+    rate...) or raises TypeError/ValueError whose message names the argument; never another
+    exception."""
+    cls(**valid_arguments(cls, tmp_path))  # the valid arguments are valid
+    problems = []
+    for p in inspect.signature(cls).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        for bad in BAD_VALUES:
+            kwargs = {**valid_arguments(cls, tmp_path), p.name: bad}
+            try:
+                cls(**kwargs)
+            except (TypeError, ValueError) as error:
+                if p.name not in str(error):
+                    problems.append(f"{p.name}={bad!r}: {type(error).__name__} not naming it: {error}")
+            except Exception as error:  # noqa: BLE001 (what the test looks for)
+                problems.append(f"{p.name}={bad!r}: {type(error).__name__}: {error}")
+    assert not problems, "\n".join(problems)

@@ -36,6 +36,30 @@ def check_real(name: str, value, low: float | None = None, high: float | None = 
     return value
 
 
+def check_flag(name: str, value) -> bool:
+    """A flag: a bool (NumPy's too), or the int 0 or 1 -> bool; TypeError naming it otherwise
+    (a string such as 'False' is truthy, so it is refused rather than read)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
+
+
+def check_seed(name: str, value) -> int | None:
+    """A seed: None or an int >= 0 (what NumPy's generators take)."""
+    return check_int(name, value, low=0, allow_none=True)
+
+
+def resolve(name: str, get, value):
+    """``get(value)`` (a module's ``get``: an initializer, regularizer, constraint or activation
+    from its name, object or config), its TypeError or ValueError prefixed by ``name``."""
+    try:
+        return get(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name}: {error}") from None
+
+
 def shape_tuple(shape, name: str) -> tuple:
     """A shape argument -> a tuple of ints and None (an int alone is a shape of one axis, as Keras
     takes it). TypeError when it is not a sequence; ValueError naming ``name`` for an entry that

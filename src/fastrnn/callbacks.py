@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from fastrnn import metrics as _metrics
+from fastrnn._checks import check_flag, check_int, check_real
 
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
@@ -289,9 +290,12 @@ class ProgbarLogger(Callback):
 
     def __init__(self, stream=None, interval: float = 0.05, width: int = 30):
         super().__init__()
+        if stream is not None and not callable(getattr(stream, "write", None)):
+            raise TypeError(f"stream must be None or a file-like object with write(), got "
+                            f"{type(stream).__name__}")
         self.stream = stream
-        self.interval = float(interval)
-        self.width = int(width)
+        self.interval = check_real("interval", interval, low=0.0)
+        self.width = check_int("width", width, low=1)
         self.verbose = 1
         self.epochs = None
         self.steps = None
@@ -426,6 +430,23 @@ class ProgbarLogger(Callback):
 
 
 # ---------------------------------------------------------------------- monitoring helpers
+def _check_mode(mode) -> None:
+    if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+
+
+def _check_monitor(monitor) -> str:
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor must be the str name of a logged quantity, got "
+                        f"{type(monitor).__name__}: {monitor!r}")
+    return monitor
+
+
+def _check_verbose(verbose) -> int:
+    """A callback's verbose: an int >= 0 (True and False as 1 and 0, as Keras scripts pass)."""
+    return check_int("verbose", int(verbose) if isinstance(verbose, bool) else verbose, low=0)
+
+
 def _improvement_test(mode: str, monitor: str, model, min_delta: float):
     """``better(current, reference)`` for a monitored quantity, with Keras's mode rules.
 
@@ -466,18 +487,15 @@ class EarlyStopping(Callback):
                  mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
                  start_from_epoch: int = 0):
         super().__init__()
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if int(patience) < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
-        self.monitor = monitor
-        self.min_delta = abs(float(min_delta))
-        self.patience = int(patience)
-        self.verbose = verbose
+        _check_mode(mode)
+        self.monitor = _check_monitor(monitor)
+        self.min_delta = abs(check_real("min_delta", min_delta))
+        self.patience = check_int("patience", patience, low=0)
+        self.verbose = _check_verbose(verbose)
         self.mode = mode
-        self.baseline = baseline
-        self.restore_best_weights = bool(restore_best_weights)
-        self.start_from_epoch = int(start_from_epoch)
+        self.baseline = None if baseline is None else check_real("baseline", baseline)
+        self.restore_best_weights = check_flag("restore_best_weights", restore_best_weights)
+        self.start_from_epoch = check_int("start_from_epoch", start_from_epoch, low=0)
         self._better = None
         self.on_train_begin()
 
@@ -541,13 +559,19 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
                  mode: str = "auto", initial_value_threshold: float | None = None):
         super().__init__()
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.filepath = os.fspath(filepath)
-        self.monitor = monitor
-        self.verbose = verbose
-        self.save_best_only = bool(save_best_only)
+        _check_mode(mode)
+        path = os.fspath(filepath) if isinstance(filepath, os.PathLike) else filepath
+        if not isinstance(path, str):
+            raise TypeError(f"filepath must be a str or a path, got {type(filepath).__name__}")
+        if not path:
+            raise ValueError("filepath must not be empty")
+        self.filepath = path
+        self.monitor = _check_monitor(monitor)
+        self.verbose = _check_verbose(verbose)
+        self.save_best_only = check_flag("save_best_only", save_best_only)
         self.mode = mode
+        if initial_value_threshold is not None:
+            initial_value_threshold = check_real("initial_value_threshold", initial_value_threshold)
         self.initial_value_threshold = initial_value_threshold
         self.best = initial_value_threshold
         self._better = None
@@ -618,7 +642,7 @@ class LearningRateScheduler(Callback):
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
         self.schedule = schedule
-        self.verbose = verbose
+        self.verbose = _check_verbose(verbose)
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = self.model.optimizer
@@ -652,18 +676,18 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0):
         super().__init__()
-        if not 0.0 < float(factor) < 1.0:
+        factor = check_real("factor", factor)
+        if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor = monitor
-        self.factor = float(factor)
-        self.patience = int(patience)
-        self.verbose = verbose
+        _check_mode(mode)
+        self.monitor = _check_monitor(monitor)
+        self.factor = factor
+        self.patience = check_int("patience", patience, low=0)
+        self.verbose = _check_verbose(verbose)
         self.mode = mode
-        self.min_delta = abs(float(min_delta))
-        self.cooldown = int(cooldown)
-        self.min_lr = float(min_lr)
+        self.min_delta = abs(check_real("min_delta", min_delta))
+        self.cooldown = check_int("cooldown", cooldown, low=0)
+        self.min_lr = check_real("min_lr", min_lr, low=0.0)
         self._better = None
         self.on_train_begin()
 

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastrnn._checks import check_flag, check_int, check_real
+
 __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
     "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
@@ -114,10 +116,7 @@ def _smooth_categorical(y_true: np.ndarray, label_smoothing: float) -> np.ndarra
 
 
 def _check_label_smoothing(label_smoothing) -> float:
-    value = float(label_smoothing)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    return value
+    return check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
 
 
 # ---------------------------------------------------------------------- per-sample values
@@ -402,7 +401,7 @@ class BinaryCrossentropy(Loss):
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
                  reduction: str = "sum_over_batch_size", name: str = "binary_crossentropy"):
         super().__init__(name, reduction)
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_flag("from_logits", from_logits)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
 
     def prepare(self, y_true, y_pred):
@@ -433,7 +432,7 @@ class CategoricalCrossentropy(Loss):
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
                  reduction: str = "sum_over_batch_size", name: str = "categorical_crossentropy"):
         super().__init__(name, reduction)
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_flag("from_logits", from_logits)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
 
     def prepare(self, y_true, y_pred):
@@ -464,8 +463,8 @@ class SparseCategoricalCrossentropy(Loss):
     def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
                  reduction: str = "sum_over_batch_size", name: str = "sparse_categorical_crossentropy"):
         super().__init__(name, reduction)
-        self.from_logits = bool(from_logits)
-        self.ignore_class = None if ignore_class is None else int(ignore_class)
+        self.from_logits = check_flag("from_logits", from_logits)
+        self.ignore_class = check_int("ignore_class", ignore_class, allow_none=True)
 
     def prepare(self, y_true, y_pred):
         prepared = _sparse_to_dense(y_true, y_pred, self.ignore_class)

@@ -72,7 +72,7 @@ class Attention(Layer):
                              f"got {score_mode!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
             raise ValueError(f"{self.who}: dropout must be a number in [0, 1), got {dropout!r}")
-        self.use_scale = bool(use_scale)
+        self.use_scale = self.flag("use_scale", use_scale)
         self.score_mode = score_mode
         self.dropout = float(dropout)
         self.scale = self.concat_score_weight = None

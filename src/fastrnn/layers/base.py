@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastrnn import functional, keras_tensor, regularizers
-from fastrnn._checks import check_int, shape_tuple
+from fastrnn._checks import check_flag, check_int, check_seed, resolve, shape_tuple
 from fastrnn.utils import get_rng
 
 if TYPE_CHECKING:
@@ -239,16 +239,17 @@ class Layer:
             raise TypeError(f"name must be a str, got {name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.dtype = float_dtype(dtype, self.who)
-        self.trainable = bool(trainable)
+        self.trainable = check_flag(f"{self.who}: trainable", trainable)
         self.batch_input_shape = _batch_input_shape(self.who, input_shape, batch_size,
                                                     batch_input_shape)
-        self.seed = seed
+        self.seed = check_seed(f"{self.who}: seed", seed)
         self._own_rng = None if seed is None else np.random.default_rng(seed)
         self.built = False
         self.input_shape = None  # (None, ..., F) once built
         self.grads: list[np.ndarray] = []
         self._cache = None  # what backward needs from the last training call
-        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.activity_regularizer = self.resolve("activity_regularizer", regularizers.get,
+                                                 activity_regularizer)
         self._activity_losses: list[float] = []  # the penalties of the last call's outputs
         self._activity_grads = None  # their gradients, one per output, after a training call
         self._inbound_nodes = []  # calls on symbolic tensors (fastrnn.keras_tensor.Node)
@@ -263,6 +264,15 @@ class Layer:
     def who(self) -> str:
         """How messages name this layer: "layer 'lstm' (LSTM)"."""
         return f"layer {self.name!r} ({type(self).__name__})"
+
+    def flag(self, argument: str, value) -> bool:
+        """The constructor's flag ``argument``: a bool (or 0/1); TypeError naming it otherwise."""
+        return check_flag(f"{self.who}: {argument}", value)
+
+    def resolve(self, argument: str, get, value):
+        """``get(value)`` for the constructor's ``argument`` (an initializer, regularizer,
+        constraint or activation), its TypeError or ValueError naming the layer and argument."""
+        return resolve(f"{self.who}: {argument}", get, value)
 
     @property
     def rng(self) -> np.random.Generator:

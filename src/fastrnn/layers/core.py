@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastrnn import constraints, ops, regularizers
-from fastrnn._checks import shape_tuple
+from fastrnn._checks import check_int, check_real, shape_tuple
 from fastrnn.layers import activations, initializers
 from fastrnn.keras_tensor import KerasTensor, Node
 from fastrnn.layers.base import Layer, float_dtype
@@ -65,7 +65,7 @@ class Dense(Layer):
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
         if input_dim is not None and input_shape is None:
-            input_shape = (input_dim,)
+            input_shape = (check_int("Dense: input_dim", input_dim, low=0),)
         super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
                          batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
                          activity_regularizer=activity_regularizer)
@@ -74,16 +74,16 @@ class Dense(Layer):
         if units <= 0:
             raise ValueError(f"{self.who}: units must be positive, got {units}")
         self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
+        self.activation = self.resolve("activation", activations.get, activation)
+        self.use_bias = self.flag("use_bias", use_bias)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        initializers.get(kernel_initializer)
-        initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self.resolve("kernel_initializer", initializers.get, kernel_initializer)
+        self.resolve("bias_initializer", initializers.get, bias_initializer)
+        self.kernel_regularizer = self.resolve("kernel_regularizer", regularizers.get, kernel_regularizer)
+        self.bias_regularizer = self.resolve("bias_regularizer", regularizers.get, bias_regularizer)
+        self.kernel_constraint = self.resolve("kernel_constraint", constraints.get, kernel_constraint)
+        self.bias_constraint = self.resolve("bias_constraint", constraints.get, bias_constraint)
         self.kernel = self.bias = None
 
     @property
@@ -160,7 +160,7 @@ class Activation(Layer):
         super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
                          batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
                          activity_regularizer=activity_regularizer)
-        self.activation = activations.get(activation)
+        self.activation = self.resolve("activation", activations.get, activation)
 
     def call(self, x, training=False, mask=None):
         y = self.activation.forward(x)
@@ -201,10 +201,9 @@ class Dropout(Layer):
         super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
                          batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
                          activity_regularizer=activity_regularizer)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"{self.who}: rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.rate = check_real(f"{self.who}: rate", rate, low=0.0, high=1.0, high_open=True)
+        self.noise_shape = None if noise_shape is None else shape_tuple(
+            noise_shape, f"{self.who}: noise_shape")
 
     def call(self, x, training=False, mask=None):
         if not training or self.rate == 0:
@@ -268,7 +267,7 @@ class Embedding(Layer):
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
         if input_length is not None and input_shape is None:
-            input_shape = (input_length,)  # Keras 2's argument
+            input_shape = (check_int("Embedding: input_length", input_length, low=0),)  # Keras 2's
         super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
                          batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
                          activity_regularizer=activity_regularizer)
@@ -278,10 +277,10 @@ class Embedding(Layer):
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.embeddings_initializer = embeddings_initializer
-        initializers.get(embeddings_initializer)
-        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
-        self.embeddings_constraint = constraints.get(embeddings_constraint)
-        self.mask_zero = bool(mask_zero)
+        self.resolve("embeddings_initializer", initializers.get, embeddings_initializer)
+        self.embeddings_regularizer = self.resolve("embeddings_regularizer", regularizers.get, embeddings_regularizer)
+        self.embeddings_constraint = self.resolve("embeddings_constraint", constraints.get, embeddings_constraint)
+        self.mask_zero = self.flag("mask_zero", mask_zero)
         self.embeddings = None
 
     @property
@@ -368,7 +367,7 @@ class Masking(Layer):
         super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
                          batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
                          activity_regularizer=activity_regularizer)
-        self.mask_value = float(mask_value)
+        self.mask_value = check_real(f"{self.who}: mask_value", mask_value)
 
     def _step_mask(self, x):
         return np.any(x != self.mask_value, axis=-1)  # (B, T)

@@ -402,7 +402,7 @@ class Dot(Layer):
         else:
             raise TypeError(f"{self.who}: axes must be an int or a list of two ints, got {axes!r}")
         self.axes = axes
-        self.normalize = bool(normalize)
+        self.normalize = self.flag("normalize", normalize)
 
     def _axes(self, shapes):
         pair = [self.axes, self.axes] if isinstance(self.axes, int) else list(self.axes)

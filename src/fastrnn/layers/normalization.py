@@ -78,13 +78,13 @@ class LayerNormalization(Layer):
             warnings.warn("rms_scaling=True is deprecated in Keras 3: it divides by the "
                           "variance's square root, not the root mean square", stacklevel=2)
         self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
-        self.rms_scaling = bool(rms_scaling)
+        self.center = self.flag("center", center)
+        self.scale = self.flag("scale", scale)
+        self.rms_scaling = self.flag("rms_scaling", rms_scaling)
         self.beta_initializer = beta_initializer
         self.gamma_initializer = gamma_initializer
-        initializers.get(beta_initializer)
-        initializers.get(gamma_initializer)
+        self.resolve("beta_initializer", initializers.get, beta_initializer)
+        self.resolve("gamma_initializer", initializers.get, gamma_initializer)
         self.gamma = self.beta = None
 
     def _axes(self, ndim: int) -> list[int]:

@@ -54,7 +54,7 @@ class _GlobalPooling1D(Layer):
             raise ValueError(f"{self.who}: data_format must be one of {DATA_FORMATS} (or None), "
                              f"got {data_format!r}")
         self.data_format = data_format
-        self.keepdims = bool(keepdims)
+        self.keepdims = self.flag("keepdims", keepdims)
 
     @property
     def steps_axis(self) -> int:

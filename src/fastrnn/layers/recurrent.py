@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastrnn import constraints, ops, regularizers
+from fastrnn._checks import check_flag, check_int, check_real
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer, check_state_shapes, time_major_mask
 from fastrnn.modes import GATES, kernel_to_keras, keras_to_kernel
@@ -74,8 +75,10 @@ class Recurrent(Layer):
                  batch_size: int | None = None, batch_input_shape: tuple | None = None,
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
-        if input_dim is not None and input_shape is None:
-            input_shape = (input_length, input_dim)  # Keras 2's spelling
+        if input_dim is not None and input_shape is None:  # Keras 2's spelling
+            who = type(self).__name__
+            input_shape = (check_int(f"{who}: input_length", input_length, low=0, allow_none=True),
+                           check_int(f"{who}: input_dim", input_dim, low=0))
         super().__init__(name=name, dtype=dtype, trainable=trainable, input_shape=input_shape,
                          batch_size=batch_size, batch_input_shape=batch_input_shape, seed=seed,
                          activity_regularizer=activity_regularizer)
@@ -83,31 +86,34 @@ class Recurrent(Layer):
             raise TypeError(f"{self.who}: units must be an int, got {units!r}")
         if units <= 0:
             raise ValueError(f"{self.who}: units must be positive, got {units}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{self.who}: dropout must be in [0, 1), got {dropout}")
-        if recurrent_dropout:
+        check_real(f"{self.who}: dropout", dropout, low=0.0, high=1.0, high_open=True)
+        if check_real(f"{self.who}: recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
+                      high_open=True):
             raise ValueError(f"{self.who}: recurrent_dropout is not supported by the kernels "
                              "(only dropout on the inputs is); use recurrent_dropout=0")
         self.units = int(units)
-        self.use_bias = bool(use_bias)
+        self.use_bias = self.flag("use_bias", use_bias)
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
-        for init in (kernel_initializer, recurrent_initializer, bias_initializer):
-            initializers.get(init)  # fail now on an unknown name, not at build
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        for arg, init in (("kernel_initializer", kernel_initializer),
+                          ("recurrent_initializer", recurrent_initializer),
+                          ("bias_initializer", bias_initializer)):
+            self.resolve(arg, initializers.get, init)  # fail now on an unknown name, not at build
+        self.kernel_regularizer = self.resolve("kernel_regularizer", regularizers.get, kernel_regularizer)
+        self.recurrent_regularizer = self.resolve("recurrent_regularizer", regularizers.get, recurrent_regularizer)
+        self.bias_regularizer = self.resolve("bias_regularizer", regularizers.get, bias_regularizer)
+        self.kernel_constraint = self.resolve("kernel_constraint", constraints.get, kernel_constraint)
+        self.recurrent_constraint = self.resolve("recurrent_constraint", constraints.get, recurrent_constraint)
+        self.bias_constraint = self.resolve("bias_constraint", constraints.get, bias_constraint)
         self.dropout = float(dropout)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)  # accepted for Keras scripts; the kernels decide how to loop
-        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.return_sequences = self.flag("return_sequences", return_sequences)
+        self.return_state = self.flag("return_state", return_state)
+        self.go_backwards = self.flag("go_backwards", go_backwards)
+        self.stateful = self.flag("stateful", stateful)
+        # unroll is accepted for Keras scripts; the kernels decide how to loop
+        self.unroll = self.flag("unroll", unroll)
+        self.zero_output_for_mask = self.flag("zero_output_for_mask", zero_output_for_mask)
         self.states = None  # [h (B, H), c (B, H) for LSTM] carried by a stateful layer
         self.w_ih = self.w_hh = self.b_ih = self.b_hh = None
         self.initial_state_grads = None  # gradients of an explicit initial_state
@@ -534,7 +540,7 @@ class LSTM(Recurrent):
         if activation != "tanh" or recurrent_activation != "sigmoid":
             raise ValueError("LSTM supports activation='tanh' and recurrent_activation='sigmoid' "
                              f"only (the kernels' cell), got {activation!r} and {recurrent_activation!r}")
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check_flag("LSTM: unit_forget_bias", unit_forget_bias)
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer,
@@ -632,7 +638,7 @@ class GRU(Recurrent):
                  batch_size: int | None = None, batch_input_shape: tuple | None = None,
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
-        if not reset_after:
+        if not check_flag("GRU: reset_after", reset_after):
             raise ValueError("GRU supports reset_after=True only (the kernels implement that "
                              "formulation, PyTorch's); reset_after=False is not available")
         if activation != "tanh" or recurrent_activation != "sigmoid":

@@ -66,7 +66,8 @@ class Bidirectional(Layer):
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
         if not isinstance(layer, Recurrent):
-            raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU, got {layer!r}")
+            raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU: layer must be one, "
+                            f"got {layer!r}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
         if layer.activity_regularizer is not None:
@@ -97,6 +98,9 @@ class Bidirectional(Layer):
         self.return_state = layer.return_state
         for sub in (self.forward_layer, self.backward_layer):
             sub.zero_output_for_mask = self.return_sequences  # as Keras forces it
+        if weights is not None and not isinstance(weights, (list, tuple)):
+            raise TypeError(f"{self.who}: weights must be a list of arrays or None, got "
+                            f"{type(weights).__name__}")
         self.initial_weights = None if weights is None else list(weights)
 
     @staticmethod

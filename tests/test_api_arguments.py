@@ -150,7 +150,7 @@ FIT_ARGS = [
     ({"batch_size": 2.0}, TypeError, "batch_size must be an int, got float"),
     ({"verbose": "x"}, ValueError, "verbose must be 0, 1, 2 or 'auto', got 'x'"),
     ({"verbose": 3}, ValueError, "verbose must be 0, 1, 2 or 'auto', got 3"),
-    ({"verbose": True}, ValueError, "verbose must be 0, 1, 2 or 'auto', got True"),
+    ({"verbose": 1.0}, ValueError, "verbose must be 0, 1, 2 or 'auto', got 1.0"),
 ]
 
 
@@ -250,3 +250,78 @@ def test_every_constructor_argument_given_a_bad_value_is_taken_or_refused_naming
             except Exception as error:  # noqa: BLE001 (what the test looks for)
                 problems.append(f"{p.name}={bad!r}: {type(error).__name__}: {error}")
     assert not problems, "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------------------
+# The model's methods
+
+
+def _model_calls(model, x, y, tmp_path):
+    """(call, exception, fragment of the message) for the model's methods' arguments."""
+    return [
+        (lambda: model.compile(optimizer="nope", loss="mse"), ValueError, "unknown optimizer 'nope'"),
+        (lambda: model.compile(optimizer="adam", loss="nope"), ValueError, "unknown loss 'nope'"),
+        (lambda: model.compile(optimizer="adam", loss="mse", metrics=["nope"]), ValueError,
+         "unknown metric 'nope'"),
+        (lambda: model.compile(optimizer="adam", loss="mse", metrics=3), TypeError,
+         "compile: metrics must be a list, tuple or dict"),
+        (lambda: model.compile(optimizer="adam", loss="mse", metrics=["mae", 3]), TypeError,
+         "compile: each of metrics must be a name, a Metric or a function, got int: 3"),
+        (lambda: model.compile(optimizer="adam", loss="mse", loss_weights="x"), TypeError,
+         "compile: loss_weights: the weight of output"),
+        (lambda: model.compile(optimizer="adam", loss="mse", loss_weights=float("nan")), ValueError,
+         "compile: loss_weights: the weight of output"),
+        (lambda: model.summary(print_fn=0), TypeError, "summary: print_fn must be callable"),
+        (lambda: model.save(None), TypeError, "save: path must be a str or a path, got NoneType"),
+        (lambda: model.save_weights(3), TypeError, "save_weights: path must be a str or a path"),
+        (lambda: model.load_weights([]), TypeError, "load_weights: path must be a str or a path"),
+        (lambda: model.export(None), TypeError, "export: filepath must be a str or a path"),
+        (lambda: model.export(tmp_path / "m.onnx", verbose="yes"), TypeError,
+         "export: verbose must be a bool"),
+        (lambda: model.set_weights(3), TypeError, "set_weights: weights must be a list of arrays"),
+        (lambda: model.get_layer(index="0"), TypeError, "get_layer: index must be an int"),
+        (lambda: model.evaluate(x, y, verbose=0, return_dict="yes"), TypeError,
+         "return_dict must be a bool"),
+        (lambda: model.train_on_batch(x, y, return_dict="yes"), TypeError, "return_dict must be a bool"),
+        (lambda: model.test_on_batch(x, y, return_dict=[]), TypeError, "return_dict must be a bool"),
+        (lambda: model.fit(x, y, verbose=0, callbacks=3), TypeError,
+         "callbacks must be a list of fastrnn.callbacks.Callback, got int"),
+        (lambda: model.predict(x, verbose=0, callbacks=[3]), TypeError,
+         "callbacks[0] must be a fastrnn.callbacks.Callback, got int"),
+        (lambda: model.evaluate(x, y, verbose="loud"), ValueError, "verbose must be 0, 1, 2 or 'auto'"),
+        (lambda: model.predict(x, batch_size=-4), ValueError, "batch_size must be >= 1, got -4"),
+        (lambda: models.Sequential(layers=3), TypeError, "Sequential: layers must be a list of layers"),
+    ]
+
+
+def test_each_bad_argument_of_the_models_methods_is_refused_naming_it(tmp_path):
+    model = small_model()
+    x, y = data()
+    before = [w.copy() for w in model.get_weights()]
+    rows = _model_calls(model, x, y, tmp_path)
+    for call, kind, fragment in rows:
+        with pytest.raises(kind) as error:
+            call()
+        assert fragment in str(error.value), (fragment, str(error.value))
+    for w, v in zip(before, model.get_weights()):  # no training step was taken by a refused call
+        np.testing.assert_array_equal(w, v)
+    assert not list(tmp_path.iterdir())  # and no file written
+
+
+def test_a_failed_compile_leaves_the_model_compiled_as_it_was():
+    model = small_model()
+    optimizer = model.optimizer
+    for bad in ({"loss": "nope"}, {"metrics": ["nope"]}, {"loss_weights": "x"}):
+        with pytest.raises((TypeError, ValueError)):
+            model.compile(**{"optimizer": "sgd", "loss": "mae", **bad})
+        assert model.optimizer is optimizer
+        assert model.loss.__class__.__name__ == "MeanSquaredError"
+    x, y = data()
+    model.fit(x, y, epochs=1, verbose=0)  # still trains with its first compile
+
+
+def test_one_callback_alone_is_taken_as_a_list_of_one_as_in_keras():
+    model = small_model()
+    x, y = data()
+    history = model.fit(x, y, epochs=1, verbose=0, callbacks=callbacks.History())
+    assert history.epoch == [0]

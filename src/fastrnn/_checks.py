@@ -97,11 +97,11 @@ def check_fit_args(batch_size, epochs, verbose, validation_split, initial_epoch)
 
 
 def check_verbose(verbose) -> None:
-    """verbose: 0, 1, 2 or 'auto' (True and 1.0 are not taken for 1)."""
+    """verbose: 0, 1, 2 or 'auto' (False and True too, as 0 and 1, as Keras takes them; 1.0
+    and '1' are refused)."""
     if isinstance(verbose, str):
         ok = verbose == "auto"
     else:
-        ok = (isinstance(verbose, (int, np.integer)) and not isinstance(verbose, (bool, np.bool_))
-              and verbose in (0, 1, 2))
+        ok = isinstance(verbose, (int, np.integer, np.bool_)) and verbose in (0, 1, 2)
     if not ok:
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")

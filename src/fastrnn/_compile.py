@@ -12,6 +12,8 @@ several outputs (else by the metric's name).
 """
 from __future__ import annotations
 
+import math
+
 from fastrnn import losses as losses_module
 from fastrnn import metrics as metrics_module
 
@@ -47,10 +49,16 @@ def resolve_loss(loss):
 
 
 def check_metric_names(metrics) -> None:
-    """Unknown metric names fail at compile, not at the first batch."""
+    """Unknown metric names, and entries that are no metric, fail at compile, not at the
+    first batch."""
     for identifier in _metric_leaves(metrics):
-        if isinstance(identifier, str) and identifier.lower() not in ("accuracy", "acc"):
-            metrics_module.get(identifier)
+        if isinstance(identifier, str):
+            if identifier.lower() not in ("accuracy", "acc"):
+                metrics_module.get(identifier)
+        elif not (identifier is None or isinstance(identifier, metrics_module.Metric)
+                  or callable(identifier)):
+            raise TypeError(f"compile: each of metrics must be a name, a Metric or a function, "
+                            f"got {type(identifier).__name__}: {identifier!r}")
 
 
 def _metric_leaves(metrics):
@@ -81,10 +89,13 @@ def _weight(w, name):
         return None
     if isinstance(w, bool) or not isinstance(w, (int, float)):
         try:
-            return float(w)
+            w = float(w)
         except (TypeError, ValueError):
-            raise TypeError(f"compile: the loss weight of output {name!r} must be a number, "
-                            f"got {w!r}") from None
+            raise TypeError(f"compile: loss_weights: the weight of output {name!r} must be a "
+                            f"number, got {w!r}") from None
+    if not math.isfinite(w):
+        raise ValueError(f"compile: loss_weights: the weight of output {name!r} must be finite, "
+                         f"got {w}")
     return float(w)
 
 

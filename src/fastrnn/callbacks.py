@@ -131,6 +131,11 @@ class CallbackList(Callback):
 
     def __init__(self, callbacks=None, model=None, params=None, add_history=True, add_progbar=False):
         super().__init__()
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]  # one callback alone, as Keras takes it
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of fastrnn.callbacks.Callback, got "
+                            f"{type(callbacks).__name__}: {callbacks!r}")
         callbacks = list(callbacks or [])
         for i, cb in enumerate(callbacks):
             if not isinstance(cb, Callback):

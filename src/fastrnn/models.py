@@ -45,6 +45,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -52,7 +53,7 @@ import threading
 import numpy as np
 
 from fastrnn import _compile, _data, distributed
-from fastrnn._checks import check_fit_args
+from fastrnn._checks import check_fit_args, check_flag, check_int
 from fastrnn import metrics as metrics_module
 from fastrnn import functional as graph_engine
 from fastrnn import optimizers as optimizers_module
@@ -86,6 +87,22 @@ def _claiming(what: str, stateful_only: bool = False):
                 return method(self, *args, **kwargs)
         return claimed
     return wrap
+
+
+# What compile sets: a failed compile puts them back.
+_COMPILE_STATE = ("optimizer", "loss", "metric_ids", "loss_weights", "metrics", "_targets",
+                  "compiled", "_train_params")
+
+
+def _check_path(path, name: str) -> None:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or a path, got {type(path).__name__}: {path!r}")
+
+
+def _check_print_fn(print_fn) -> None:
+    if print_fn is not None and not callable(print_fn):
+        raise TypeError(f"summary: print_fn must be callable (or None for print), got "
+                        f"{type(print_fn).__name__}")
 
 
 def _is_stateful(layer) -> bool:
@@ -300,6 +317,7 @@ class Model(Layer):
         """The layer called ``name``, or at position ``index`` of ``layers``."""
         layers = self.layers
         if index is not None:
+            index = check_int("get_layer: index", index)
             if not -len(layers) <= index < len(layers):
                 raise ValueError(f"model {self.name!r} has {len(layers)} layers, no index {index}")
             return layers[index]
@@ -544,6 +562,9 @@ class Model(Layer):
     def set_weights(self, weights) -> None:
         """Set all weights from a list like ``get_weights()`` returns (ValueError on a mismatch,
         with no weight changed)."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"model {self.name!r}: set_weights: weights must be a list of arrays "
+                            f"(as get_weights() returns), got {type(weights).__name__}")
         self.assign_weights(self.checked_weights(weights))
 
     def checked_weights(self, weights):
@@ -602,8 +623,20 @@ class Model(Layer):
         Unknown names raise ValueError naming the valid ones; lists or dicts that do not fit
         the outputs raise ValueError naming them (for a subclassed model, at the first batch).
         """
+        saved = {key: self.__dict__.get(key) for key in _COMPILE_STATE}
+        try:
+            self._compile(optimizer, loss, metrics, loss_weights)
+        except BaseException:  # a failed compile leaves the model as it was
+            self.__dict__.update(saved)
+            raise
+
+    def _compile(self, optimizer, loss, metrics, loss_weights):
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or loss='binary_crossentropy'")
+        if not (metrics is None or isinstance(metrics, (str, list, tuple, dict, metrics_module.Metric))
+                or callable(metrics)):
+            raise TypeError(f"compile: metrics must be a list, tuple or dict of metrics (or one "
+                            f"metric), got {type(metrics).__name__}: {metrics!r}")
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = _compile.resolve_loss(loss)
         if metrics is None:
@@ -782,6 +815,7 @@ class Model(Layer):
     def train_on_batch(self, x, y, return_dict=False):
         """One optimizer step on (x, y); returns the batch's loss (or [loss, ..., *metrics])."""
         self._require_compiled("train_on_batch")
+        check_flag("return_dict", return_dict)
         x, y = self._check_xy(x, y, "train_on_batch")
         self._reset_metrics()
         logs = self._train_step(x, y)
@@ -791,6 +825,7 @@ class Model(Layer):
     def test_on_batch(self, x, y, return_dict=False):
         """The loss (or [loss, ..., *metrics]) of (x, y), without training."""
         self._require_compiled("test_on_batch")
+        check_flag("return_dict", return_dict)
         x, y = self._check_xy(x, y, "test_on_batch")
         self._reset_metrics()
         logs = self._test_step(x, y)
@@ -1087,6 +1122,7 @@ class Model(Layer):
         verbose: 0 silent, 1 ('auto') a progress bar, 2 one line.
         """
         self._require_compiled("evaluate")
+        check_flag("return_dict", return_dict)
         x, y = self._check_xy(x, y, "evaluate")
         batch_size = self._batch_size(batch_size)
         callback_list = self._callback_list(callbacks, self._verbose(verbose),
@@ -1150,6 +1186,7 @@ class Model(Layer):
     def summary(self, print_fn=None):
         """Print a table of the layers: names and types, output shapes, parameter counts, and
         for a functional model the layer calls each one takes its inputs from."""
+        _check_print_fn(print_fn)
         rows = [self._summary_row(layer) for layer in self.layers]
         headers = ["Layer (type)", "Output Shape", "Param #"]
         if self._graph is not None:
@@ -1247,6 +1284,7 @@ class Model(Layer):
         """
         from fastrnn import saving
 
+        _check_path(path, "save: path")
         if distributed.is_chief():  # under MPI, rank 0 writes (see fastrnn.distributed)
             saving.save_model(self, path, metadata=self.metadata if metadata is None else metadata)
         if metadata is not None:
@@ -1258,6 +1296,9 @@ class Model(Layer):
         gives an ONNX file for ONNX Runtime; see ``fastrnn.export``. Written atomically."""
         from fastrnn.export import export_model
 
+        _check_path(filepath, "export: filepath")
+        if verbose is not None:
+            check_flag("export: verbose", verbose)
         if not distributed.is_chief():
             return
         export_model(self, filepath, format=format, verbose=verbose,
@@ -1269,6 +1310,7 @@ class Model(Layer):
         into a model of the same architecture."""
         from fastrnn import saving
 
+        _check_path(path, "save_weights: path")
         if not distributed.is_chief():
             return
         saving.save_weights(self, path)
@@ -1279,6 +1321,7 @@ class Model(Layer):
         with no weight changed, when they do not fit this model."""
         from fastrnn import saving
 
+        _check_path(path, "load_weights: path")
         saving.load_weights(self, path)
 
 
@@ -1305,6 +1348,9 @@ class Sequential(Model):
         self._input_layer = None  # given as Input(...) or InputLayer(...)
         self.build_input_shape = None  # (B or None, ...) the model was built for
         self._declared_input_shape = None  # from Input(shape) or the first layer's input_shape
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(f"Sequential: layers must be a list of layers, got "
+                            f"{type(layers).__name__}: {layers!r}")
         for layer in layers or []:
             self.add(layer, rebuild=False)
         self._rebuild()
@@ -1412,6 +1458,7 @@ class Sequential(Model):
 
     def summary(self, print_fn=None):
         """Print a table of the layers, their output shapes and parameter counts."""
+        _check_print_fn(print_fn)
         rows = []
         for layer in self._layers:
             shape = _output_shape_text(self._graph.own_node(layer)) if self.built else "?"

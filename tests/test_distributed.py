@@ -195,12 +195,12 @@ def test_stop_training_on_one_rank_stops_all(tmp_path):
 ])
 def test_an_error_on_one_rank_is_raised_on_every_rank(tmp_path, fault, error):
     """Rank 1 raises its error, rank 0 a RuntimeError naming rank 1, at the same point (without
-    MPI.Abort, which could end a rank before it has printed its traceback)."""
+    MPI.Abort). Rank 1's traceback itself is not looked for: the launcher may end rank 1 once
+    rank 0 has exited, and the two ranks' stderr interleave."""
     result = run([SCRIPT, "lstm", "float64", tmp_path / "out.npz", "--sharded", fault, "1",
                   "--no-abort"], ranks=2, check=False)
     assert result.returncode != 0
     assert f"fastrnn.distributed: rank 1: ValueError: {error}" in result.stderr
-    assert f"\nValueError: {error}" in result.stderr  # rank 1's traceback
     assert "\nRuntimeError: fit: rank(s) [1] of 2 raised an error" in result.stderr  # rank 0's
 
 

@@ -317,7 +317,10 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
   fastrnn::wait_for_kernels_at_fork();  // after the block cache's handler (memory.cpp)
   m.doc() = "fastrnn C++ kernels. Use fastrnn.ops, which documents the arguments.";
 
-  py::class_<Cell, std::shared_ptr<Cell>>(m, "Cell", "A cell kind with its activations, and its layout.")
+  // Each level's module is loaded beside the baseline one (which answers cpu_supports), and
+  // pybind11 registers classes process-wide unless they are local to their module.
+  py::class_<Cell, std::shared_ptr<Cell>>(m, "Cell", "A cell kind with its activations, and its layout.",
+                                          py::module_local())
       .def(py::init(&make_cell), py::arg("kind"), py::arg("activation") = "tanh",
            py::arg("recurrent_activation") = "sigmoid")
       .def_property_readonly("kind", &Cell::kind)
@@ -350,7 +353,8 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
 
   py::class_<Workspace, std::shared_ptr<Workspace>>(
       m, "Workspace",
-      "What a training forward keeps for BPTT: arrays (T, B, width) by name, which backward overwrites.")
+      "What a training forward keeps for BPTT: arrays (T, B, width) by name, which backward overwrites.",
+      py::module_local())
       .def("__getitem__",
            [](const py::object& self, const std::string& name) {
              const auto& ws = self.cast<const Workspace&>();

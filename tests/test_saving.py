@@ -358,3 +358,19 @@ def test_archive_entries_zip_cannot_read_raise_value_error(tmp_path, flag_bits, 
 
 def test_load_model_is_available_from_the_package():
     assert fastrnn.load_model is load_model
+
+
+@pytest.mark.parametrize("header, replacement", [(b"(3,)", b"())"), (b"(3,)", b"(3,"),
+                                                  (b"'descr'", b"'descr ")])
+def test_an_array_header_numpy_cannot_parse_is_a_damaged_file(tmp_path, header, replacement):
+    """NumPy's header parser raises SyntaxError or tokenize.TokenError on some damage."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.zeros(3))
+    raw = buf.getvalue().replace(header, replacement, 1)
+    path = tmp_path / "m.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("format.npy", raw)
+    with pytest.raises(ValueError, match="not a readable fastrnn model file"):
+        fastrnn.load_model(path)

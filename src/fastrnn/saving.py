@@ -42,6 +42,7 @@ import json
 import math
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -191,9 +192,11 @@ class _Foreign(ValueError):
     """A file that is not a fastrnn model file at all (rather than a damaged one)."""
 
 
-# What a damaged archive can make zipfile, NumPy's header parser or json raise.
+# What a damaged archive can make zipfile, NumPy's header parser (its tokenizer and
+# literal_eval included) or json raise.
 _DAMAGE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, KeyError, ValueError,
-           TypeError, NotImplementedError, RuntimeError, OverflowError)
+           TypeError, NotImplementedError, RuntimeError, OverflowError, SyntaxError,
+           tokenize.TokenError)
 
 
 def _read_archive(path) -> dict:

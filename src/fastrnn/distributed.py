@@ -285,7 +285,11 @@ def _abort_on_uncaught_exception(world: World) -> None:
     previous = sys.excepthook
 
     def hook(exc_type, exc, tb):
+        # The error's one line first: when the job ends, the launcher may not pass on the rest
+        # of what this rank wrote.
+        world.say(f"uncaught {exc_type.__name__}: {exc}")
         previous(exc_type, exc, tb)
+        sys.stderr.flush()
         world.abort(f"uncaught {exc_type.__name__}")
 
     sys.excepthook = hook

@@ -23,21 +23,12 @@ keras = pytest.importorskip("keras")
 
 import fastrnn  # noqa: E402
 from fastrnn import layers as fl  # noqa: E402
+from test_masks import B, F, H, MASKS, T  # noqa: E402  (the mask forms, written once)
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 RTOL, ATOL = 1e-5, 1e-6
-B, T, F, H = 4, 5, 3, 4
 F32 = "float32"
-
-MASKS = {
-    "pre": [[0, 0, 1, 1, 1], [0, 1, 1, 1, 1], [0, 0, 0, 0, 1], [1, 1, 1, 1, 1]],
-    "post": [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 0]],
-    "holes": [[1, 0, 1, 0, 1], [0, 1, 1, 0, 0], [1, 1, 0, 1, 1], [0, 0, 0, 0, 0]],
-    "empty_rows": [[0, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 1, 1, 0]],
-    "none_masked": [[1] * T] * B,
-}
-MASKS = {name: np.array(m, dtype=bool) for name, m in MASKS.items()}
 KINDS = ["SimpleRNN", "LSTM", "GRU"]
 
 

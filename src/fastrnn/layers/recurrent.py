@@ -49,6 +49,17 @@ if TYPE_CHECKING:
     from fastrnn.regularizers import Regularizer
 
 
+
+def set_sequence_options(layer, return_sequences, return_state, go_backwards, stateful, unroll,
+                         zero_output_for_mask) -> None:
+    """The options of how a recurrent layer reads and returns a sequence, checked as flags."""
+    for name, value in (("return_sequences", return_sequences), ("return_state", return_state),
+                        ("go_backwards", go_backwards), ("stateful", stateful),
+                        # unroll is accepted for Keras scripts; the kernels decide how to loop
+                        ("unroll", unroll), ("zero_output_for_mask", zero_output_for_mask)):
+        setattr(layer, name, layer.flag(name, value))
+
+
 class Recurrent(Layer):
     """Shared machinery of SimpleRNN, LSTM and GRU; ``self.mode`` names the kernel cell."""
 
@@ -107,13 +118,8 @@ class Recurrent(Layer):
         self.recurrent_constraint = self.resolve("recurrent_constraint", constraints.get, recurrent_constraint)
         self.bias_constraint = self.resolve("bias_constraint", constraints.get, bias_constraint)
         self.dropout = float(dropout)
-        self.return_sequences = self.flag("return_sequences", return_sequences)
-        self.return_state = self.flag("return_state", return_state)
-        self.go_backwards = self.flag("go_backwards", go_backwards)
-        self.stateful = self.flag("stateful", stateful)
-        # unroll is accepted for Keras scripts; the kernels decide how to loop
-        self.unroll = self.flag("unroll", unroll)
-        self.zero_output_for_mask = self.flag("zero_output_for_mask", zero_output_for_mask)
+        set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
+                             zero_output_for_mask)
         self.states = None  # [h (B, H), c (B, H) for LSTM] carried by a stateful layer
         self.w_ih = self.w_hh = self.b_ih = self.b_hh = None
         self.initial_state_grads = None  # gradients of an explicit initial_state

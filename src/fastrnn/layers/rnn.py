@@ -29,7 +29,7 @@ import numpy as np
 
 from fastrnn import ops
 from fastrnn.layers.base import Layer, check_state_shapes, deserialize, serialize, time_major_mask
-from fastrnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from fastrnn.layers.recurrent import GRU, LSTM, SimpleRNN, set_sequence_options
 
 if TYPE_CHECKING:
     from fastrnn.constraints import Constraint
@@ -363,13 +363,8 @@ class RNN(_CellList):
             if getattr(c.layer, "_rnn_owner", self) is not self:
                 raise ValueError(f"{self.who}: cell {c.name!r} already belongs to another RNN layer")
         self.cell = cell
-        self.return_sequences = self.flag("return_sequences", return_sequences)
-        self.return_state = self.flag("return_state", return_state)
-        self.go_backwards = self.flag("go_backwards", go_backwards)
-        self.stateful = self.flag("stateful", stateful)
-        # unroll is accepted for Keras scripts; the kernels decide how to loop
-        self.unroll = self.flag("unroll", unroll)
-        self.zero_output_for_mask = self.flag("zero_output_for_mask", zero_output_for_mask)
+        set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
+                             zero_output_for_mask)
         for c in cells:  # the layers the cells run as read the sequence as this layer does
             c.layer._rnn_owner = self
             c.layer.go_backwards = self.go_backwards

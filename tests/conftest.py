@@ -79,6 +79,14 @@ def finite_difference(f, a, eps=1e-6):
     return grad
 
 
+def randomize(model, seed=0):
+    """``model`` with every weight, biases included, uniform in [-0.5, 0.5] in float32: nothing
+    is tested at zero or at its initial value."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
 def assert_same(actual, desired, name=""):
     """Two runs of the same computation agree to the last few bits.
 

@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import randomize
 from fastrnn import Sequential
 from fastrnn.export import graph as export_graph
 from fastrnn.layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding, Layer,
@@ -33,12 +34,6 @@ CELLS = {
     "gru": lambda **kw: GRU(4, **kw),
 }
 
-
-def randomize(model, seed=0):
-    """Every weight, biases included, uniform in [-0.5, 0.5]: nothing is tested at zero."""
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
-    return model
 
 
 def session(proto_or_model, opset=17):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import randomize
 import fastrnn
 from fastrnn.layers import (GRU, LSTM, Attention, Bidirectional, Concatenate, Dense, Embedding,
                             GlobalAveragePooling1D, Input, Layer, Masking, SimpleRNN, Subtract)
@@ -22,12 +23,6 @@ from fastrnn.export.onnx import to_onnx  # noqa: E402 (needs onnx)
 TOL = dict(rtol=1e-5, atol=1e-5)
 F, V = 3, 7  # features, vocabulary
 
-
-def randomize(model, seed=0):
-    """Every weight, biases included, uniform in [-0.5, 0.5]: nothing is tested at zero."""
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
-    return model
 
 
 def session(model_or_proto):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import randomize
 import fastrnn
 from fastrnn import Sequential
 from fastrnn.layers import (GRU, LSTM, RNN, Add, AdditiveAttention, Attention, Average,
@@ -25,12 +26,6 @@ from fastrnn.export.onnx import to_onnx  # noqa: E402 (needs onnx)
 TOL = dict(rtol=1e-5, atol=1e-5)
 F, V = 3, 7  # features, vocabulary
 
-
-def randomize(model, seed=0):
-    """Every weight uniform in [-0.5, 0.5]: nothing is tested at its initial value."""
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
-    return model
 
 
 def run(model) -> tuple:

@@ -1,6 +1,6 @@
 """Files written whole or not at all: the one way fastrnn writes a file (models, weights, ONNX
-graphs, plots, benchmark reports). It sits below every module that writes, and imports nothing
-of fastrnn's."""
+graphs, plots, benchmark reports); and the one way a reader of such files reports one it cannot
+read. It sits below every module that writes, and imports nothing of fastrnn's."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +12,28 @@ try:
     import fcntl
 except ImportError:  # not POSIX: folders cannot be locked, and so are never cleaned
     fcntl = None
+
+
+class NotThisKind(ValueError):
+    """Raised by a reader: the file is not of the kind it reads at all (not a damaged one)."""
+
+
+@contextlib.contextmanager
+def reading(path: str, kind: str, damage: tuple):
+    """Turn what reading ``path`` as a ``kind`` file raises into a ValueError naming the file:
+    "is not a <kind> file" for NotThisKind, "is not a readable <kind> file" for the exceptions in
+    ``damage`` (what the parsers involved raise on damaged bytes). A file missing or out of
+    reach, and a ValueError that already begins with ``path``, go through unchanged."""
+    try:
+        yield
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except NotThisKind as err:
+        raise ValueError(f"{path} is not a {kind} file: {err}") from None
+    except damage as err:
+        if isinstance(err, ValueError) and str(err).startswith(path):
+            raise
+        raise ValueError(f"{path} is not a readable {kind} file: {err}") from err
 
 
 def write_atomically(path: str, write) -> None:

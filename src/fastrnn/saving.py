@@ -49,7 +49,7 @@ import zlib
 import numpy as np
 
 from fastrnn import keras_format
-from fastrnn.files import write_atomically
+from fastrnn.files import NotThisKind, reading, write_atomically
 
 FORMAT = "fastrnn.model"
 WEIGHTS_FORMAT = "fastrnn.weights"
@@ -188,10 +188,6 @@ def _is_own_archive(path) -> bool:
         return False
 
 
-class _Foreign(ValueError):
-    """A file that is not a fastrnn model file at all (rather than a damaged one)."""
-
-
 # What a damaged archive can make zipfile, NumPy's header parser (its tokenizer and
 # literal_eval included) or json raise.
 _DAMAGE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, KeyError, ValueError,
@@ -202,28 +198,21 @@ _DAMAGE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, KeyE
 def _read_archive(path) -> dict:
     """The archive's entries, JSON decoded; ValueError naming ``path`` for anything that is not
     a readable fastrnn model file."""
-    try:
-        with open(path, "rb") as f:
-            return _read_entries(f)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except _Foreign as err:
-        raise ValueError(f"{path} is not a fastrnn model file: {err}") from None
-    except _DAMAGE as err:
-        raise ValueError(f"{path} is not a readable fastrnn model file: {err}") from err
+    with reading(path, "fastrnn model", _DAMAGE), open(path, "rb") as f:
+        return _read_entries(f)
 
 
 @contextlib.contextmanager
 def _archive(f, markers=(FORMAT,)):
     """The open archive ``f`` as (entry names, read(name)), each entry checked against the file
-    before any memory is set aside for it; _Foreign unless its marker is one of ``markers``."""
+    before any memory is set aside for it; NotThisKind unless its marker is one of ``markers``."""
     file_size = os.fstat(f.fileno()).st_size
     start = f.read(len(np.lib.format.MAGIC_PREFIX))
     f.seek(0)
     if start == np.lib.format.MAGIC_PREFIX:
-        raise _Foreign("it holds a single NumPy array (.npy), not the .npz archive model.save writes")
+        raise NotThisKind("it holds a single NumPy array (.npy), not the .npz archive model.save writes")
     if not start.startswith(b"PK\x03\x04"):  # how every zip archive with an entry begins
-        raise _Foreign("it is not an .npz (zip) archive, which is what model.save writes")
+        raise NotThisKind("it is not an .npz (zip) archive, which is what model.save writes")
     with zipfile.ZipFile(f) as archive:
         entries = {info.filename[:-4]: info for info in archive.infolist()
                    if info.filename.endswith(".npy")}
@@ -234,7 +223,7 @@ def _archive(f, markers=(FORMAT,)):
             return _read_array(archive, entries[name], name, file_size)
 
         if "format" not in entries or _text(read("format"), "format") not in markers:
-            raise _Foreign(f"it is an .npz archive without the {markers[0]!r} format marker")
+            raise NotThisKind(f"it is an .npz archive without the {markers[0]!r} format marker")
         yield entries, read
 
 
@@ -440,13 +429,7 @@ def load_weights(model, path) -> None:
     if keras_format.is_keras_file(path):
         raise ValueError(f"{path}: load_weights reads a .weights.h5 file (or fastrnn's own); for a "
                          ".keras archive use fastrnn.load_model")
-    try:
-        with open(path, "rb") as f, _archive(f, (WEIGHTS_FORMAT, FORMAT)) as (entries, read):
+    with reading(path, "fastrnn weights", _DAMAGE), open(path, "rb") as f:
+        with _archive(f, (WEIGHTS_FORMAT, FORMAT)) as (entries, read):
             weights = [read(name) for name in _numbered(entries, "weight")]
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except _Foreign as err:
-        raise ValueError(f"{path} is not a fastrnn weights file: {err}") from None
-    except _DAMAGE as err:
-        raise ValueError(f"{path} is not a readable fastrnn weights file: {err}") from err
     model.set_weights(weights)

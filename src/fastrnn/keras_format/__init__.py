@@ -26,6 +26,7 @@ import os
 import zipfile
 import zlib
 
+from fastrnn.files import NotThisKind, reading
 from fastrnn.keras_format import config as _config
 from fastrnn.keras_format import store as _store
 
@@ -63,10 +64,6 @@ _DAMAGE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueErr
            RuntimeError, OverflowError, NotImplementedError, UnicodeDecodeError)
 
 
-class _Foreign(ValueError):
-    """A file that is not a Keras file at all."""
-
-
 # -- reading ---------------------------------------------------------------------------------------
 
 def _read_member(zf, name, limit, where) -> bytes:
@@ -91,12 +88,12 @@ def _read_archive(path):
     """(config, metadata, weights bytes) of a ``.keras`` archive."""
     with open(path, "rb") as f:
         if not zipfile.is_zipfile(f):
-            raise _Foreign("it is not a zip archive, which a .keras file is")
+            raise NotThisKind("it is not a zip archive, which a .keras file is")
         f.seek(0)
         with zipfile.ZipFile(f) as zf:
             names = set(zf.namelist())
             if CONFIG not in names:
-                raise _Foreign(f"it is a zip archive without the {CONFIG!r} of a Keras model")
+                raise NotThisKind(f"it is a zip archive without the {CONFIG!r} of a Keras model")
             if WEIGHTS not in names:
                 raise ValueError(f"the archive has no {WEIGHTS!r} (fastrnn reads Keras's HDF5 "
                                  "weights; an archive with model.weights.npz is not supported)")
@@ -117,14 +114,8 @@ def load_model(path, custom_objects=None, compile=True):
     archive's ``metadata.json``."""
     path = os.fspath(path)
     h5py = _h5py()
-    try:
+    with reading(path, "Keras model", _DAMAGE):
         spec, metadata, weights = _read_archive(path)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except _Foreign as err:
-        raise ValueError(f"{path} is not a Keras model file: {err}") from None
-    except _DAMAGE as err:
-        raise ValueError(f"{path} is not a readable Keras model file: {err}") from err
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: {CONFIG} is not a serialized Keras model")
     model = _config.model_from_keras(spec)
@@ -179,22 +170,14 @@ def load_weights(model, path) -> None:
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built: build it (or call it on data) before "
                          f"loading the weights in {path}")
-    try:
+    with reading(path, "Keras weights", _DAMAGE):
         with open(path, "rb") as f:
             if f.read(8) != b"\x89HDF\r\n\x1a\n":
-                raise _Foreign("it is not an HDF5 file, which a .weights.h5 file is")
+                raise NotThisKind("it is not an HDF5 file, which a .weights.h5 file is")
         with h5py.File(path, "r") as h5:
             _set_weights(model, _store.read_weights(h5, model, path), path)
             if model.compiled:
                 _store.read_optimizer(h5, model, path)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except _Foreign as err:
-        raise ValueError(f"{path} is not a Keras weights file: {err}") from None
-    except _DAMAGE as err:
-        if isinstance(err, ValueError) and str(err).startswith(path):
-            raise
-        raise ValueError(f"{path} is not a readable Keras weights file: {err}") from err
 
 
 # -- writing ---------------------------------------------------------------------------------------

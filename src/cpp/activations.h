@@ -166,8 +166,236 @@ struct Relu {
   }
 };
 
+// The others Keras 3 has as element-wise functions of one argument, with Keras's default
+// constants (keras/src/ops/nn.py). Those needing x for the derivative run on kept
+// pre-activations; the rest recover f'(x) from y. An expression that would refer to an array
+// local to f or df is evaluated before it is returned.
+
+template <typename X>
+auto logistic(const X& x) {
+  if constexpr (std::is_same_v<Scalar<X>, double>) return x.unaryExpr(DoubleSigmoidOp());
+  else return x.logistic();
+}
+
+// An array of y's shape filled with v.
+template <typename Y>
+auto constant(const Y& y, double v) {
+  return Y::PlainObject::Constant(y.rows(), y.cols(), Scalar<Y>(v));
+}
+
+// 0 below and 1 above: (lo < y < hi) as 0 or 1.
+template <typename Y>
+auto inside(const Y& y, double lo, double hi) {
+  using S = Scalar<Y>;
+  return ((y > S(lo)) && (y < S(hi))).template cast<S>();
+}
+
+struct Linear {
+  static constexpr const char* kName = "linear";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) { return x; }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return constant(y, 1); }
+};
+
+struct HardSigmoid {  // relu6(x + 3) / 6
+  static constexpr const char* kName = "hard_sigmoid";
+  static constexpr bool kNeedsInput = false, kFlat = true;
+  template <typename X> static auto f(const X& x) {
+    using S = Scalar<X>;
+    return (x * S(1.0 / 6.0) + S(0.5)).max(S(0)).min(S(1));
+  }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return inside(y, 0, 1) * Scalar<Y>(1.0 / 6.0); }
+};
+
+struct Relu6 {
+  static constexpr const char* kName = "relu6";
+  static constexpr bool kNeedsInput = false, kFlat = true;
+  template <typename X> static auto f(const X& x) { return x.max(Scalar<X>(0)).min(Scalar<X>(6)); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return inside(y, 0, 6); }
+};
+
+struct LeakyRelu {  // negative_slope 0.2
+  static constexpr const char* kName = "leaky_relu";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) { return (x > Scalar<X>(0)).select(x, x * Scalar<X>(0.2)); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) {
+    using S = Scalar<Y>;
+    return (y > S(0)).select(constant(y, 1), constant(y, 0.2));
+  }
+};
+
+struct Elu {  // alpha 1; celu with alpha 1 is the same function
+  static constexpr const char* kName = "elu";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) { return (x > Scalar<X>(0)).select(x, x.expm1()); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) {
+    using S = Scalar<Y>;
+    return (y > S(0)).select(constant(y, 1), y + S(1));
+  }
+};
+
+struct Celu : Elu {
+  static constexpr const char* kName = "celu";
+};
+
+struct Selu {
+  static constexpr const char* kName = "selu";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  static constexpr double kAlpha = 1.6732632423543772848170429916717;
+  static constexpr double kScale = 1.0507009873554804934193349852946;
+  template <typename X> static auto f(const X& x) {
+    using S = Scalar<X>;
+    return (x > S(0)).select(x * S(kScale), x.expm1() * S(kScale * kAlpha));
+  }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) {
+    using S = Scalar<Y>;
+    return (y > S(0)).select(constant(y, kScale), y + S(kScale * kAlpha));
+  }
+};
+
+struct Softplus {  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|); f' = 1 - e^-y
+  static constexpr const char* kName = "softplus";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) { return x.max(Scalar<X>(0)) + (-x.abs()).exp().log1p(); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return -((-y).expm1()); }
+};
+
+struct Softsign {  // x / (1 + |x|); f' = (1 - |y|)^2
+  static constexpr const char* kName = "softsign";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) { return x / (x.abs() + Scalar<X>(1)); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return (Scalar<Y>(1) - y.abs()).square(); }
+};
+
+struct Exponential {
+  static constexpr const char* kName = "exponential";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) { return x.exp(); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return y; }
+};
+
+struct Silu {  // x sigmoid(x)
+  static constexpr const char* kName = "silu";
+  static constexpr bool kNeedsInput = true, kFlat = false;
+  template <typename X> static auto f(const X& x) { return x * logistic(x); }
+  template <typename Y, typename X> static auto df(const Y&, const X& x) {
+    auto s = logistic(x).eval();
+    return (s * (Scalar<X>(1) + x * (Scalar<X>(1) - s))).eval();
+  }
+};
+
+struct HardSilu {  // x relu6(x + 3) / 6
+  static constexpr const char* kName = "hard_silu";
+  static constexpr bool kNeedsInput = true, kFlat = true;
+  template <typename X> static auto f(const X& x) { return x * HardSigmoid::f(x); }
+  template <typename Y, typename X> static auto df(const Y&, const X& x) {
+    using S = Scalar<X>;
+    return (x < S(-3)).select(constant(x, 0), (x <= S(3)).select(x * S(1.0 / 3.0) + S(0.5), constant(x, 1)));
+  }
+};
+
+struct Gelu {  // exact: x Phi(x), Keras's default approximate=False
+  static constexpr const char* kName = "gelu";
+  static constexpr bool kNeedsInput = true, kFlat = false;
+  template <typename X> static auto f(const X& x) {
+    using S = Scalar<X>;
+    return x * (x.unaryExpr([](S v) { return S(0.5) * std::erfc(-v * S(M_SQRT1_2)); }));
+  }
+  template <typename Y, typename X> static auto df(const Y&, const X& x) {
+    using S = Scalar<X>;
+    return x.unaryExpr([](S v) {
+      return S(0.5) * std::erfc(-v * S(M_SQRT1_2)) + v * std::exp(S(-0.5) * v * v) * S(0.5 * M_2_SQRTPI * M_SQRT1_2);
+    });
+  }
+};
+
+struct Mish {  // x tanh(softplus(x))
+  static constexpr const char* kName = "mish";
+  static constexpr bool kNeedsInput = true, kFlat = false;
+  template <typename X> static auto f(const X& x) {
+    auto softplus = Softplus::f(x).eval();
+    return (x * Tanh::f(softplus)).eval();
+  }
+  template <typename Y, typename X> static auto df(const Y&, const X& x) {
+    auto softplus = Softplus::f(x).eval();
+    auto t = Tanh::f(softplus).eval();
+    return (t + x * logistic(x) * (Scalar<X>(1) - t.square())).eval();
+  }
+};
+
+struct LogSigmoid {  // -softplus(-x); f' = 1 - e^y
+  static constexpr const char* kName = "log_sigmoid";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) {
+    auto minus = (-x).eval();
+    return (-Softplus::f(minus)).eval();
+  }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return -(y.expm1()); }
+};
+
+struct SparsePlus {  // 0, (x + 1)^2 / 4, x below -1, between, from 1; f' = sqrt(y) below 1
+  static constexpr const char* kName = "sparse_plus";
+  static constexpr bool kNeedsInput = false, kFlat = true;
+  template <typename X> static auto f(const X& x) {
+    using S = Scalar<X>;
+    return (x <= S(-1)).select(constant(x, 0), (x < S(1)).select((x + S(1)).square() * S(0.25), x));
+  }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) {
+    using S = Scalar<Y>;
+    return (y >= S(1)).select(constant(y, 1), y.sqrt());
+  }
+};
+
+struct SparseSigmoid {  // 0, (x + 1) / 2, 1
+  static constexpr const char* kName = "sparse_sigmoid";
+  static constexpr bool kNeedsInput = false, kFlat = true;
+  template <typename X> static auto f(const X& x) { return ((x + Scalar<X>(1)) * Scalar<X>(0.5)).max(Scalar<X>(0)).min(Scalar<X>(1)); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return inside(y, 0, 1) * Scalar<Y>(0.5); }
+};
+
+struct HardTanh {
+  static constexpr const char* kName = "hard_tanh";
+  static constexpr bool kNeedsInput = false, kFlat = true;
+  template <typename X> static auto f(const X& x) { return x.max(Scalar<X>(-1)).min(Scalar<X>(1)); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return inside(y, -1, 1); }
+};
+
+struct TanhShrink {  // x - tanh x; f' = tanh(x)^2
+  static constexpr const char* kName = "tanh_shrink";
+  static constexpr bool kNeedsInput = true, kFlat = false;
+  template <typename X> static auto f(const X& x) { return x - Tanh::f(x); }
+  template <typename Y, typename X> static auto df(const Y&, const X& x) { return Tanh::f(x).square(); }
+};
+
+struct SoftShrink {  // threshold 0.5
+  static constexpr const char* kName = "soft_shrink";
+  static constexpr bool kNeedsInput = false, kFlat = true;
+  template <typename X> static auto f(const X& x) {
+    using S = Scalar<X>;
+    return (x > S(0.5)).select(x - S(0.5), (x < S(-0.5)).select(x + S(0.5), constant(x, 0)));
+  }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return (y != Scalar<Y>(0)).template cast<Scalar<Y>>(); }
+};
+
+struct HardShrink {  // threshold 0.5
+  static constexpr const char* kName = "hard_shrink";
+  static constexpr bool kNeedsInput = false, kFlat = true;
+  template <typename X> static auto f(const X& x) { return (x.abs() > Scalar<X>(0.5)).select(x, constant(x, 0)); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return (y != Scalar<Y>(0)).template cast<Scalar<Y>>(); }
+};
+
+struct Squareplus {  // (x + sqrt(x^2 + 4)) / 2; f' = y^2 / (y^2 + 1)
+  static constexpr const char* kName = "squareplus";
+  static constexpr bool kNeedsInput = false, kFlat = false;
+  template <typename X> static auto f(const X& x) { return (x + (x.square() + Scalar<X>(4)).sqrt()) * Scalar<X>(0.5); }
+  template <typename Y, typename X> static auto df(const Y& y, const X&) { return y.square() / (y.square() + Scalar<Y>(1)); }
+};
+
 // Every activation; an Activation is a position in this list.
-using AllActivations = std::tuple<Tanh, Sigmoid, Relu>;
+using AllActivations = std::tuple<Tanh, Sigmoid, Relu, Linear, HardSigmoid, Relu6, LeakyRelu, Elu, Celu, Selu,
+                                  Softplus, Softsign, Exponential, Silu, HardSilu, Gelu, Mish, LogSigmoid,
+                                  SparsePlus, SparseSigmoid, HardTanh, TanhShrink, SoftShrink, HardShrink,
+                                  Squareplus>;
 using Activation = int;
 constexpr std::size_t kActivations = std::tuple_size_v<AllActivations>;
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastrnn.modes import GATES, STATES
+from fastrnn.modes import ACTIVATION_ALIASES, ACTIVATIONS, GATES, MODES, RECURRENT_ACTIVATION, STATES
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -46,10 +46,12 @@ class ForwardArgs:
     mask: np.ndarray | None  # (T, B) uint8, 1 at real steps, a private C-contiguous copy
     reverse: bool
     training: bool
+    activation: str  # the mode's own unless another was given
+    recurrent_activation: str | None  # None for the modes without gates (rnn_*)
 
 
 def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training,
-                  mask=None) -> ForwardArgs:
+                  mask=None, activation=None, recurrent_activation=None) -> ForwardArgs:
     """Check the arguments of ``rnn_forward`` and return them with their sizes.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H),
@@ -83,9 +85,33 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
         raise ValueError("give lengths or mask, not both (a mask can say everything lengths do)")
     check_bool("reverse", reverse)
     check_bool("training", training)
+    activation = check_activation("activation", activation, MODES[mode].activation)
+    if G == 1:
+        if recurrent_activation is not None:
+            raise ValueError(f"mode {mode!r} has no gates, so no recurrent_activation: got "
+                             f"{recurrent_activation!r}")
+    else:
+        recurrent_activation = check_activation("recurrent_activation", recurrent_activation,
+                                                RECURRENT_ACTIVATION)
     return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
                        w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths, mask=mask,
-                       reverse=bool(reverse), training=bool(training))
+                       reverse=bool(reverse), training=bool(training), activation=activation,
+                       recurrent_activation=recurrent_activation)
+
+
+def check_activation(name, value, default) -> str:
+    """An activation's name as the kernels spell it (``default`` for None, Keras's aliases
+    resolved); TypeError or ValueError naming the argument ``name`` otherwise."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be the name of an activation (str) or None, got "
+                        f"{type(value).__name__}")
+    value = ACTIVATION_ALIASES.get(value, value)
+    if value not in ACTIVATIONS:
+        raise ValueError(f"{name} must be an element-wise activation, one of "
+                         f"{', '.join(ACTIVATIONS + tuple(ACTIVATION_ALIASES))}; got {value!r}")
+    return value
 
 
 def check_backward(args: ForwardArgs, dy, dh_n, dc_n) -> tuple:

@@ -90,6 +90,17 @@ MODES = {
 
 _layouts = {name: _core.Cell(row.cell) for name, row in MODES.items()}
 
+#: The element-wise activations a cell takes as ``activation`` / ``recurrent_activation``:
+#: Keras 3's names, with its default constants (``leaky_relu`` 0.2, ``elu`` and ``celu`` 1,
+#: ``gelu`` exact, ``soft_shrink``/``hard_shrink`` 0.5, ``squareplus`` b = 4).
+ACTIVATIONS = tuple(_core.activations())
+
+#: Other names Keras accepts for some of them.
+ACTIVATION_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
+
+#: The recurrent activation (of LSTM's i, f, o and GRU's r, z) when none is given.
+RECURRENT_ACTIVATION = "sigmoid"
+
 #: Number of gates G for each mode.
 GATES = {name: cell.gates for name, cell in _layouts.items()}
 

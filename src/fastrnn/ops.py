@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike
 
 from fastrnn import _core
 from fastrnn._args import MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, claim_cache
-from fastrnn.modes import MODES
+from fastrnn.modes import MODES, RECURRENT_ACTIVATION
 
 __all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info",
            "cached_bytes", "empty_cache", "set_cache_limit", "get_cache_limit"]
@@ -59,12 +59,13 @@ class KernelCache(OneBackward):
 _cells = {}
 
 
-def _cell(mode):
-    """The kernels' cell for ``mode`` (made once)."""
-    cell = _cells.get(mode)
+def _cell(args):
+    """The kernels' cell for the mode and activations of ``args`` (made once)."""
+    key = (args.mode, args.activation, args.recurrent_activation)
+    cell = _cells.get(key)
     if cell is None:
-        row = MODES[mode]
-        cell = _cells[mode] = _core.Cell(row.cell, row.activation)
+        cell = _cells[key] = _core.Cell(MODES[args.mode].cell, args.activation,
+                                        args.recurrent_activation or RECURRENT_ACTIVATION)
     return cell
 
 
@@ -76,16 +77,19 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 w_hh: np.ndarray, b_ih: np.ndarray | None = None, b_hh: np.ndarray | None = None,
                 *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
+                activation: str | None = None, recurrent_activation: str | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, KernelCache | None]:
     """Run a recurrent layer over a time-major batch with the C++ kernels.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None,
-    c0: (B, H) or None (LSTM), lengths: (B,) or None, mask: (T, B) bool/uint8 or None.
-    Returns ``(y, h_n, c_n, cache)`` with
+    c0: (B, H) or None (LSTM), lengths: (B,) or None, mask: (T, B) bool/uint8 or None;
+    activation, recurrent_activation: names from ``fastrnn.modes.ACTIVATIONS``, None for the
+    mode's own. Returns ``(y, h_n, c_n, cache)`` with
     y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
     """
-    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask)
-    cell = _cell(args.mode)
+    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
+                         activation, recurrent_activation)
+    cell = _cell(args)
     arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
     states = [_contiguous(args.h0), _contiguous(args.c0)][:len(cell.states)]
     y, final, workspace = _core.forward(

@@ -11,20 +11,27 @@ Each cell is a pair of small functions working on the two gate pre-activations
     gi = x_t @ w_ih.T + b_ih    (B, G*H)    the input's share
     gh = h @ w_hh.T + b_hh      (B, G*H)    the recurrent share
 
-- ``forward(gi, gh, h, c) -> (h_new, c_new, saved)``
-- ``backward(dh_new, dc_new, h, c, saved) -> (dgi, dgh, dh, dc)``, where ``dgi``/``dgh``
+- ``forward(gi, gh, h, c, act, rec) -> (h_new, c_new, saved)``
+- ``backward(dh_new, dc_new, h, c, saved, act, rec) -> (dgi, dgh, dh, dc)``, where ``dgi``/``dgh``
   are the gradients of ``gi``/``gh`` and ``dh``/``dc`` the gradients of the previous state
   along every path that does not go through ``gh`` (GRU's ``z * h``, LSTM's ``f * c``).
+
+``act`` and ``rec`` are the activation and the recurrent activation, each an ``_Activation``
+(the function and its derivative) from the table at the end of this module.
 
 The shared loop turns ``dgi``/``dgh`` into the gradients of x, the weights and the state.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from fastrnn._args import ForwardArgs, OneBackward, check_backward, check_cache, check_forward, claim_cache
-from fastrnn.modes import STATES
+from fastrnn.modes import MODES, STATES
 
 __all__ = ["rnn_forward", "rnn_backward"]
 
@@ -33,6 +40,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 w_hh: np.ndarray, b_ih: np.ndarray | None = None, b_hh: np.ndarray | None = None,
                 *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
+                activation: str | None = None, recurrent_activation: str | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
@@ -52,14 +60,19 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     and the mask is read at each step's own position (so with lengths each sequence's
     valid part runs from its last valid step back to step 0).
     training: keep the workspace ``rnn_backward`` needs; with False ``cache`` is None.
+    activation: the activation of h (rnn), of the candidate and of the cell state (LSTM), of the
+    candidate (GRU); recurrent_activation: of LSTM's i, f, o and GRU's r, z. Names from
+    ``fastrnn.modes.ACTIVATIONS`` (Keras's); None for the mode's own (tanh or relu, sigmoid).
 
     Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H), h_n: (B, H), c_n: (B, H) for LSTM
     and None otherwise. All arrays have x's dtype (float32 or float64) and are computed in it.
     Inputs are never written to; the cache refers to x and the weights, so leave them
     unchanged until ``rnn_backward``. NaN and inf are not checked for: they propagate.
     """
-    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask)
-    cell_forward, _ = _CELLS[mode]
+    args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
+                         activation, recurrent_activation)
+    cell_forward, _ = _CELLS[MODES[mode].cell]
+    act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     b_ih, b_hh = _bias(args, args.b_ih), _bias(args, args.b_hh)  # (G*H,) each
     h = _state(args, args.h0)  # (B, H)
@@ -71,7 +84,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     for t in _processing_order(args):
         gi = x[t] @ w_ih.T + b_ih  # (B, G*H)
         gh = h @ w_hh.T + b_hh  # (B, G*H)
-        h_new, c_new, cell_saved = cell_forward(gi, gh, h, c)  # (B, H), (B, H) or None
+        h_new, c_new, cell_saved = cell_forward(gi, gh, h, c, act, rec)  # (B, H), (B, H) or None
         if training:
             saved[t] = (h, c, cell_saved)
         y[t] = np.where(valid[t], h_new, 0)  # (B, H); padding outputs zeros
@@ -100,7 +113,8 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     args = cache.args
     dy, dh_n, dc_n = check_backward(args, dy, dh_n, dc_n)
     claim_cache(cache)
-    _, cell_backward = _CELLS[args.mode]
+    _, cell_backward = _CELLS[MODES[args.mode].cell]
+    act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     lstm = "c" in STATES[args.mode]  # a cell state
 
@@ -116,7 +130,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
         h, c, cell_saved = cache.saved[t]  # the state before step t: (B, H), (B, H) or None
         valid = cache.valid[t]  # (B, 1)
         dh_new = dh if dy is None else dh + dy[t]  # (B, H)
-        dgi, dgh, dh_prev, dc_prev = cell_backward(dh_new, dc, h, c, cell_saved)
+        dgi, dgh, dh_prev, dc_prev = cell_backward(dh_new, dc, h, c, cell_saved, act, rec)
         # Padded steps copy the state through: no gradient reaches x or the weights there.
         dgi = np.where(valid, dgi, 0)  # (B, G*H)
         dgh = np.where(valid, dgh, 0)  # (B, G*H)
@@ -152,87 +166,155 @@ class _ReferenceCache(OneBackward):
 # Cells. Gate blocks are sliced from gi/gh in the order of fastrnn.modes.
 
 
-def _sigmoid(a):
-    # Written with tanh: exact, and no overflow warning for large negative a.
-    return 0.5 * (1 + np.tanh(0.5 * a))
-
-
-def _rnn_tanh_forward(gi, gh, h, c):
-    h_new = np.tanh(gi + gh)  # (B, H)   h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
-    return h_new, None, h_new
-
-
-def _rnn_tanh_backward(dh_new, dc_new, h, c, h_new):
-    da = dh_new * (1 - h_new**2)  # (B, H)
-    return da, da, 0, None
-
-
-def _rnn_relu_forward(gi, gh, h, c):
+def _rnn_forward(gi, gh, h, c, act, rec):
     a = gi + gh  # (B, H)
-    h_new = np.maximum(a, 0)  # (B, H)   h' = relu(W_ih x + b_ih + W_hh h + b_hh)
-    return h_new, None, a
+    h_new = act.f(a)  # (B, H)   h' = act(W_ih x + b_ih + W_hh h + b_hh)
+    return h_new, None, (a, h_new)
 
 
-def _rnn_relu_backward(dh_new, dc_new, h, c, a):
-    da = np.where(a > 0, dh_new, 0)  # (B, H)
+def _rnn_backward(dh_new, dc_new, h, c, saved, act, rec):
+    a, h_new = saved  # (B, H) each
+    da = act.grad(dh_new, a, h_new)  # (B, H)
     return da, da, 0, None
 
 
-def _lstm_forward(gi, gh, h, c):
+def _lstm_forward(gi, gh, h, c, act, rec):
     a_i, a_f, a_g, a_o = np.split(gi + gh, 4, axis=1)  # 4 x (B, H)
-    i = _sigmoid(a_i)  # (B, H) input gate
-    f = _sigmoid(a_f)  # (B, H) forget gate
-    g = np.tanh(a_g)  # (B, H) candidate
-    o = _sigmoid(a_o)  # (B, H) output gate
+    i = rec.f(a_i)  # (B, H) input gate
+    f = rec.f(a_f)  # (B, H) forget gate
+    g = act.f(a_g)  # (B, H) candidate
+    o = rec.f(a_o)  # (B, H) output gate
     c_new = f * c + i * g  # (B, H)
-    tanh_c = np.tanh(c_new)  # (B, H)
-    h_new = o * tanh_c  # (B, H)
-    return h_new, c_new, (i, f, g, o, tanh_c)
+    act_c = act.f(c_new)  # (B, H)
+    h_new = o * act_c  # (B, H)
+    return h_new, c_new, (a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c)
 
 
-def _lstm_backward(dh_new, dc_new, h, c, saved):
-    i, f, g, o, tanh_c = saved  # (B, H) each
-    do = dh_new * tanh_c  # (B, H)
-    dc = dc_new + dh_new * o * (1 - tanh_c**2)  # (B, H) gradient of c'
-    di = dc * g  # (B, H)
-    df = dc * c  # (B, H)
-    dg = dc * i  # (B, H)
-    da = np.concatenate([di * i * (1 - i),  # through the sigmoids and tanh
-                         df * f * (1 - f),
-                         dg * (1 - g**2),
-                         do * o * (1 - o)], axis=1)  # (B, 4H)
+def _lstm_backward(dh_new, dc_new, h, c, saved, act, rec):
+    a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c = saved  # (B, H) each
+    do = dh_new * act_c  # (B, H)
+    dc = dc_new + dh_new * o * act.df(c_new, act_c)  # (B, H) gradient of c'
+    da = np.concatenate([rec.grad(dc * g, a_i, i),  # through the activations
+                         rec.grad(dc * c, a_f, f),
+                         act.grad(dc * i, a_g, g),
+                         rec.grad(do, a_o, o)], axis=1)  # (B, 4H)
     return da, da, 0, dc * f
 
 
-def _gru_forward(gi, gh, h, c):
+def _gru_forward(gi, gh, h, c, act, rec):
     gi_r, gi_z, gi_n = np.split(gi, 3, axis=1)  # 3 x (B, H)
     gh_r, gh_z, gh_n = np.split(gh, 3, axis=1)  # 3 x (B, H)
-    r = _sigmoid(gi_r + gh_r)  # (B, H) reset gate
-    z = _sigmoid(gi_z + gh_z)  # (B, H) update gate
-    n = np.tanh(gi_n + r * gh_n)  # (B, H) candidate, reset applied after the product
+    a_r, a_z = gi_r + gh_r, gi_z + gh_z  # (B, H) each
+    r = rec.f(a_r)  # (B, H) reset gate
+    z = rec.f(a_z)  # (B, H) update gate
+    a_n = gi_n + r * gh_n  # (B, H) reset applied after the product
+    n = act.f(a_n)  # (B, H) candidate
     h_new = (1 - z) * n + z * h  # (B, H)
-    return h_new, None, (r, z, n, gh_n)
+    return h_new, None, (a_r, a_z, a_n, r, z, n, gh_n)
 
 
-def _gru_backward(dh_new, dc_new, h, c, saved):
-    r, z, n, gh_n = saved  # (B, H) each
-    dn = dh_new * (1 - z)  # (B, H)
-    dz = dh_new * (h - n)  # (B, H)
-    da_n = dn * (1 - n**2)  # (B, H) gradient of n's pre-activation
-    dr = da_n * gh_n  # (B, H)
-    da_r = dr * r * (1 - r)  # (B, H)
-    da_z = dz * z * (1 - z)  # (B, H)
+def _gru_backward(dh_new, dc_new, h, c, saved, act, rec):
+    a_r, a_z, a_n, r, z, n, gh_n = saved  # (B, H) each
+    da_n = act.grad(dh_new * (1 - z), a_n, n)  # (B, H) gradient of n's pre-activation
+    da_r = rec.grad(da_n * gh_n, a_r, r)  # (B, H)
+    da_z = rec.grad(dh_new * (h - n), a_z, z)  # (B, H)
     dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
     dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
     return dgi, dgh, dh_new * z, None
 
 
-_CELLS = {
-    "rnn_tanh": (_rnn_tanh_forward, _rnn_tanh_backward),
-    "rnn_relu": (_rnn_relu_forward, _rnn_relu_backward),
+_CELLS = {  # by the kernels' cell kind (fastrnn.modes.MODES)
+    "rnn": (_rnn_forward, _rnn_backward),
     "lstm": (_lstm_forward, _lstm_backward),
     "gru": (_gru_forward, _gru_backward),
 }
+
+
+# ----------------------------------------------------------------------------------------
+# Activations: Keras 3's element-wise ones with its default constants, each a function f and
+# its derivative df(x, y) at x, where y = f(x).
+
+
+@dataclass(frozen=True)
+class _Activation:
+    f: Callable  # x -> y
+    df: Callable  # (x, y) -> f'(x)
+    flat: bool = False  # f' is 0 on an interval: the gradient there is 0 whatever flows in
+
+    def grad(self, dy, x, y):
+        """dy * f'(x), and exactly 0 where a flat activation's f' is."""
+        d = self.df(x, y)
+        return np.where(d == 0, 0, dy * d) if self.flat else dy * d
+
+
+def _sigmoid(x):
+    # Written with tanh: exact, and no overflow warning for large negative x.
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+def _softplus(x):
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _phi(x):  # the standard normal distribution function
+    return 0.5 * np.vectorize(math.erfc)(-x / math.sqrt(2)).astype(x.dtype)
+
+
+def _step(condition, x):
+    return condition.astype(x.dtype)
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+_ACTIVATIONS = {
+    "tanh": _Activation(np.tanh, lambda x, y: 1 - y**2),
+    "sigmoid": _Activation(_sigmoid, lambda x, y: y * (1 - y)),
+    "relu": _Activation(lambda x: np.maximum(x, 0), lambda x, y: _step(x > 0, x), True),
+    "linear": _Activation(lambda x: x, lambda x, y: np.ones_like(x)),
+    "hard_sigmoid": _Activation(lambda x: np.clip(x / 6 + 0.5, 0, 1),
+                                lambda x, y: _step((x > -3) & (x < 3), x) / 6, True),
+    "relu6": _Activation(lambda x: np.clip(x, 0, 6), lambda x, y: _step((x > 0) & (x < 6), x), True),
+    "leaky_relu": _Activation(lambda x: np.where(x > 0, x, 0.2 * x),
+                              lambda x, y: np.where(x > 0, 1, 0.2).astype(x.dtype)),
+    "elu": _Activation(lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+                       lambda x, y: np.where(x > 0, 1, np.exp(np.minimum(x, 0))).astype(x.dtype)),
+    "celu": _Activation(lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+                        lambda x, y: np.where(x > 0, 1, np.exp(np.minimum(x, 0))).astype(x.dtype)),
+    "selu": _Activation(
+        lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+        lambda x, y: _SELU_SCALE * np.where(x > 0, 1, _SELU_ALPHA * np.exp(np.minimum(x, 0)))),
+    "softplus": _Activation(_softplus, lambda x, y: _sigmoid(x)),
+    "softsign": _Activation(lambda x: x / (1 + np.abs(x)), lambda x, y: 1 / (1 + np.abs(x))**2),
+    "exponential": _Activation(np.exp, lambda x, y: np.exp(x)),
+    "silu": _Activation(lambda x: x * _sigmoid(x),
+                        lambda x, y: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "hard_silu": _Activation(lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+                             lambda x, y: np.where(x < -3, 0, np.where(x <= 3, x / 3 + 0.5, 1)),
+                             True),
+    "gelu": _Activation(lambda x: x * _phi(x),
+                        lambda x, y: _phi(x) + x * np.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)),
+    "mish": _Activation(lambda x: x * np.tanh(_softplus(x)),
+                        lambda x, y: np.tanh(_softplus(x)) + x * _sigmoid(x) * (1 - np.tanh(_softplus(x))**2)),
+    "log_sigmoid": _Activation(lambda x: -_softplus(-x), lambda x, y: _sigmoid(-x)),
+    "sparse_plus": _Activation(lambda x: np.where(x <= -1, 0, np.where(x < 1, (x + 1)**2 / 4, x)),
+                               lambda x, y: np.where(x <= -1, 0, np.where(x < 1, (x + 1) / 2, 1)),
+                               True),
+    "sparse_sigmoid": _Activation(lambda x: np.clip((x + 1) / 2, 0, 1),
+                                  lambda x, y: _step((x > -1) & (x < 1), x) / 2, True),
+    "hard_tanh": _Activation(lambda x: np.clip(x, -1, 1), lambda x, y: _step((x > -1) & (x < 1), x), True),
+    "tanh_shrink": _Activation(lambda x: x - np.tanh(x), lambda x, y: np.tanh(x)**2),
+    "soft_shrink": _Activation(lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0)),
+                               lambda x, y: _step(np.abs(x) > 0.5, x), True),
+    "hard_shrink": _Activation(lambda x: np.where(np.abs(x) > 0.5, x, 0),
+                               lambda x, y: _step(np.abs(x) > 0.5, x), True),
+    "squareplus": _Activation(lambda x: (x + np.sqrt(x**2 + 4)) / 2,
+                              lambda x, y: (1 + x / np.sqrt(x**2 + 4)) / 2),
+}
+
+
+def _activations(args: ForwardArgs) -> tuple[_Activation, _Activation]:
+    """The cell's activation and recurrent activation (sigmoid where the mode has none)."""
+    return _ACTIVATIONS[args.activation], _ACTIVATIONS[args.recurrent_activation or "sigmoid"]
 
 
 # ----------------------------------------------------------------------------------------

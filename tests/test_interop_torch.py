@@ -629,3 +629,13 @@ def test_to_torch_without_torch_says_how_to_install_it():
             "try:\n    interop.to_torch(d)\nexcept ImportError as e:\n    print(e)\n")
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert 'pip install "fastrnn[torch]"' in result.stdout
+
+
+@pytest.mark.parametrize("make", [lambda: LSTM(H, activation="relu", return_sequences=True),
+                                  lambda: GRU(H, recurrent_activation="hard_sigmoid", return_sequences=True),
+                                  lambda: SimpleRNN(H, activation="silu", return_sequences=True)])
+def test_an_activation_torch_has_not_is_refused_naming_the_layer(make):
+    layer = make()
+    layer.build((None, None, F))
+    with pytest.raises(ValueError, match="to_torch: .*has activations .*torch's RNN modules have only"):
+        interop.to_torch(layer)

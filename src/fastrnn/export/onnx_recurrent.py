@@ -24,18 +24,44 @@ _ONNX_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _ONNX_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
 
 
+# The Keras activations ONNX's recurrent operators take: (ONNX name, alpha, beta), where alpha
+# and beta make ONNX's function Keras's (HardSigmoid's max(0, min(1, alpha x + beta)), ...).
+_ONNX_ACTIVATIONS = {
+    "tanh": ("Tanh",), "sigmoid": ("Sigmoid",), "relu": ("Relu",), "linear": ("Affine", 1.0, 0.0),
+    "hard_sigmoid": ("HardSigmoid", 1 / 6, 0.5), "leaky_relu": ("LeakyRelu", 0.2),
+    "elu": ("Elu", 1.0), "celu": ("Elu", 1.0), "softsign": ("Softsign",), "softplus": ("Softplus",),
+}
+
+
 def check_cell(layer) -> None:
     """ValueError naming the layer when its cell is not the one the ONNX operator here is
-    given: a kernel cell of another kind, or activations / a GRU form it does not set."""
-    config = layer.get_config()
+    given: a kernel cell of another kind, an activation ONNX's operators do not have, or a GRU
+    form it does not set."""
     if layer.mode not in _ONNX_OP:
         raise ValueError(f"{layer.who}: its cell {layer.mode!r} has no ONNX form here")
-    if layer.mode in ("lstm", "gru") and (
-            config.get("activation") not in (None, "tanh")
-            or config.get("recurrent_activation") not in (None, "sigmoid")
-            or config.get("reset_after") not in (None, True)):
-        raise ValueError(f"{layer.who}: only activation='tanh', recurrent_activation='sigmoid' "
-                         "(and for GRU reset_after=True) are exported to ONNX so far")
+    for argument, name in layer.activations().items():
+        if name not in _ONNX_ACTIVATIONS:
+            raise ValueError(f"{layer.who}: {argument} {name!r} has no form in ONNX's recurrent "
+                             f"operators, which take {', '.join(sorted(_ONNX_ACTIVATIONS))}")
+    if layer.mode == "gru" and layer.get_config().get("reset_after") not in (None, True):
+        raise ValueError(f"{layer.who}: only GRU(reset_after=True) is exported to ONNX so far")
+
+
+def _activation_attributes(layer, directions: int) -> dict:
+    """The operator's activations, activation_alpha and activation_beta for ``layer``'s cell:
+    in ONNX's order, (f) for RNN, (f, g) for GRU, (f, g, h) for LSTM, once per direction."""
+    names = layer.activations()
+    act, rec = names["activation"], names.get("recurrent_activation")
+    order = {"RNN": [act], "GRU": [rec, act], "LSTM": [rec, act, act]}[_ONNX_OP[layer.mode]]
+    functions = [_ONNX_ACTIVATIONS[name] for name in order] * directions
+    attrs = {"activations": [f[0] for f in functions]}
+    alphas = [f[1] for f in functions if len(f) > 1]
+    betas = [f[2] for f in functions if len(f) > 2]
+    if alphas:
+        attrs["activation_alpha"] = alphas
+    if betas:
+        attrs["activation_beta"] = betas
+    return attrs
 
 
 def onnx_weights(layer):
@@ -105,8 +131,7 @@ def _rnn_op(b: Builder, group: list, x_c: str, lengths: str, initial: list):
         per_layer = [b.unsqueeze(states[k], 0) for states in initial]  # (1, B, H) each
         stacked.append(per_layer[0] if len(group) == 1 else b.op("Concat", *per_layer, axis=0))
     attrs = {"hidden_size": first.units, "direction": direction}
-    if first.mode.startswith("rnn_"):
-        attrs["activations"] = ["Tanh" if first.mode == "rnn_tanh" else "Relu"] * len(group)
+    attrs.update(_activation_attributes(first, len(group)))
     if first.mode == "gru":
         attrs["linear_before_reset"] = 1
     op = _ONNX_OP[first.mode]
@@ -117,7 +142,8 @@ def _rnn_op(b: Builder, group: list, x_c: str, lengths: str, initial: list):
 
 def _same_cell(layers) -> bool:
     f, g = layers
-    return (f.mode == g.mode and f.units == g.units and f.go_backwards != g.go_backwards)
+    return (f.mode == g.mode and f.units == g.units and f.go_backwards != g.go_backwards
+            and f.activations() == g.activations())
 
 
 def _full_lengths(b: Builder, x_tm: str):

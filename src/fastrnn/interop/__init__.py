@@ -159,8 +159,8 @@ def recurrent_stack(obj, what, merges=("concat",)):
             if layer.go_backwards != (k == 1) or layer.stateful:
                 raise ValueError(f"{what}: {layer.who} reads backwards or is stateful, which a "
                                  "torch RNN does not")
-            if (layer.mode, layer.units, layer.use_bias, layer.dtype) != \
-                    (first.mode, first.units, first.use_bias, first.dtype):
+            if (layer.mode, layer.units, layer.use_bias, layer.dtype, layer.activations()) != \
+                    (first.mode, first.units, first.use_bias, first.dtype, first.activations()):
                 raise ValueError(f"{what}: the layers of one torch RNN are of one kind and size; "
                                  f"{layer.who} differs from {first.who}")
         if len(directions) != len(layers[0]):

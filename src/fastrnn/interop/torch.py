@@ -19,6 +19,7 @@ from fastrnn.interop import recurrent_stack, torch_options
 from fastrnn.layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding,
                             Layer, Recurrent, SimpleRNN, TimeDistributed, activations)
 from fastrnn.models import Sequential
+from fastrnn.modes import GATES, MODES, RECURRENT_ACTIVATION
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 _RNN_CLASSES = {"rnn_tanh": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -287,10 +288,23 @@ def _plain(layer) -> bool:
             and not layer.stateful)
 
 
+def _torch_activations(mode) -> dict:
+    """The activations of torch's cell for ``mode``, as ``Recurrent.activations`` names them."""
+    names = {"activation": MODES[mode].activation}
+    if GATES[mode] > 1:
+        names["recurrent_activation"] = RECURRENT_ACTIVATION
+    return names
+
+
 def _rnn_module(layers, dropout, trainable, batch_first):
     """A torch RNN holding the weights of ``layers`` (from ``recurrent_stack``); trainable:
     whether each layer's parameters require gradients."""
     first = layers[0][0]
+    for directions in layers:
+        for layer in directions:
+            if layer.activations() != _torch_activations(layer.mode):
+                raise ValueError(f"to_torch: {layer.who} has activations {layer.activations()}, and "
+                                 f"torch's RNN modules have only {_torch_activations(layer.mode)}")
     kind = _RNN_CLASSES[first.mode]
     kwargs = dict(num_layers=len(layers), bias=first.use_bias, batch_first=batch_first,
                   dropout=float(dropout), bidirectional=len(layers[0]) == 2,

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastrnn import constraints, ops, regularizers
+from fastrnn._args import check_activation
 from fastrnn._checks import check_flag, check_int, check_real
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer, check_state_shapes, time_major_mask
@@ -254,7 +255,7 @@ class Recurrent(Layer):
         h0, c0 = self._initial_states(B, initial_state)
         y, h_n, c_n, cache = ops.rnn_forward(
             self.mode, x_tm, h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-            c0=c0, mask=mask, reverse=self.go_backwards, training=training)
+            c0=c0, mask=mask, reverse=self.go_backwards, training=training, **self.activations())
         if self.stateful:
             self.states = [h_n.copy()] + ([c_n.copy()] if c_n is not None else [])
         self._cache = (cache, drop, mask) if training else None
@@ -357,6 +358,13 @@ class Recurrent(Layer):
             return [out] + [(B, self.units)] * self.state_count
         return out
 
+    def activations(self) -> dict:
+        """The activation names ``ops.rnn_forward`` takes for this layer's cell."""
+        names = {"activation": self.activation}
+        if GATES[self.mode] > 1:
+            names["recurrent_activation"] = self.recurrent_activation
+        return names
+
     def compute_mask(self, inputs, mask=None):
         """The output's mask: the input's with return_sequences, else None; with return_state
         a list, None for the states (as Keras)."""
@@ -389,7 +397,7 @@ class Recurrent(Layer):
 
 
 class SimpleRNN(Recurrent):
-    """Fully connected recurrent layer, ``h' = act(x W + h U + b)``; activation 'tanh' or 'relu'.
+    """Fully connected recurrent layer, ``h' = act(x W + h U + b)``.
 
     x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H); with ``return_state``
     a list ``[output, h_n (B, H)]``. Weights (Keras layout): kernel (F, H),
@@ -397,7 +405,8 @@ class SimpleRNN(Recurrent):
 
     Args:
         units: H, the size of the state and the output.
-        activation: ``"tanh"`` or ``"relu"`` (the kernels' cells; ValueError else).
+        activation: the name of an element-wise Keras activation (``fastrnn.modes.ACTIVATIONS``,
+            with ``swish`` and ``hard_swish``); None is ``"linear"``.
         use_bias: whether the layer has a bias.
         kernel_initializer: the kernel's initializer: a Keras name or a callable
             ``f(shape, dtype) -> array``.
@@ -450,11 +459,8 @@ class SimpleRNN(Recurrent):
                  batch_size: int | None = None, batch_input_shape: tuple | None = None,
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
-        if activation not in ("tanh", "relu"):
-            raise ValueError(f"SimpleRNN activation must be 'tanh' or 'relu' (the kernels' cells), "
-                             f"got {activation!r}")
-        self.activation = activation
-        self.mode = "rnn_" + activation
+        self.activation = activation_name("SimpleRNN: activation", activation)
+        self.mode = "rnn_relu" if self.activation == "relu" else "rnn_tanh"
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer,
@@ -476,7 +482,7 @@ class SimpleRNN(Recurrent):
 
 
 class LSTM(Recurrent):
-    """Long short-term memory, Keras's equations with a sigmoid recurrent activation.
+    """Long short-term memory, Keras's equations.
 
     x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H); with ``return_state``
     a list ``[output, h_n (B, H), c_n (B, H)]``. Weights (Keras layout): kernel (F, 4H),
@@ -484,8 +490,11 @@ class LSTM(Recurrent):
 
     Args:
         units: H, the size of the state and the output.
-        activation: ``"tanh"`` only (the kernels' cell; ValueError else).
-        recurrent_activation: ``"sigmoid"`` only (the kernels' cell; ValueError else).
+        activation: of the candidate and of the cell state in ``h = o * act(c)``: the name of
+            an element-wise Keras activation (``fastrnn.modes.ACTIVATIONS``, with ``swish``
+            and ``hard_swish``); None is ``"linear"``. tanh and sigmoid, the defaults, run
+            fused into the cell; any other pair costs a little more per step.
+        recurrent_activation: of the gates, likewise.
         unit_forget_bias: start the forget gate's bias at 1 (and the rest from
             ``bias_initializer``), as Keras does by default.
         use_bias: whether the layer has a bias.
@@ -543,9 +552,8 @@ class LSTM(Recurrent):
                  batch_size: int | None = None, batch_input_shape: tuple | None = None,
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise ValueError("LSTM supports activation='tanh' and recurrent_activation='sigmoid' "
-                             f"only (the kernels' cell), got {activation!r} and {recurrent_activation!r}")
+        self.activation = activation_name("LSTM: activation", activation)
+        self.recurrent_activation = activation_name("LSTM: recurrent_activation", recurrent_activation)
         self.unit_forget_bias = check_flag("LSTM: unit_forget_bias", unit_forget_bias)
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
@@ -572,7 +580,9 @@ class LSTM(Recurrent):
         return bias
 
     def get_config(self):
-        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation,
+                "unit_forget_bias": self.unit_forget_bias}
 
 
 class GRU(Recurrent):
@@ -586,8 +596,11 @@ class GRU(Recurrent):
 
     Args:
         units: H, the size of the state and the output.
-        activation: ``"tanh"`` only (the kernels' cell; ValueError else).
-        recurrent_activation: ``"sigmoid"`` only (the kernels' cell; ValueError else).
+        activation: of the candidate and of the cell state in ``h = o * act(c)``: the name of
+            an element-wise Keras activation (``fastrnn.modes.ACTIVATIONS``, with ``swish``
+            and ``hard_swish``); None is ``"linear"``. tanh and sigmoid, the defaults, run
+            fused into the cell; any other pair costs a little more per step.
+        recurrent_activation: of the gates, likewise.
         reset_after: ``True`` only (PyTorch's formulation, Keras's default; ValueError else).
         use_bias: whether the layer has a bias.
         kernel_initializer: the kernel's initializer: a Keras name or a callable
@@ -647,9 +660,8 @@ class GRU(Recurrent):
         if not check_flag("GRU: reset_after", reset_after):
             raise ValueError("GRU supports reset_after=True only (the kernels implement that "
                              "formulation, PyTorch's); reset_after=False is not available")
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise ValueError("GRU supports activation='tanh' and recurrent_activation='sigmoid' "
-                             f"only (the kernels' cell), got {activation!r} and {recurrent_activation!r}")
+        self.activation = activation_name("GRU: activation", activation)
+        self.recurrent_activation = activation_name("GRU: recurrent_activation", recurrent_activation)
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer,
@@ -670,7 +682,14 @@ class GRU(Recurrent):
         return initializers.get(self.bias_initializer)((2, 3 * self.units), self.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "reset_after": True}
+        return {**super().get_config(), "activation": self.activation,
+                "recurrent_activation": self.recurrent_activation, "reset_after": True}
+
+
+def activation_name(name: str, value) -> str:
+    """A recurrent layer's activation argument as the kernels spell it (None is "linear", as in
+    Keras); TypeError or ValueError naming the argument ``name`` otherwise."""
+    return check_activation(name, "linear" if value is None else value, None)
 
 
 def last_real_steps(mask) -> np.ndarray:

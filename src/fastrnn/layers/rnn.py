@@ -112,7 +112,7 @@ class _Cell(Layer):
         layer = self.layer
         h0, c0 = (None, None) if states is None else layer._initial_states(x.shape[0], states)
         _, h, c, _ = ops.rnn_forward(layer.mode, x[None], h0, layer.w_ih, layer.w_hh, layer.b_ih,
-                                     layer.b_hh, c0=c0, training=False)
+                                     layer.b_hh, c0=c0, training=False, **layer.activations())
         return h, [h] + ([c] if c is not None else [])
 
     def backward(self, dy):
@@ -128,7 +128,7 @@ class _Cell(Layer):
 
 
 class SimpleRNNCell(_Cell):
-    """Keras's ``SimpleRNNCell``; runs as ``SimpleRNN`` (activation 'tanh' or 'relu').
+    """Keras's ``SimpleRNNCell``; runs as ``SimpleRNN``.
 
     The arguments are those of the layer it runs as (see its documentation): ``units``,
     the activations, ``use_bias``, the initializers, regularizers and constraints,

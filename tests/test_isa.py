@@ -1,13 +1,13 @@
 """Every instruction-set level built into the package computes the same thing.
 
-Each level is a separate extension module (see fastrnn/_core.py). Levels are compared with the
+Each level is a module of its own, run through the bindings as a Kernels object beside the
+level in use (see fastrnn/_core.py). Levels are compared with the
 float64 reference (1e-10 relative to scale) and, in float32, with each other (2e-5 relative to
 scale: different SIMD widths round the element-wise math differently).
 """
 import os
 import subprocess
 import sys
-from importlib import import_module
 
 import numpy as np
 import pytest
@@ -21,11 +21,11 @@ needs_levels = pytest.mark.skipif(not LEVELS, reason="a single-level build (nati
 
 
 def kernels(level):
-    return import_module(f"fastrnn.{_core.LEVELS[level]}")
+    return _core.kernels_at(level)
 
 
 def run_level(module, mode, case, lengths):
-    cell = module.Cell(MODES[mode].cell, MODES[mode].activation)
+    cell = _core.Cell(MODES[mode].cell, MODES[mode].activation)
     states = [case["h0"], case["c0"]][:len(cell.states)]
     y, final, ws = module.forward(cell, case["x"], states, case["w_ih"], case["w_hh"], case["b_ih"], case["b_hh"],
                                   lengths, False, True)

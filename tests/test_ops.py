@@ -483,9 +483,9 @@ LEVELS = [level for level, ok in _core.available_levels().items() if ok] or [Non
 def forward_at(level, mode, x, w_ih, b):
     """One inference call of the kernels built for ``level``: (y, h_n, c_n), from zero states and
     with no recurrence (w_hh zero)."""
-    kernels = _core.kernels if level is None else import_module(f"fastrnn.{_core.LEVELS[level]}")
+    kernels = _core.kernels if level is None else _core.kernels_at(level)
     H = w_ih.shape[0] // GATES[mode]
-    cell = kernels.Cell(modes.MODES[mode].cell, modes.MODES[mode].activation)
+    cell = _core.Cell(modes.MODES[mode].cell, modes.MODES[mode].activation)
     y, final, _ = kernels.forward(cell, x, [None] * len(cell.states), w_ih, np.zeros((w_ih.shape[0], H)), b, None,
                                   None, False, False)
     return y, final[0], final[1] if len(final) > 1 else None

@@ -1,13 +1,14 @@
-# Signatures of the compiled kernels (fastrnn._kernels_*), as re-exported by fastrnn._core.
+# Signatures of the compiled kernels (fastrnn._bindings over a fastrnn._kernels_* level), as
+# re-exported by fastrnn._core.
 # Arrays must be C-contiguous and all of x's dtype (float32 or float64); fastrnn.ops takes care
 # of that and documents the arguments: x (T, B, I), states (B, H) each (h, then c for LSTM),
 # w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,), lengths (B,) int64.
-from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 LEVELS: dict[str, str]
-kernels: ModuleType
+kernels: Any  # a fastrnn._bindings.Kernels: the functions below, of the level in use
 
 class Cell:
     """A cell kind of src/cpp/cells.h with its activations, and the layout it declares."""
@@ -37,6 +38,7 @@ class Workspace:
     def cell(self) -> Cell: ...
 
 def available_levels() -> dict[str, bool]: ...
+def kernels_at(level: str) -> Any: ...
 def cell_kinds() -> list[str]: ...
 def activations() -> list[str]: ...
 def forward(cell: Cell, x: np.ndarray, states: list[np.ndarray | None], w_ih: np.ndarray, w_hh: np.ndarray,

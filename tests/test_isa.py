@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import make_case, steps_to_split_by_units
-from fastrnn import _core, reference
+from fastrnn import _core, ops, reference
 from fastrnn.modes import MODES
 
 LEVELS = [level for level, ok in _core.available_levels().items() if ok]
@@ -121,3 +121,10 @@ def test_an_unknown_fastrnn_isa_is_a_clear_import_error():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "FASTRNN_ISA='x86-64-v9'" in out.stderr
+
+
+def test_build_info_names_eigen_and_simd():
+    info = ops.build_info()
+    assert info["eigen"].startswith("3.4")
+    assert "SSE" in info["simd"] or "AVX" in info["simd"]
+    assert info["threads"] >= 1

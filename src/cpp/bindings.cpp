@@ -436,7 +436,17 @@ PYBIND11_MODULE(_bindings, m) {
            "op(a) @ op(b) for C-contiguous 2-D arrays of one dtype, on the kernels' threads.")
       .def("set_num_threads", &set_num_threads, py::arg("n"))
       .def("get_num_threads", [](const Kernels& k) { return k.level->get_num_threads(); })
-      .def("build_info", &build_info);
+      .def("build_info", &build_info)
+      .def(
+          "plan",
+          [](const Kernels& k, const Cell& cell, int64_t T, int64_t B, int64_t H) {
+            if (T < 0 || B < 0 || H < 0) throw py::value_error("T, B and H must be >= 0");
+            const fastrnn::Plan p = k.level->plan(T, B, H, cell.layout().gates * H);
+            return py::make_tuple(p.threads, p.by_units);
+          },
+          py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"),
+          "(threads, split by hidden units) of a call of T steps of B rows and H units, at the current "
+          "thread count: how the kernels would share it out.");
 
   m.def("use", &use, py::arg("kernels"), "Makes these kernels' level the one that makes cells; once a process.");
   m.def("cpu_supports", &cpu_supports);

@@ -64,6 +64,12 @@ void matmul_in_turn(const T* a, int64_t ar, int64_t ac, bool ta, const T* b, int
   matmul<T>(a, ar, ac, ta, b, br, bc, tb, c);
 }
 
+Plan plan(int64_t steps, int64_t B, int64_t H, int64_t GH) {
+  KernelTurn turn;  // the thread count as a call would read it
+  const Split split = choose_split(B, H, GH, steps);
+  return {split.threads, split.by_units};
+}
+
 BuildFacts build_facts() { return {eigen_version(), simd_instruction_sets(), isa_level(), compiler(), has_openmp()}; }
 
 constexpr Level kLevel{
@@ -72,7 +78,7 @@ constexpr Level kLevel{
     &activation_name,    &forward_in_turn<float>, &forward_in_turn<double>,
     &backward_in_turn<float>, &backward_in_turn<double>, &matmul_in_turn<float>,
     &matmul_in_turn<double>, &set_num_threads, &get_num_threads,
-    &build_facts,
+    &plan,               &build_facts,
 };
 
 }  // namespace

@@ -30,6 +30,13 @@ struct Memory {
   void (*release)(void* p) noexcept;
 };
 
+// How a call of `steps` steps of B rows, H units and GH gate columns is shared out between the
+// level's threads (threads.h, choose_split): for tests, which take the path they mean to test.
+struct Plan {
+  int threads;
+  bool by_units;  // split by hidden units (else by rows of the batch, or not at all)
+};
+
 struct BuildFacts {
   std::string eigen, simd, isa, compiler;  // compiler empty when unknown
   bool openmp;
@@ -62,6 +69,7 @@ struct Level {
   // Threads (threads.h) and facts (build_info.h).
   void (*set_num_threads)(int n);
   int (*get_num_threads)();
+  Plan (*plan)(int64_t steps, int64_t B, int64_t H, int64_t GH);
   BuildFacts (*build_facts)();
 };
 

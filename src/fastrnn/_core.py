@@ -94,6 +94,7 @@ backward = kernels.backward
 set_num_threads = kernels.set_num_threads
 get_num_threads = kernels.get_num_threads
 build_info = kernels.build_info
+plan = kernels.plan
 matmul = kernels.matmul
 cached_bytes = _bindings.cached_bytes
 empty_cache = _bindings.empty_cache

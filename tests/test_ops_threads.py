@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import make_case, steps_to_split_by_units
-from fastrnn import ops
+from fastrnn import _core, ops
 from fastrnn.modes import GATES
 from ops_checks import (MODES, assert_inference_matches_reference, assert_matches_reference, holey_mask,
                         kernel_threads, run)
@@ -260,3 +260,17 @@ def _ask_for_two_threads():
         ops.set_num_threads(1)  # one thread is always allowed
         return threads, str(e)
     return threads, ""
+
+
+def test_the_kernels_plan_tells_how_a_call_is_shared_out():
+    """plan(cell, T, B, H) is what the tests use to take the path they mean to test: many rows
+    split by rows, a batch too small for that split by hidden units, little work not at all."""
+    cell = _core.Cell("lstm", "tanh")
+    with kernel_threads(2):
+        assert _core.plan(cell, 100, 64, 128) == (2, False)
+        assert _core.plan(cell, 1000, 2, 256) == (2, True)
+        assert _core.plan(cell, 1, 1, 8) == (1, False)
+    with kernel_threads(1):
+        assert _core.plan(cell, 1000, 64, 256) == (1, False)
+    with pytest.raises(ValueError, match="T, B and H"):
+        _core.plan(cell, -1, 1, 8)

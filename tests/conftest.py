@@ -3,7 +3,7 @@
 ``finite_difference(f, a, eps)``: the central-difference gradient every gradient test compares with.
 ``assert_same(actual, desired, name)``: two runs of one computation agree to the last few bits.
 ``steps_to_split_by_units(mode, B, H)``: a sequence long enough for the kernels to split a small
-batch's hidden units between two threads.
+batch's hidden units between two threads, as the kernels say (``fastrnn._core.plan``).
 
 ``Sum``: a layer that adds its inputs (``multi_input``), to join two branches of a graph in
 tests without depending on the merging layers.
@@ -20,8 +20,9 @@ import os
 import numpy as np
 import pytest
 
+from fastrnn import _core
 from fastrnn.layers.base import Layer
-from fastrnn.modes import GATES
+from fastrnn.modes import GATES, MODES
 
 # The tests set the cache limit themselves and check its default: a limit from the caller's
 # environment would change what they see.
@@ -29,11 +30,27 @@ os.environ.pop("FASTRNN_CACHE_LIMIT", None)
 
 
 def steps_to_split_by_units(mode, B, H):
-    """Steps T of a batch of B < 8 rows (too few to split by rows), with H >= 128 (64 units a
-    thread at least), whose products by w_hh, T * B * G*H * H multiply-adds, are more than twice
-    the driver's least work for a thread (kMinWork, 4e6, in src/cpp/sequence.cpp): the units go
-    to two threads."""
-    return int(np.ceil(8.5e6 / (B * GATES[mode] * H * H)))
+    """The fewest steps T of a batch of B < 8 rows (too few to split by rows), with H >= 128 (64
+    units a thread at least), for which the kernels on two threads split the hidden units between
+    them (with more threads they split them too)."""
+    cell = _core.Cell(MODES[mode].cell, MODES[mode].activation)
+    before = _core.get_num_threads()
+    _core.set_num_threads(2)
+    try:
+        def split(T):
+            return _core.plan(cell, T, B, H) == (2, True)
+        high = 1
+        while not split(high):
+            if high > 2**40:
+                raise ValueError(f"the kernels never split {mode} B={B} H={H} by units")
+            high *= 2
+        low = high // 2  # not split at low (or low = 0); split at high
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if split(mid) else (mid, high)
+        return high
+    finally:
+        _core.set_num_threads(before)
 
 
 def make_case(mode, T, B, I, H, dtype, bias=True, seed=0):  # noqa: E741

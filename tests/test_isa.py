@@ -1,19 +1,19 @@
 """Every instruction-set level built into the package computes the same thing.
 
-Each level is a separate extension module (see fastrnn/_core.py). Levels are compared with the
+Each level is a module of its own, run through the bindings as a Kernels object beside the
+level in use (see fastrnn/_core.py). Levels are compared with the
 float64 reference (1e-10 relative to scale) and, in float32, with each other (2e-5 relative to
 scale: different SIMD widths round the element-wise math differently).
 """
 import os
 import subprocess
 import sys
-from importlib import import_module
 
 import numpy as np
 import pytest
 
 from conftest import make_case, steps_to_split_by_units
-from fastrnn import _core, reference
+from fastrnn import _core, ops, reference
 from fastrnn.modes import MODES
 
 LEVELS = [level for level, ok in _core.available_levels().items() if ok]
@@ -21,11 +21,11 @@ needs_levels = pytest.mark.skipif(not LEVELS, reason="a single-level build (nati
 
 
 def kernels(level):
-    return import_module(f"fastrnn.{_core.LEVELS[level]}")
+    return _core.kernels_at(level)
 
 
 def run_level(module, mode, case, lengths):
-    cell = module.Cell(MODES[mode].cell, MODES[mode].activation)
+    cell = _core.Cell(MODES[mode].cell, MODES[mode].activation)
     states = [case["h0"], case["c0"]][:len(cell.states)]
     y, final, ws = module.forward(cell, case["x"], states, case["w_ih"], case["w_hh"], case["b_ih"], case["b_hh"],
                                   lengths, False, True)
@@ -121,3 +121,10 @@ def test_an_unknown_fastrnn_isa_is_a_clear_import_error():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "FASTRNN_ISA='x86-64-v9'" in out.stderr
+
+
+def test_build_info_names_eigen_and_simd():
+    info = ops.build_info()
+    assert info["eigen"].startswith("3.4")
+    assert "SSE" in info["simd"] or "AVX" in info["simd"]
+    assert info["threads"] >= 1

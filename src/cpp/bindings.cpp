@@ -1,7 +1,9 @@
-// fastrnn._kernels_<level>: the pybind11 module over the kernels. fastrnn.ops checks every
-// argument and words the messages (src/fastrnn/_args.py); the checks here keep only the kernels'
-// invariants, each array's dtype, shape and layout, so that nothing reaching them can read or
-// write out of bounds. Shapes and their meaning are those of sequence.h.
+// fastrnn._bindings: the pybind11 module over the kernels, compiled once for every level. Each
+// level's kernels come from their own module as a table (level.h), wrapped here as a Kernels
+// object; fastrnn/_core.py chooses the level and re-exports its Kernels' methods. fastrnn.ops
+// checks every argument and words the messages (src/fastrnn/_args.py); the checks here keep only
+// the kernels' invariants, each array's dtype, shape and layout, so that nothing reaching them
+// can read or write out of bounds. Shapes and their meaning are those of sequence.h.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,22 +14,52 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
-#include "build_info.h"
-#include "cells.h"
-#include "matmul.h"
+#include "cell.h"
+#include "cpu.h"
+#include "level.h"
 #include "memory.h"
 #include "sequence.h"
-#include "threads.h"
 #include "workspace.h"
 
 namespace py = pybind11;
 using fastrnn::Cell;
 using fastrnn::Dims;
+using fastrnn::Level;
 using fastrnn::Workspace;
 
 namespace {
+
+// One level's kernels, from the capsule its module holds.
+struct Kernels {
+  const Level* level;
+};
+
+Kernels kernels_of(const py::capsule& capsule) {
+  const auto* level = static_cast<const Level*>(PyCapsule_GetPointer(capsule.ptr(), "fastrnn.Level"));
+  if (!level) throw py::error_already_set();
+  if (level->abi != fastrnn::kLevelAbi || level->size != sizeof(Level))
+    throw std::runtime_error("fastrnn: a kernels module of another build; reinstall fastrnn");
+  level->attach({&fastrnn::allocate, &fastrnn::release});
+  return {level};
+}
+
+// The level in use (fastrnn._core's choice), which makes the cells that Python constructs and
+// unpickles; set once.
+const Level* level_in_use = nullptr;
+
+const Level& in_use() {
+  if (!level_in_use) throw std::runtime_error("fastrnn: no kernels level chosen (import fastrnn._core)");
+  return *level_in_use;
+}
+
+void use(const Kernels& k) {
+  if (level_in_use && level_in_use != k.level)
+    throw std::runtime_error("fastrnn: another kernels level is already in use in this process");
+  level_in_use = k.level;
+}
 
 using Shape = std::vector<py::ssize_t>;
 
@@ -106,7 +138,7 @@ std::vector<const T*> states_of(const py::sequence& given, const char* name, con
 }
 
 template <typename T>
-py::tuple forward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
+py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                        const py::object& lengths, bool reverse, bool training, const py::object& mask) {
   fastrnn::ForwardArgs<T> a{};
@@ -127,14 +159,14 @@ py::tuple forward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, co
   a.ws = ws.get();
   {
     py::gil_scoped_release release;
-    fastrnn::KernelTurn turn;
-    fastrnn::rnn_forward<T>(a);
+    if constexpr (std::is_same_v<T, float>) level.forward_float(a);
+    else level.forward_double(a);
   }
   return py::make_tuple(y, states_n, ws ? py::cast(ws) : py::none());
 }
 
 template <typename T>
-py::tuple backward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
+py::tuple backward_impl(const Level& level, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                         const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                         const py::object& lengths, bool reverse, const std::shared_ptr<Workspace>& ws,
                         const py::object& dy, const py::sequence& d_states_n, const py::object& mask) {
@@ -172,32 +204,32 @@ py::tuple backward_impl(const std::shared_ptr<Cell>& cell, const py::array& x, c
   }
   {
     py::gil_scoped_release release;
-    fastrnn::KernelTurn turn;
-    fastrnn::rnn_backward<T>(a);
+    if constexpr (std::is_same_v<T, float>) level.backward_float(a);
+    else level.backward_double(a);
   }
   return py::make_tuple(dx, d_states0, dw_ih, dw_hh, db_ih, db_hh);
 }
 
 bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(dt); }
 
-py::tuple forward(const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
+py::tuple forward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                   const py::object& lengths, bool reverse, bool training, const py::object& mask) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return forward_impl<float>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
+    return forward_impl<float>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
   if (is_dtype(x, py::dtype::of<double>()))
-    return forward_impl<double>(cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
+    return forward_impl<double>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
-py::tuple backward(const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
+py::tuple backward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                    const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
                    bool reverse, const std::shared_ptr<Workspace>& workspace, const py::object& dy,
                    const py::sequence& d_states_n, const py::object& mask) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return backward_impl<float>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
+    return backward_impl<float>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
   if (is_dtype(x, py::dtype::of<double>()))
-    return backward_impl<double>(cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
+    return backward_impl<double>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -206,8 +238,10 @@ py::tuple backward(const std::shared_ptr<Cell>& cell, const py::array& x, const 
 
 std::shared_ptr<Cell> make_cell(const std::string& kind, const std::string& activation,
                                 const std::string& recurrent) {
-  return fastrnn::make_cell(kind, fastrnn::parse_activation(activation), fastrnn::parse_activation(recurrent));
+  return in_use().make_cell(kind, activation, recurrent);
 }
+
+const char* activation_name(fastrnn::Activation a) { return in_use().activation_name(a); }
 
 py::dtype dtype_of(const Workspace& ws) {
   return ws.value_bytes() == sizeof(float) ? py::dtype::of<float>() : py::dtype::of<double>();
@@ -234,8 +268,8 @@ py::tuple workspace_state(const Workspace& ws) {
   py::list arrays;
   for (size_t k = 0; k < ws.arrays().size(); ++k) arrays.append(workspace_array(py::none(), ws, k, true));
   const Dims& d = ws.dims();
-  return py::make_tuple(cell.kind(), fastrnn::activation_name(cell.activation()),
-                        fastrnn::activation_name(cell.recurrent_activation()), py::dtype(dtype_of(ws)), d.T, d.B, d.I,
+  return py::make_tuple(cell.kind(), activation_name(cell.activation()),
+                        activation_name(cell.recurrent_activation()), py::dtype(dtype_of(ws)), d.T, d.B, d.I,
                         d.H, arrays);
 }
 
@@ -262,7 +296,7 @@ std::shared_ptr<Workspace> workspace_from_state(const py::tuple& state) {
 
 // ---------------------------------------------------------------------------------------------
 
-py::array matmul(const py::array& a, const py::array& b, bool ta, bool tb) {
+py::array matmul(const Kernels& k, const py::array& a, const py::array& b, bool ta, bool tb) {
   if (a.ndim() != 2 || b.ndim() != 2 || !a.dtype().equal(b.dtype())) throw py::value_error("matmul takes 2-D arrays of one dtype");
   const py::ssize_t ar = a.shape(0), ac = a.shape(1), br = b.shape(0), bc = b.shape(1);
   if ((ta ? ar : ac) != (tb ? bc : br)) throw py::value_error("matmul: inner sizes differ");
@@ -274,8 +308,8 @@ py::array matmul(const py::array& a, const py::array& b, bool ta, bool tb) {
     T* pc = out.mutable_data();
     {
       py::gil_scoped_release release;
-      fastrnn::KernelTurn turn;
-      fastrnn::matmul<T>(pa, ar, ac, ta, pb, br, bc, tb, pc);
+      if constexpr (std::is_same_v<T, float>) k.level->matmul_float(pa, ar, ac, ta, pb, br, bc, tb, pc);
+      else k.level->matmul_double(pa, ar, ac, ta, pb, br, bc, tb, pc);
     }
     return out;
   };
@@ -284,23 +318,24 @@ py::array matmul(const py::array& a, const py::array& b, bool ta, bool tb) {
   throw py::value_error("matmul takes float32 or float64 arrays");
 }
 
-void set_num_threads(int n) {
+void set_num_threads(const Kernels& k, int n) {
   py::gil_scoped_release release;  // while an earlier call finishes
-  fastrnn::set_num_threads(n);
+  k.level->set_num_threads(n);
 }
 
-py::dict build_info() {
+py::dict build_info(const Kernels& k) {
+  const fastrnn::BuildFacts facts = k.level->build_facts();
   py::dict info;
-  info["eigen"] = fastrnn::eigen_version();
-  info["simd"] = fastrnn::simd_instruction_sets();
-  info["openmp"] = fastrnn::has_openmp();
-  info["threads"] = fastrnn::get_num_threads();
-  info["isa"] = fastrnn::isa_level();
-  if (!fastrnn::compiler().empty()) info["compiler"] = fastrnn::compiler();
+  info["eigen"] = facts.eigen;
+  info["simd"] = facts.simd;
+  info["openmp"] = facts.openmp;
+  info["threads"] = k.level->get_num_threads();
+  info["isa"] = facts.isa;
+  if (!facts.compiler.empty()) info["compiler"] = facts.compiler;
   return info;
 }
 
-// Which ISA levels this CPU (and its operating system) can run; asked of the baseline module.
+// Which ISA levels this CPU (and its operating system) can run, before any level is loaded.
 py::dict cpu_supports() {
   py::dict levels;
   for (const auto& [level, ok] : fastrnn::cpu_levels()) levels[py::str(level)] = ok;
@@ -309,24 +344,16 @@ py::dict cpu_supports() {
 
 }  // namespace
 
-#ifndef FASTRNN_MODULE
-#define FASTRNN_MODULE _kernels_native
-#endif
-
-PYBIND11_MODULE(FASTRNN_MODULE, m) {
-  fastrnn::wait_for_kernels_at_fork();  // after the block cache's handler (memory.cpp)
+PYBIND11_MODULE(_bindings, m) {
   m.doc() = "fastrnn C++ kernels. Use fastrnn.ops, which documents the arguments.";
 
-  // Each level's module is loaded beside the baseline one (which answers cpu_supports), and
-  // pybind11 registers classes process-wide unless they are local to their module.
-  py::class_<Cell, std::shared_ptr<Cell>>(m, "Cell", "A cell kind with its activations, and its layout.",
-                                          py::module_local())
+  py::class_<Cell, std::shared_ptr<Cell>>(m, "Cell", "A cell kind with its activations, and its layout.")
       .def(py::init(&make_cell), py::arg("kind"), py::arg("activation") = "tanh",
            py::arg("recurrent_activation") = "sigmoid")
       .def_property_readonly("kind", &Cell::kind)
-      .def_property_readonly("activation", [](const Cell& c) { return fastrnn::activation_name(c.activation()); })
+      .def_property_readonly("activation", [](const Cell& c) { return activation_name(c.activation()); })
       .def_property_readonly("recurrent_activation",
-                             [](const Cell& c) { return fastrnn::activation_name(c.recurrent_activation()); })
+                             [](const Cell& c) { return activation_name(c.recurrent_activation()); })
       .def_property_readonly("gates", [](const Cell& c) { return c.layout().gates; })
       .def_property_readonly("states", [](const Cell& c) { return c.layout().states; })
       .def_property_readonly(
@@ -340,21 +367,20 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
           "(name, width in blocks of H) of each (T, B, width*H) array a training forward keeps")
       .def(py::pickle(
           [](const Cell& c) {
-            return py::make_tuple(c.kind(), fastrnn::activation_name(c.activation()),
-                                  fastrnn::activation_name(c.recurrent_activation()));
+            return py::make_tuple(c.kind(), activation_name(c.activation()),
+                                  activation_name(c.recurrent_activation()));
           },
           [](const py::tuple& s) {
             return make_cell(s[0].cast<std::string>(), s[1].cast<std::string>(), s[2].cast<std::string>());
           }))
       .def("__repr__", [](const Cell& c) {
-        return "Cell('" + c.kind() + "', '" + fastrnn::activation_name(c.activation()) + "', '" +
-               fastrnn::activation_name(c.recurrent_activation()) + "')";
+        return "Cell('" + c.kind() + "', '" + activation_name(c.activation()) + "', '" +
+               activation_name(c.recurrent_activation()) + "')";
       });
 
   py::class_<Workspace, std::shared_ptr<Workspace>>(
       m, "Workspace",
-      "What a training forward keeps for BPTT: arrays (T, B, width) by name, which backward overwrites.",
-      py::module_local())
+      "What a training forward keeps for BPTT: arrays (T, B, width) by name, which backward overwrites.")
       .def("__getitem__",
            [](const py::object& self, const std::string& name) {
              const auto& ws = self.cast<const Workspace&>();
@@ -392,23 +418,37 @@ PYBIND11_MODULE(FASTRNN_MODULE, m) {
       .def_property_readonly("cell", [](const Workspace& ws) { return std::const_pointer_cast<Cell>(ws.cell()); })
       .def(py::pickle(&workspace_state, &workspace_from_state));
 
-  m.def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("states"), py::arg("w_ih"), py::arg("w_hh"),
-        py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
-        py::arg("mask") = py::none(),
-        "Forward unroll -> (y, final states, Workspace or None). Arrays must be C-contiguous, of x's dtype; "
-        "states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None.");
-  m.def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
-        py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
-        py::arg("d_states"), py::arg("mask") = py::none(),
-        "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None). Overwrites the "
-        "workspace's gates (and the products' own arrays).");
-  m.def("cell_kinds", &fastrnn::cell_kinds);
-  m.def("activations", &fastrnn::activation_names);
-  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),
-        "op(a) @ op(b) for C-contiguous 2-D arrays of one dtype, on the kernels' threads.");
-  m.def("set_num_threads", &set_num_threads, py::arg("n"));
-  m.def("get_num_threads", &fastrnn::get_num_threads);
-  m.def("build_info", &build_info);
+  py::class_<Kernels>(m, "Kernels", "One instruction-set level's kernels, from its module's `level` capsule.")
+      .def(py::init(&kernels_of), py::arg("level"))
+      .def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("states"), py::arg("w_ih"), py::arg("w_hh"),
+           py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
+           py::arg("mask") = py::none(),
+           "Forward unroll -> (y, final states, Workspace or None). Arrays must be C-contiguous, of x's dtype; "
+           "states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None.")
+      .def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+           py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
+           py::arg("d_states"), py::arg("mask") = py::none(),
+           "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None). Overwrites the "
+           "workspace's gates (and the products' own arrays).")
+      .def("cell_kinds", [](const Kernels& k) { return k.level->cell_kinds(); })
+      .def("activations", [](const Kernels& k) { return k.level->activations(); })
+      .def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),
+           "op(a) @ op(b) for C-contiguous 2-D arrays of one dtype, on the kernels' threads.")
+      .def("set_num_threads", &set_num_threads, py::arg("n"))
+      .def("get_num_threads", [](const Kernels& k) { return k.level->get_num_threads(); })
+      .def("build_info", &build_info)
+      .def(
+          "plan",
+          [](const Kernels& k, const Cell& cell, int64_t T, int64_t B, int64_t H) {
+            if (T < 0 || B < 0 || H < 0) throw py::value_error("T, B and H must be >= 0");
+            const fastrnn::Plan p = k.level->plan(T, B, H, cell.layout().gates * H);
+            return py::make_tuple(p.threads, p.by_units);
+          },
+          py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"),
+          "(threads, split by hidden units) of a call of T steps of B rows and H units, at the current "
+          "thread count: how the kernels would share it out.");
+
+  m.def("use", &use, py::arg("kernels"), "Makes these kernels' level the one that makes cells; once a process.");
   m.def("cpu_supports", &cpu_supports);
   m.def("cached_bytes", &fastrnn::cached_bytes);
   m.def("empty_cache", &fastrnn::empty_cache);

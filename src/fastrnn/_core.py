@@ -1,9 +1,10 @@
 """Load the compiled kernels built for the best instruction-set level this CPU runs.
 
-The package ships one extension module per x86-64 level (``_kernels_x86_64``,
-``_kernels_x86_64_v3`` with AVX2/FMA, ``_kernels_x86_64_v4`` with AVX-512), each a complete
-build of the same kernels. The baseline module tells which levels the CPU and operating
-system support; the best of those is imported and its functions become this module's.
+The package ships the kernels once per x86-64 level, each in a module of its own
+(``_kernels_x86_64``, ``_kernels_x86_64_v3`` with AVX2/FMA, ``_kernels_x86_64_v4`` with
+AVX-512), and the Python bindings once, in ``_bindings``. The bindings tell which levels the CPU
+and operating system support; the best of those is imported, wrapped as a ``_bindings.Kernels``
+and its methods become this module's functions.
 
 ``FASTRNN_ISA`` (an environment variable, read at import) forces a level: ``x86-64``,
 ``x86-64-v3`` or ``x86-64-v4``. A build made for one machine only (``FASTRNN_ISA_LEVELS=native``)
@@ -15,6 +16,8 @@ from __future__ import annotations
 import os
 from importlib import import_module
 from importlib.util import find_spec
+
+from fastrnn import _bindings
 
 #: Levels from best to baseline, with the module that holds each.
 LEVELS = {"x86-64-v4": "_kernels_x86_64_v4", "x86-64-v3": "_kernels_x86_64_v3", "x86-64": "_kernels_x86_64"}
@@ -34,7 +37,7 @@ def available_levels() -> dict:
     """{level: supported by this CPU} for every level this build has a module for."""
     if not _exists(LEVELS["x86-64"]):
         return {}
-    supported = dict(_load(LEVELS["x86-64"]).cpu_supports())  # the baseline runs anywhere
+    supported = dict(_bindings.cpu_supports())
     return {level: bool(supported.get(level)) for level, name in LEVELS.items() if _exists(name)}
 
 
@@ -63,9 +66,27 @@ def _choose():
     raise ImportError("fastrnn: this CPU supports none of the built levels")
 
 
-kernels = _choose()
-Cell = kernels.Cell
-Workspace = kernels.Workspace
+_at = {}
+
+
+def _kernels(module):
+    if module.__name__ not in _at:
+        _at[module.__name__] = _bindings.Kernels(module.level)
+    return _at[module.__name__]
+
+
+def kernels_at(level: str):
+    """The kernels of ``level`` (a key of ``available_levels()`` that this CPU supports), beside
+    the ones in use: for comparing levels. Cells and workspaces are shared by every level."""
+    if not available_levels().get(level):
+        raise ValueError(f"level {level!r} is not built or not supported by this CPU")
+    return _kernels(_load(LEVELS[level]))
+
+
+kernels = _kernels(_choose())
+_bindings.use(kernels)
+Cell = _bindings.Cell
+Workspace = _bindings.Workspace
 cell_kinds = kernels.cell_kinds
 activations = kernels.activations
 forward = kernels.forward
@@ -73,8 +94,9 @@ backward = kernels.backward
 set_num_threads = kernels.set_num_threads
 get_num_threads = kernels.get_num_threads
 build_info = kernels.build_info
+plan = kernels.plan
 matmul = kernels.matmul
-cached_bytes = kernels.cached_bytes
-empty_cache = kernels.empty_cache
-set_cache_limit = kernels.set_cache_limit
-cache_limit = kernels.cache_limit
+cached_bytes = _bindings.cached_bytes
+empty_cache = _bindings.empty_cache
+set_cache_limit = _bindings.set_cache_limit
+cache_limit = _bindings.cache_limit

@@ -1075,8 +1075,8 @@ class Model(Layer):
         if run:
             run.prepare(self, x, y, shuffle)
         train = adapters.ArrayAdapter(x, y, sw, batch_size, shuffle, steps, run)
-        return train, self._validation_source(validation, validation_batch_size or batch_size,
-                                              validation_steps, run)
+        return train, self._validation_source(validation, validation_batch_size, validation_steps,
+                                              run, default_batch_size=batch_size)
 
     def _dataset_source(self, x, y, sample_weight, batch_size, validation_split, validation_data,
                         shuffle, class_weight, steps, validation_batch_size, validation_steps, run):
@@ -1112,11 +1112,12 @@ class Model(Layer):
         sw = validation_data[2] if len(validation_data) == 3 else None
         return x, y, self._sample_weights(sw, None, y, _data.length(x), "validation_data")
 
-    def _validation_source(self, validation, batch_size, steps, run):
+    def _validation_source(self, validation, batch_size, steps, run, default_batch_size=None):
         if validation is None:
             return None
         if isinstance(validation, tuple):
-            return adapters.ArrayAdapter(*validation, self._batch_size(batch_size), False, steps,
+            size = self._batch_size(batch_size or default_batch_size)
+            return adapters.ArrayAdapter(*validation, size, False, steps,
                                          run, continuing=False)
         if batch_size is not None:
             raise ValueError("validation_batch_size must not be given when validation_data is a "

@@ -314,8 +314,9 @@ def last_output(lib, layers):
     return lib.Sequential([lib.Input((T, F)), layers.LSTM(4), layers.Dense(3, activation="softmax")])
 
 
-def sequence_output(lib, layers):
-    return lib.Sequential([lib.Input((T, F)), layers.Masking(0.0), layers.GRU(4, return_sequences=True),
+def sequence_output(lib, layers, masked=True):
+    mask = [layers.Masking(0.0)] if masked else []
+    return lib.Sequential([lib.Input((T, F)), *mask, layers.GRU(4, return_sequences=True),
                            layers.Dense(2)])
 
 
@@ -353,15 +354,17 @@ def test_weighted_loss_and_metrics_match_keras(keras, weights):
 
 @pytest.mark.parametrize("shape", ["(B, 1)", "(B, T)"])
 def test_sample_weights_of_samples_and_steps_with_a_mask_match_keras(keras, shape):
-    """(Keras takes per-sample weights of a sequence output as (B, 1); fastrnn takes (B,) too,
-    checked below to be the same.)"""
+    """Keras takes per-sample weights of a sequence output as (B, 1) (fastrnn takes (B,) too,
+    checked below to be the same), and with a mask only per-step weights (B, T): the (B, 1)
+    case runs without the Masking layer."""
     rng = np.random.default_rng(9)
     x = rng.normal(size=(6, T, F)).astype(np.float32)
     x[1, 3:] = 0.0  # masked steps
     x[4, :2] = 0.0
     y = rng.normal(size=(6, T, 2)).astype(np.float32)
     w = rng.uniform(0, 2, (6, 1) if shape == "(B, 1)" else (6, T)).astype(np.float32)
-    k, f = both(keras, sequence_output, {"loss": "mse", "metrics": ["mae"],
+    build = (lambda lib, layers: sequence_output(lib, layers, masked=shape == "(B, T)"))
+    k, f = both(keras, build, {"loss": "mse", "metrics": ["mae"],
                                          "weighted_metrics": ["mae"]})
     for _ in range(3):
         check_same(f.train_on_batch(x, y, sample_weight=w, return_dict=True),

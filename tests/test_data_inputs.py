@@ -547,3 +547,15 @@ def test_a_model_fits_timeseries_windows():
     history = m.fit(train, epochs=6, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert m.predict(train, verbose=0).shape == (len(signal) - 4 - 11, 1)
+
+
+@pytest.mark.parametrize("name", ["model.npz", "model.keras"])
+def test_weighted_metrics_are_saved_with_the_compile_options(tmp_path, name):
+    x, y, w = data()
+    m = model(metrics=["mae"], weighted_metrics=["mae"])
+    m.fit(x, y, sample_weight=w, verbose=0)
+    m.save(tmp_path / name)
+    loaded = fastrnn.load_model(tmp_path / name)
+    assert loaded.weighted_metric_ids == ["mae"]
+    assert loaded.evaluate(x, y, sample_weight=w, return_dict=True, verbose=0) == \
+        m.evaluate(x, y, sample_weight=w, return_dict=True, verbose=0)

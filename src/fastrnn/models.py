@@ -1349,7 +1349,9 @@ class Model(Layer):
             logs.update(self._metric_logs())
             callback_list.on_test_batch_end(step, logs)
         if not seen:
-            raise ValueError(f"{what}: the data gave no batches")
+            raise ValueError(f"{what}: the data gave no batches (a generator gives its batches "
+                             "once: give a PyDataset, a re-iterable dataset, or validation_steps "
+                             "with an endless generator)")
         callback_list.on_test_end(logs)
         return logs
 

@@ -2,7 +2,7 @@
 
     python tests/distributed_fit.py MODEL DTYPE OUT [--sharded] [--resume FILE] [--save FILE]
         [--fail-rank R] [--die-rank R] [--bad-rank R] [--empty-rank R] [--stop-rank R]
-        [--callbacks DIR]
+        [--callbacks DIR] [--pydataset]
 
 MODEL: lstm | gru | bimask. Rank 0 writes the weights, the history and the Allreduce counters to
 OUT (an .npz). Every rank's final weights are also checked to be equal.
@@ -81,6 +81,8 @@ def main():
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-abort", action="store_true", help="init(abort_on_error=False)")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--pydataset", action="store_true",
+                        help="fit on a shuffled PyDataset of (x, y, sample_weight) batches")
     parser.add_argument("--perturb", action="store_true",
                         help="ranks but 0 start from other weights and optimizer state")
     args = parser.parse_args()
@@ -122,7 +124,25 @@ def main():
             fastrnn.callbacks.TerminateOnNaN(),
             fastrnn.callbacks.ModelCheckpoint(os.path.join(args.callbacks, "epoch{epoch}.keras")),
         ]
-    if args.sharded:
+    if args.pydataset:
+        model.compile(optimizer=model.optimizer, loss="mse", metrics=["mae"], weighted_metrics=["mae"])
+        weights = np.random.default_rng(5).uniform(0.0, 2.0, N_ROWS).astype(args.dtype)
+
+        class Weighted(fastrnn.utils.PyDataset):
+            def __init__(self, rows):
+                super().__init__()
+                self.rows = rows
+
+            def __len__(self):
+                return -(-len(self.rows) // batch_size)
+
+            def __getitem__(self, i):
+                rows = self.rows[i * batch_size:(i + 1) * batch_size]
+                return x[rows], y[rows], weights[rows]
+
+        history = model.fit(Weighted(np.arange(18)), epochs=args.epochs, verbose=0, shuffle=True,
+                            validation_data=Weighted(np.arange(18, N_ROWS)), callbacks=callbacks)
+    elif args.sharded:
         x, y = shard([x, y], batch_size, rank, size)
         if rank == args.bad_rank:
             y = np.concatenate([y, y[..., :1]], axis=-1)

@@ -74,6 +74,22 @@ def test_fit_over_ranks_equals_one_process(tmp_path, model, dtype, ranks):
     assert counters["gradient_calls"] == steps
 
 
+def test_a_weighted_pydataset_over_ranks_equals_one_process(tmp_path):
+    """Every rank reads the same PyDataset (shuffled from rank 0's draw) and takes its part of
+    each batch, the sample weights with their rows."""
+    one, one_history, _, _ = fit(tmp_path, "one", "bimask", "float32", "--pydataset")
+    many, history, counters, size = fit(tmp_path, "many", "bimask", "float32", "--pydataset", ranks=2)
+    assert size == 2
+    assert_weights_close(many, one, "float32")
+    assert any(np.abs(w - v).max() > 0.01 for w, v in zip(many, fit_untrained("bimask", "float32")))
+    assert history.keys() == one_history.keys() == {"loss", "mae", "weighted_mae", "val_loss",
+                                                    "val_mae", "val_weighted_mae"}
+    for key in history:
+        np.testing.assert_allclose(history[key], one_history[key], rtol=1e-6)
+    assert history["mae"] != history["weighted_mae"]
+    assert counters["gradient_calls"] == 3 * -(-18 // 7)
+
+
 _UNTRAINED = {}
 
 

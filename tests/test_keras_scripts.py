@@ -1,9 +1,10 @@
 """Keras 3 programs run on fastrnn with only their imports changed.
 
-The four programs below are written for this test in the manner of keras-io's recurrent
+The five programs below are written for this test in the manner of keras-io's recurrent
 examples (a bidirectional LSTM classifier of token ids, a character-level LSTM text generator,
-a character-level encoder-decoder with its sampling models, and a sequence-to-sequence adder
-built from LSTM, RepeatVector and a Dense applied at every step), with the same Keras calls,
+a character-level encoder-decoder with its sampling models, a sequence-to-sequence adder
+built from LSTM, RepeatVector and a Dense applied at every step, and a weather forecaster fed
+by ``timeseries_dataset_from_array`` with EarlyStopping and ModelCheckpoint), with the same Keras calls,
 on small made-up data so that they run offline in seconds (``EPOCHS`` and ``SAMPLES`` are set
 by the test). Each is run as written, with ``import keras`` (when Keras is installed, on the
 torch backend, for one epoch of a little data), and with its two import lines changed to
@@ -251,6 +252,77 @@ for epoch in range(1, EPOCHS + 1):
 '''
 
 
+WEATHER = '''
+import keras
+from keras import layers
+import numpy as np
+
+# A made-up record of three quantities every 10 minutes: a daily cycle (144 steps) of
+# temperature, the pressure lagging it, and a humidity that falls as the temperature rises.
+steps = SAMPLES * 20
+t = np.arange(steps)
+rng = np.random.default_rng(0)
+temperature = 10 + 8 * np.sin(2 * np.pi * t / 144) + rng.normal(0, 0.5, steps)
+pressure = 1000 + 4 * np.sin(2 * np.pi * (t - 30) / 144) + rng.normal(0, 0.3, steps)
+humidity = 60 - 2 * temperature + rng.normal(0, 2, steps)
+features = np.stack([temperature, pressure, humidity], axis=1)
+
+split_fraction = 0.715
+train_split = int(split_fraction * steps)
+step = 6
+past = 72
+future = 12
+learning_rate = 0.005
+batch_size = 64
+
+
+def normalize(data, train_split):
+    data_mean = data[:train_split].mean(axis=0)
+    data_std = data[:train_split].std(axis=0)
+    return (data - data_mean) / data_std
+
+
+features = normalize(features, train_split)
+train_data = features[:train_split]
+val_data = features[train_split:]
+
+start = past + future
+end = start + train_split
+x_train = train_data
+y_train = features[start:end][:, [0]]
+sequence_length = int(past / step)
+dataset_train = keras.utils.timeseries_dataset_from_array(
+    x_train, y_train, sequence_length=sequence_length, sampling_rate=step, batch_size=batch_size)
+
+x_end = len(val_data) - past - future
+label_start = train_split + past + future
+x_val = val_data[:x_end]
+y_val = features[label_start:][:, [0]]
+dataset_val = keras.utils.timeseries_dataset_from_array(
+    x_val, y_val, sequence_length=sequence_length, sampling_rate=step, batch_size=batch_size)
+
+for batch in dataset_train:
+    inputs, targets = batch
+    break
+
+inputs = keras.layers.Input(shape=(inputs.shape[1], inputs.shape[2]))
+lstm_out = keras.layers.LSTM(32)(inputs)
+outputs = keras.layers.Dense(1)(lstm_out)
+model = keras.Model(inputs=inputs, outputs=outputs)
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
+model.summary()
+
+path_checkpoint = "model_checkpoint.weights.h5"
+es_callback = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=0, patience=5)
+modelckpt_callback = keras.callbacks.ModelCheckpoint(
+    monitor="val_loss", filepath=path_checkpoint, verbose=1, save_weights_only=True,
+    save_best_only=True)
+history = model.fit(dataset_train, epochs=EPOCHS, validation_data=dataset_val,
+                    callbacks=[es_callback, modelckpt_callback])
+predictions = model.predict(dataset_val)
+'''
+
+
 def run(script, library, epochs, samples, folder):
     """Run ``script`` with keras or fastrnn; returns its variables."""
     if library == "fastrnn":
@@ -331,3 +403,28 @@ def test_the_adder_of_numbers_given_as_characters(tmp_path, capsys, keras_run):
     answers = result["y_val"].argmax(-1)
     baseline = np.mean([np.bincount(column).max() / len(column) for column in answers.T])
     assert history["val_accuracy"][-1] > baseline + 0.03, (history, baseline)
+
+
+def test_the_weather_forecaster_on_timeseries_windows(tmp_path, capsys):
+    """Keras builds these datasets on tensorflow or grain: without them only fastrnn runs it."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    expected = None
+    try:
+        import keras  # noqa: F401
+        folder = tmp_path / "keras"
+        folder.mkdir()
+        expected = run(WEATHER, "keras", 1, 48, folder)["history"].history
+    except ImportError:
+        pass
+    capsys.readouterr()
+    result, out = fastrnn_run(WEATHER, 2, tmp_path, capsys)
+    history = result["history"].history
+    assert sorted(history) == ["loss", "val_loss"]
+    if expected is not None:
+        assert sorted(history) == sorted(expected)
+    assert "lstm" in out and "saving model to model_checkpoint.weights.h5" in out
+    assert os.path.exists(tmp_path / "model_checkpoint.weights.h5")
+    # The normalized temperature has variance 1; a daily cycle 12 steps ahead is easy.
+    assert history["val_loss"][-1] < 0.2, history
+    windows = len(result["x_val"]) - (result["sequence_length"] - 1) * result["step"]
+    assert result["predictions"].shape == (min(windows, len(result["y_val"])), 1)

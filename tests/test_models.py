@@ -245,7 +245,7 @@ def test_bad_batch_size_and_validation_split_raise():
     with pytest.raises(ValueError, match="validation_split"):
         model.fit(x, y, validation_split=1.0, verbose=0)
     with pytest.raises(ValueError, match="validation_data"):
-        model.fit(x, y, validation_data=(x, y, y), verbose=0)
+        model.fit(x, y, validation_data=(x, y, y, y), verbose=0)
 
 
 @pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch"])

@@ -21,11 +21,14 @@ from fastrnn import metrics as metrics_module
 class OutputTarget:
     """What one output is trained and judged on: its loss (or None), weight and metrics."""
 
-    def __init__(self, name, loss, weight, metric_ids, prefix):
+    def __init__(self, name, loss, weight, metric_ids, prefix, weighted_ids=()):
         self.name = name
         self.loss = loss
         self.weight = weight  # None means 1 (the loss is not multiplied)
-        self.metric_ids = metric_ids
+        self.metric_ids = list(metric_ids) + list(weighted_ids)
+        # The last ``weighted`` of ``metrics`` are compile's weighted_metrics: they take the
+        # sample weights, the others only the mask.
+        self.weighted = len(weighted_ids)
         self.prefix = prefix  # "" for a model with one output, else "<name>_"
         self.metrics = None  # Metric objects, made at the first batch (accuracy needs shapes)
         self.loss_log = f"{name}_loss"
@@ -36,7 +39,17 @@ class OutputTarget:
                             for m in self.metric_ids]
 
     def metric_logs(self) -> dict:
-        return {self.prefix + m.name: float(m.result()) for m in self.metrics or []}
+        logs = {}
+        metrics = self.metrics or []
+        for k, m in enumerate(metrics):
+            key = self.prefix + m.name
+            if k >= len(metrics) - self.weighted and key in logs:
+                key = self.prefix + "weighted_" + m.name  # Keras's name for the weighted twin
+            logs[key] = float(m.result())
+        return logs
+
+    def unweighted(self, k: int) -> bool:
+        return k < len(self.metrics or []) - self.weighted
 
 
 def resolve_loss(loss):
@@ -69,16 +82,17 @@ def _metric_leaves(metrics):
     return [] if metrics is None else [metrics]
 
 
-def make_targets(loss, loss_weights, metrics, output_names) -> list[OutputTarget]:
+def make_targets(loss, loss_weights, metrics, output_names, weighted_metrics=None) -> list[OutputTarget]:
     """One OutputTarget per output; ValueError naming the outputs when a list's length or a
     dict's keys do not fit them."""
     names = list(output_names)
     losses = _per_output(loss, names, "loss", every_name=True, broadcast=True)
     weights = _per_output(loss_weights, names, "loss_weights", every_name=False, broadcast=len(names) == 1)
     metric_lists = _metrics_per_output(metrics, names)
+    weighted_lists = _metrics_per_output(weighted_metrics, names)
     prefix = len(names) > 1
-    targets = [OutputTarget(name, l, _weight(w, name), m, f"{name}_" if prefix else "")
-               for name, l, w, m in zip(names, losses, weights, metric_lists)]
+    targets = [OutputTarget(name, l, _weight(w, name), m, f"{name}_" if prefix else "", wm)
+               for name, l, w, m, wm in zip(names, losses, weights, metric_lists, weighted_lists)]
     if not any(t.loss is not None for t in targets):
         raise ValueError(f"compile: no output of the model has a loss (outputs {names})")
     return targets

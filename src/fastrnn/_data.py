@@ -92,3 +92,24 @@ def zeros_like_shapes(shape):
     if is_shape(shape):
         return np.zeros([1 if d is None else int(d) for d in shape])
     return [zeros_like_shapes(s) for s in shape]
+
+
+def times_mask(weights, mask):
+    """Sample weights (B,) or (B, T) (or None) times an output mask (B, T) (or None): the
+    weights of a weighted metric, as Keras combines them."""
+    if weights is None or mask is None:
+        return weights if mask is None else mask
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 2 and w.shape[-1] == 1 and mask.ndim == 2 and mask.shape[-1] != 1:
+        w = w[:, 0]
+    w = w.reshape(w.shape + (1,) * (mask.ndim - w.ndim))
+    return w * mask
+
+
+def take_weights(weights, rows):
+    """The rows ``rows`` of sample weights: None, an array, or a list of arrays (or None)."""
+    if weights is None:
+        return None
+    if isinstance(weights, np.ndarray):
+        return weights[rows]
+    return [None if w is None else w[rows] for w in weights]

@@ -557,12 +557,15 @@ class ModelCheckpoint(Callback):
         1-based epoch, e.g. ``'ckpt-{epoch:02d}-{val_loss:.3f}.keras'``.
     monitor, mode: the quantity that decides "best" (mode as in EarlyStopping).
     save_best_only: save only when the monitored quantity improves on the best so far.
+    save_weights_only: save the weights alone (``model.save_weights``); the path then ends in
+        ``.weights.h5``, as Keras requires.
     initial_value_threshold: the "best so far" to beat at the start.
     verbose: 1 prints a line per save (or skip).
     """
 
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
-                 mode: str = "auto", initial_value_threshold: float | None = None):
+                 save_weights_only: bool = False, mode: str = "auto",
+                 initial_value_threshold: float | None = None):
         super().__init__()
         _check_mode(mode)
         path = os.fspath(filepath) if isinstance(filepath, os.PathLike) else filepath
@@ -574,6 +577,10 @@ class ModelCheckpoint(Callback):
         self.monitor = _check_monitor(monitor)
         self.verbose = _check_verbose(verbose)
         self.save_best_only = check_flag("save_best_only", save_best_only)
+        self.save_weights_only = check_flag("save_weights_only", save_weights_only)
+        if self.save_weights_only and not path.endswith(".weights.h5"):
+            raise ValueError(f"ModelCheckpoint: with save_weights_only=True the filepath must end "
+                             f"in .weights.h5, got {path!r}")
         self.mode = mode
         if initial_value_threshold is not None:
             initial_value_threshold = check_real("initial_value_threshold", initial_value_threshold)
@@ -622,7 +629,10 @@ class ModelCheckpoint(Callback):
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        self.model.save(path)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
 
 
 class TerminateOnNaN(Callback):

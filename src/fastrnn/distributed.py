@@ -383,10 +383,11 @@ class FitRun:
 
     # -- the steps
 
-    def train_step(self, model, x, y) -> dict:
-        """One optimizer step on the global batch whose rows (x, y) this rank holds."""
+    def train_step(self, model, x, y, sample_weight=None) -> dict:
+        """One optimizer step on the global batch whose rows (x, y, sample_weight) this rank
+        holds."""
         with model._states_kept_on_error():
-            batch = self._reduced_batch(model, x, y, training=True)
+            batch = self._reduced_batch(model, x, y, training=True, sample_weight=sample_weight)
             try:
                 grads = self._summed_gradients(model, batch)
                 logs = batch.logs
@@ -396,12 +397,12 @@ class FitRun:
                 self.world.abort(f"{type(err).__name__} after the batch's losses were reduced: {err}")
         return logs
 
-    def test_step(self, model, x, y) -> dict:
-        batch = self._reduced_batch(model, x, y, training=False)
+    def test_step(self, model, x, y, sample_weight=None) -> dict:
+        batch = self._reduced_batch(model, x, y, training=False, sample_weight=sample_weight)
         batch.logs["loss"] += model._weight_penalty()
         return batch.logs
 
-    def _reduced_batch(self, model, x, y, training):
+    def _reduced_batch(self, model, x, y, training, sample_weight=None):
         """Forward pass and losses on this rank's rows, then one small Allreduce of the error
         flag, the row count, the activity penalties, each loss's sum and divisor, and the
         metrics' increments -> the batch with the global logs."""
@@ -411,7 +412,7 @@ class FitRun:
         error = None
         try:
             if batch.rows:
-                batch.run_forward(model, x, y, training)
+                batch.run_forward(model, x, y, training, sample_weight)
             numbers = batch.local_numbers(model)
         except Exception as err:
             error = err
@@ -463,12 +464,12 @@ class _Batch:
     def __init__(self, rows):
         self.rows = rows
         self.targets = None
-        self.y = self.y_pred = self.masks = None
+        self.y = self.y_pred = self.masks = self.weights = None
         self.activity = 0.0
         self.sums = self.divisors = None
         self.before = []
 
-    def run_forward(self, model, x, y, training):
+    def run_forward(self, model, x, y, training, sample_weight=None):
         from fastrnn.layers.base import collect_activity_losses
 
         with collect_activity_losses() as activity:
@@ -477,8 +478,10 @@ class _Batch:
         self.y, self.y_pred, self.masks = model._targets_for(y, targets), y_pred, masks
         self.activity = float(sum(activity))
         self.loss_masks = [model._loss_mask(m, p) for m, p in zip(masks, y_pred)]
+        self.weights = model._weights_for(sample_weight, targets) or [None] * len(targets)
         self.sums, self.divisors = [], []
-        for target, y_true, pred, mask in zip(targets, self.y, y_pred, self.loss_masks):
+        for target, y_true, pred, mask, sw in zip(targets, self.y, y_pred, self.loss_masks,
+                                                  self.weights):
             if target.loss is None:
                 self.sums.append(0.0)
                 self.divisors.append(0.0)
@@ -486,8 +489,8 @@ class _Batch:
             if y_true is None:
                 raise ValueError(f"the model's output {target.name!r} has a loss but no targets "
                                  "were given for it")
-            divisor = _divisor(target.loss, y_true, pred, mask)
-            value = target.loss(y_true, pred, mask=mask)
+            divisor = _divisor(target.loss, y_true, pred, mask, sw)
+            value = target.loss(y_true, pred, sample_weight=sw, mask=mask)
             self.sums.append(value * (divisor or 1.0))
             self.divisors.append(divisor)
 
@@ -500,7 +503,7 @@ class _Batch:
         metrics = [m for t in targets for m in t.metrics or []]
         self.before = [(m.total, m.count) for m in metrics]
         if self.rows:
-            model._update_metrics(targets, self.y, self.y_pred, self.masks)
+            model._update_metrics(targets, self.y, self.y_pred, self.masks, self.weights)
         for m, (total, count) in zip(metrics, self.before):
             numbers += [m.total - total, m.count - count]
         return np.array(numbers, dtype=np.float64)
@@ -534,12 +537,12 @@ class _Batch:
     def output_grads(self, model) -> list:
         """Each output's loss gradient on this rank's rows, times its share of the global loss."""
         grads = []
-        for target, y_true, pred, mask, share in zip(self.targets, self.y, self.y_pred,
-                                                     self.loss_masks, self.shares):
+        for target, y_true, pred, mask, sw, share in zip(self.targets, self.y, self.y_pred,
+                                                         self.loss_masks, self.weights, self.shares):
             if target.loss is None:
                 grads.append(None)
                 continue
-            g = target.loss.gradient(y_true, pred, mask=mask)
+            g = target.loss.gradient(y_true, pred, sample_weight=sw, mask=mask)
             scale = share if target.weight is None else share * target.weight
             grads.append(g * g.dtype.type(scale))
         return grads
@@ -550,12 +553,19 @@ def _is_additive(loss) -> bool:
     return loss.reduction != "sum"
 
 
-def _divisor(loss, y_true, y_pred, mask) -> float | None:
+def _divisor(loss, y_true, y_pred, mask, sample_weight=None) -> float | None:
     """What the loss divides its weighted sum by on these rows (None for reduction='sum'):
-    the number of values, or of unmasked ones with a mask."""
+    the number of values, or of unmasked ones with a mask (sample weights do not change it,
+    as in Keras), or for 'mean_with_sample_weight' the sum of the weights."""
     if not _is_additive(loss):
         return None
     from fastrnn import losses
+
+    if sample_weight is not None and loss.reduction == "mean_with_sample_weight":
+        t, p, _, own = loss.prepare(y_true, y_pred)
+        values_shape = p.shape[:-1]
+        weights, divisor = loss._weights(values_shape, sample_weight, losses._and_masks(mask, own))
+        return divisor
 
     known = type(loss).prepare in (losses.Loss.prepare, losses.BinaryCrossentropy.prepare,
                                    losses.CategoricalCrossentropy.prepare,

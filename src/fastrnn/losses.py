@@ -355,11 +355,13 @@ def _and_masks(a, b):
 
 
 def _broadcast_weights(name: str, w, values_shape) -> np.ndarray:
-    """Weights of shape (B,), (B, T), ... -> values_shape, aligned on the leading axes."""
+    """Weights of shape (B,), (B, T), (B, 1), ... -> values_shape, aligned on the leading axes
+    (axes of length 1 broadcast, as in Keras)."""
     w = np.asarray(w, dtype=np.float64)
     if w.ndim > len(values_shape) and w.shape[-1] == 1:
         w = w[..., 0]  # (B, 1) weights for (B,) values
-    if w.ndim > len(values_shape) or w.shape != tuple(values_shape[:w.ndim]):
+    lead = tuple(values_shape[:w.ndim])
+    if w.ndim > len(values_shape) or any(a not in (b, 1) for a, b in zip(w.shape, lead)):
         raise ValueError(f"{name} shape {w.shape} does not fit per-sample values of shape "
                          f"{tuple(values_shape)} (it must match their leading axes)")
     return np.broadcast_to(w.reshape(w.shape + (1,) * (len(values_shape) - w.ndim)), values_shape)

@@ -49,10 +49,12 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 import numpy as np
 
 from fastrnn import _compile, _data, distributed
+from fastrnn import _data_adapters as adapters
 from fastrnn._checks import check_fit_args, check_flag, check_int
 from fastrnn import metrics as metrics_module
 from fastrnn import functional as graph_engine
@@ -90,8 +92,8 @@ def _claiming(what: str, stateful_only: bool = False):
 
 
 # What compile sets: a failed compile puts them back.
-_COMPILE_STATE = ("optimizer", "loss", "metric_ids", "loss_weights", "metrics", "_targets",
-                  "compiled", "_train_params")
+_COMPILE_STATE = ("optimizer", "loss", "metric_ids", "weighted_metric_ids", "loss_weights",
+                  "metrics", "_targets", "compiled", "_train_params")
 
 
 def _check_path(path, name: str) -> None:
@@ -209,6 +211,7 @@ class Model(Layer):
         self.loss = None
         self.loss_weights = None
         self.metric_ids = []  # what compile was given
+        self.weighted_metric_ids = None
         self.metrics = None  # Metric objects, chosen at the first batch (accuracy needs shapes)
         self.compiled = False
         self.stop_training = False
@@ -611,7 +614,8 @@ class Model(Layer):
 
     # -- compile -------------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None):
         """Choose the optimizer, loss(es) and metrics, by name or instance.
 
         optimizer: e.g. 'adam' or ``fastrnn.optimizers.Adam(1e-3)``;
@@ -619,18 +623,22 @@ class Model(Layer):
         loss for all, a list (one per output, None for none) or a dict keyed by output names;
         loss_weights: None, or a list or dict like loss: the loss minimised is the weighted sum;
         metrics: a list such as ['accuracy'] or ['mae']; for several outputs a list with one
-        entry per output, or a dict keyed by output names.
+        entry per output, or a dict keyed by output names. They count every sample alike (masked
+        steps excepted);
+        weighted_metrics: metrics in the same forms that weigh each sample by ``fit``'s or
+        ``evaluate``'s ``sample_weight`` (or ``class_weight``), logged under their own name, or
+        as ``weighted_<name>`` when ``metrics`` has one of that name.
         Unknown names raise ValueError naming the valid ones; lists or dicts that do not fit
         the outputs raise ValueError naming them (for a subclassed model, at the first batch).
         """
         saved = {key: self.__dict__.get(key) for key in _COMPILE_STATE}
         try:
-            self._compile(optimizer, loss, metrics, loss_weights)
+            self._compile(optimizer, loss, metrics, loss_weights, weighted_metrics)
         except BaseException:  # a failed compile leaves the model as it was
             self.__dict__.update(saved)
             raise
 
-    def _compile(self, optimizer, loss, metrics, loss_weights):
+    def _compile(self, optimizer, loss, metrics, loss_weights, weighted_metrics=None):
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or loss='binary_crossentropy'")
         if not (metrics is None or isinstance(metrics, (str, list, tuple, dict, metrics_module.Metric))
@@ -645,6 +653,14 @@ class Model(Layer):
             metrics = [metrics]
         _compile.check_metric_names(metrics)
         self.metric_ids = metrics if isinstance(metrics, dict) else list(metrics)
+        if weighted_metrics is not None:
+            if not isinstance(weighted_metrics, (list, tuple, dict)):
+                raise TypeError(f"compile: weighted_metrics must be a list, tuple or dict of "
+                                f"metrics, got {type(weighted_metrics).__name__}: {weighted_metrics!r}")
+            _compile.check_metric_names(weighted_metrics)
+            if not isinstance(weighted_metrics, dict):
+                weighted_metrics = list(weighted_metrics)
+        self.weighted_metric_ids = weighted_metrics
         self.loss_weights = loss_weights
         self.metrics = None
         self._targets = None
@@ -656,7 +672,8 @@ class Model(Layer):
     def _make_targets(self, count=None):
         names = self.output_names if count is None or self._graph is not None else (
             ["output"] if count == 1 else [f"output_{k}" for k in range(count)])
-        return _compile.make_targets(self.loss, self.loss_weights, self.metric_ids, names)
+        return _compile.make_targets(self.loss, self.loss_weights, self.metric_ids, names,
+                                     getattr(self, "weighted_metric_ids", None))
 
     def _require_compiled(self, what):
         if not self.compiled:
@@ -687,11 +704,13 @@ class Model(Layer):
             return None
         return mask
 
-    def _losses(self, targets, y, y_pred, masks, gradients):
-        """-> ({'loss': total, '<output>_loss': ...}, the loss's gradient per output or None)."""
+    def _losses(self, targets, y, y_pred, masks, gradients, sample_weight=None):
+        """-> ({'loss': total, '<output>_loss': ...}, the loss's gradient per output or None).
+        sample_weight: None or one entry per output (None or (B,) / (B, T) weights)."""
         total, logs, grads = 0.0, {}, []
         with_loss = [t for t in targets if t.loss is not None]
-        for target, y_true, pred, mask in zip(targets, y, y_pred, masks):
+        weights = sample_weight or [None] * len(targets)
+        for target, y_true, pred, mask, sw in zip(targets, y, y_pred, masks, weights):
             if target.loss is None:
                 grads.append(None)
                 continue
@@ -699,24 +718,28 @@ class Model(Layer):
                 raise ValueError(f"the model's output {target.name!r} has a loss but no targets "
                                  "were given for it")
             loss_mask = self._loss_mask(mask, pred)
-            value = target.loss(y_true, pred, mask=loss_mask)
+            value = target.loss(y_true, pred, sample_weight=sw, mask=loss_mask)
             total += value if target.weight is None else target.weight * value
             if len(with_loss) > 1:
                 logs[target.loss_log] = float(value)
             if gradients:
-                g = target.loss.gradient(y_true, pred, mask=loss_mask)
+                g = target.loss.gradient(y_true, pred, sample_weight=sw, mask=loss_mask)
                 grads.append(g if target.weight is None else g * g.dtype.type(target.weight))
         return {"loss": float(total), **logs}, grads
 
-    def _update_metrics(self, targets, y, y_pred, masks):
+    def _update_metrics(self, targets, y, y_pred, masks, sample_weight=None):
         """Add a batch to the metrics. Masked steps count for nothing, as in the loss: the mask
-        is the metrics' sample weight, so each is a mean over the unmasked steps."""
-        for target, y_true, pred, mask in zip(targets, y, y_pred, masks):
+        is the metrics' sample weight, so each is a mean over the unmasked steps; compile's
+        weighted_metrics take the product of the mask and the sample weights."""
+        weights = sample_weight or [None] * len(targets)
+        for target, y_true, pred, mask, sw in zip(targets, y, y_pred, masks, weights):
             if not target.metric_ids or y_true is None:
                 continue
             target.ensure_metrics(y_true, pred)
-            for metric in target.metrics:
-                metric.update(y_true, pred, sample_weight=self._loss_mask(mask, pred))
+            mask = self._loss_mask(mask, pred)
+            for k, metric in enumerate(target.metrics):
+                w = mask if target.unweighted(k) else _data.times_mask(sw, mask)
+                metric.update(y_true, pred, sample_weight=w)
         self.metrics = [m for t in targets for m in t.metrics or []]
 
     @contextlib.contextmanager
@@ -732,7 +755,7 @@ class Model(Layer):
                 layer.restore_states(states)
             raise
 
-    def _forward_backward(self, x, y):
+    def _forward_backward(self, x, y, sample_weight=None):
         """A training forward pass, the losses and the backward pass, which leaves the
         parameters' gradients -> (logs, targets, y per output, y_pred, masks, the activity
         penalties of the layer calls)."""
@@ -740,38 +763,52 @@ class Model(Layer):
             y_pred, masks = self._forward(x, training=True)
             targets = self._ensure_targets(len(y_pred))
             y = self._targets_for(y, targets)
-            logs, dy = self._losses(targets, y, y_pred, masks, gradients=True)
+            sw = self._weights_for(sample_weight, targets)
+            logs, dy = self._losses(targets, y, y_pred, masks, gradients=True, sample_weight=sw)
             self._backward(dy)
-        return logs, targets, y, y_pred, masks, activity
+        return logs, targets, y, y_pred, masks, activity, sw
 
     @_one_at_a_time
-    def _train_step(self, x, y) -> dict:
+    def _train_step(self, x, y, sample_weight=None) -> dict:
         """One optimizer step on a batch; updates the metrics; returns the batch's losses (the
         total with the regularizers' penalties, as Keras's, and each output's without)."""
         if self._distributed is not None:
-            return self._distributed.train_step(self, x, y)
+            return self._distributed.train_step(self, x, y, sample_weight)
         with self._states_kept_on_error():
-            logs, targets, y, y_pred, masks, activity = self._forward_backward(x, y)
+            logs, targets, y, y_pred, masks, activity, sw = self._forward_backward(x, y, sample_weight)
             if self._train_params is None:
                 self._train_params = self.trainable_params
             grads = self._trainable_grads()
             logs["loss"] += sum(activity) + self._add_weight_penalties(grads, self._train_params)
             self._apply_step(grads)
-        self._update_metrics(targets, y, y_pred, masks)
+        self._update_metrics(targets, y, y_pred, masks, sw)
         return logs
 
     @_one_at_a_time
-    def _test_step(self, x, y) -> dict:
+    def _test_step(self, x, y, sample_weight=None) -> dict:
         if self._distributed is not None:
-            return self._distributed.test_step(self, x, y)
+            return self._distributed.test_step(self, x, y, sample_weight)
         with self._states_kept_on_error(), collect_activity_losses() as activity:
             y_pred, masks = self._forward(x, training=False)
             targets = self._ensure_targets(len(y_pred))
             y = self._targets_for(y, targets)
-            logs, _ = self._losses(targets, y, y_pred, masks, gradients=False)
+            sw = self._weights_for(sample_weight, targets)
+            logs, _ = self._losses(targets, y, y_pred, masks, gradients=False, sample_weight=sw)
             logs["loss"] += sum(activity) + self._weight_penalty()
-        self._update_metrics(targets, y, y_pred, masks)
+        self._update_metrics(targets, y, y_pred, masks, sw)
         return logs
+
+    def _weights_for(self, sample_weight, targets):
+        """Checked sample weights (None, an array for every output, or a list with one entry
+        per output) -> None or one entry per output."""
+        if sample_weight is None:
+            return None
+        if isinstance(sample_weight, np.ndarray):
+            return [sample_weight] * len(targets)
+        if len(sample_weight) != len(targets):
+            raise ValueError(f"sample_weight: the model has {len(targets)} outputs "
+                             f"{[t.name for t in targets]}, got {len(sample_weight)} weight arrays")
+        return list(sample_weight)
 
     # -- regularizers, clipping by variable, constraints (see fastrnn.layers.variables) ---------
 
@@ -804,7 +841,7 @@ class Model(Layer):
         """
         self._require_compiled("compute_gradients")
         x, y = self._check_xy(x, y, "compute_gradients")
-        logs, *_, activity = self._forward_backward(x, y)
+        logs, *_, activity, _ = self._forward_backward(x, y)
         params = self.trainable_params
         grads = [self._param_grads.get(id(p)) for p in params]
         grads = [np.zeros_like(p) if g is None else g.copy() for p, g in zip(params, grads)]
@@ -812,23 +849,27 @@ class Model(Layer):
         return float(loss), grads
 
     @_claiming("train_on_batch")
-    def train_on_batch(self, x, y, return_dict=False):
-        """One optimizer step on (x, y); returns the batch's loss (or [loss, ..., *metrics])."""
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on (x, y); returns the batch's loss (or [loss, ..., *metrics]).
+        sample_weight: (B,) (or (B, T) for sequence outputs) weights of the samples;
+        class_weight: a dict class index -> weight (one output only)."""
         self._require_compiled("train_on_batch")
         check_flag("return_dict", return_dict)
         x, y = self._check_xy(x, y, "train_on_batch")
+        sw = self._sample_weights(sample_weight, class_weight, y, _data.length(x), "train_on_batch")
         self._reset_metrics()
-        logs = self._train_step(x, y)
+        logs = self._train_step(x, y, sw)
         return self._format_logs({**logs, **self._metric_logs()}, return_dict)
 
     @_claiming("test_on_batch")
-    def test_on_batch(self, x, y, return_dict=False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (or [loss, ..., *metrics]) of (x, y), without training."""
         self._require_compiled("test_on_batch")
         check_flag("return_dict", return_dict)
         x, y = self._check_xy(x, y, "test_on_batch")
+        sw = self._sample_weights(sample_weight, None, y, _data.length(x), "test_on_batch")
         self._reset_metrics()
-        logs = self._test_step(x, y)
+        logs = self._test_step(x, y, sw)
         return self._format_logs({**logs, **self._metric_logs()}, return_dict)
 
     @_claiming("predict_on_batch", stateful_only=True)
@@ -959,62 +1000,208 @@ class Model(Layer):
 
     @_claiming("fit")
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            sharded=False):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, sharded=False):
         """Train for ``epochs`` passes over (x, y); returns the ``History``.
 
         x: (N, T, F) (or ids (N, T)), y: (N, ...); lists or dicts of them for several inputs
-        or outputs. ``validation_split`` holds out the last fraction of the data (before
-        shuffling), ``validation_data`` is an (x_val, y_val) pair; their loss and metrics are
-        logged with a 'val_' prefix. ``shuffle`` reorders the training samples every epoch
-        (from ``fastrnn.utils.get_rng()``). Epochs are numbered from ``initial_epoch`` to
-        ``epochs - 1``.
+        or outputs. Or x is the batches themselves, with y, sample_weight and batch_size not
+        given: a ``fastrnn.utils.PyDataset``, a generator, or any iterable of batches (a torch
+        ``DataLoader``), each batch ``(x, y)`` or ``(x, y, sample_weight)``; a generator is one
+        stream for all epochs, so give ``steps_per_epoch`` if it never ends.
+
+        sample_weight: (N,) weights of the samples, or (N, T) of the steps of sequence outputs
+        (a list or dict of them for several outputs); class_weight: a dict class index ->
+        weight, for one output. The loss is ``sum(w * values) / values.size`` (Keras's
+        "sum_over_batch_size"); compile's ``weighted_metrics`` weigh by them too.
+
+        ``validation_split`` holds out the last fraction of the arrays (before shuffling),
+        ``validation_data`` is ``(x_val, y_val)``, ``(x_val, y_val, sample_weight_val)`` or a
+        dataset; their loss and metrics are logged with a 'val_' prefix, after every epoch
+        or as ``validation_freq`` says (an int: every that many epochs; a list: those epochs,
+        counted from 1), in batches of ``validation_batch_size`` (default ``batch_size``),
+        ``validation_steps`` of them at most. ``shuffle`` reorders the training samples (the
+        batches of a PyDataset) every epoch (from ``fastrnn.utils.get_rng()``).
+        ``steps_per_epoch``: batches per epoch (array batches continue into the next pass).
+        Epochs are numbered from ``initial_epoch`` to ``epochs - 1``.
 
         Ctrl-C stops training cleanly between two batches: the last optimizer step is
         complete, the partial epoch is not logged, and the History so far is returned.
 
         After ``fastrnn.distributed.init()`` under MPI, fit trains data-parallel over the ranks
         (see ``fastrnn.distributed``); ``sharded=True`` then means each rank passes its own
-        part of the data (validation data included). Without MPI ``sharded`` changes nothing.
+        part of the arrays (validation data included). A dataset is read by every rank, which
+        must all see the same batches; each global batch is split over the ranks.
+        Without MPI ``sharded`` changes nothing.
         """
         run = distributed.fit_run(sharded)
         with run.world.all_or_none("fit") if run else contextlib.nullcontext():
             self._require_compiled("fit")
             check_fit_args(batch_size, epochs, verbose, validation_split, initial_epoch)
-            x, y = self._check_xy(x, y, "fit")
-            n = _data.length(x)
-            if n == 0:
-                raise ValueError("fit needs at least one sample, got an empty x")
-            batch_size = self._batch_size(batch_size)
+            for name, value in (("steps_per_epoch", steps_per_epoch),
+                                ("validation_steps", validation_steps),
+                                ("validation_batch_size", validation_batch_size)):
+                check_int(name, value, low=1, allow_none=True)
+            _check_validation_freq(validation_freq)
+            adapters.check_class_weight(class_weight)
             verbose = self._verbose(verbose)
-            x, y, validation = self._split_validation(x, y, validation_split, validation_data)
-            if run:
-                run.prepare(self, x, y, shuffle)
+            if adapters.is_dataset(x):
+                train, validation = self._dataset_source(
+                    x, y, sample_weight, batch_size, validation_split, validation_data, shuffle,
+                    class_weight, steps_per_epoch, validation_batch_size, validation_steps, run)
+            else:
+                train, validation = self._array_source(
+                    x, y, sample_weight, batch_size, validation_split, validation_data, shuffle,
+                    class_weight, steps_per_epoch, validation_batch_size, validation_steps, run)
         if run:
             run.synchronize(self, shuffle)
         self._distributed = run
         try:
-            return self._fit_epochs(x, y, batch_size, epochs, verbose, callbacks, validation,
-                                    shuffle, initial_epoch)
+            return self._fit_epochs(train, epochs, verbose, callbacks, validation, initial_epoch,
+                                    validation_freq)
         finally:
             self._distributed = None
 
-    def _fit_epochs(self, x, y, batch_size, epochs, verbose, callbacks, validation, shuffle,
-                    initial_epoch):
-        run = self._distributed
-        steps = math.ceil(_data.length(x) / batch_size)
+    def _array_source(self, x, y, sample_weight, batch_size, validation_split, validation_data,
+                      shuffle, class_weight, steps, validation_batch_size, validation_steps, run):
+        x, y = self._check_xy(x, y, "fit")
+        n = _data.length(x)
+        if n == 0:
+            raise ValueError("fit needs at least one sample, got an empty x")
+        sw = self._sample_weights(sample_weight, class_weight, y, n, "fit")
+        batch_size = self._batch_size(batch_size)
+        x, y, sw, validation = self._split_validation(x, y, sw, validation_split, validation_data)
         if run:
-            steps = len(run.batches(np.arange(_data.length(x)), batch_size))
+            run.prepare(self, x, y, shuffle)
+        train = adapters.ArrayAdapter(x, y, sw, batch_size, shuffle, steps, run)
+        return train, self._validation_source(validation, validation_batch_size, validation_steps,
+                                              run, default_batch_size=batch_size)
+
+    def _dataset_source(self, x, y, sample_weight, batch_size, validation_split, validation_data,
+                        shuffle, class_weight, steps, validation_batch_size, validation_steps, run):
+        kind = adapters.kind_of(x)
+        adapters.unsupported_with_dataset(kind, y=y, sample_weight=sample_weight,
+                                          batch_size=batch_size)
+        if validation_split:
+            raise ValueError(f"validation_split is only supported for arrays, not for a {kind} "
+                             f"(got validation_split={validation_split}); give validation_data")
+        if run and run.sharded:
+            raise ValueError(f"fit(sharded=True) takes arrays: a {kind} is read whole by every "
+                             "rank, and each of its batches split over the ranks")
+        train = adapters.DatasetAdapter(x, "fit", steps, shuffle, class_weight,
+                                        order=run.order if run else None)
+        if run:
+            xs, ys, _ = self._checked_batch(train.peek(), "fit")
+            run.prepare(self, xs, ys, False)
+        validation = None
+        if validation_data is not None:
+            validation = self._validation_pair(validation_data)
+        return train, self._validation_source(validation, validation_batch_size,
+                                              validation_steps, run)
+
+    def _validation_pair(self, validation_data):
+        """validation_data -> a dataset, or checked arrays (x, y, sample_weight)."""
+        if adapters.is_dataset(validation_data):
+            return validation_data
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a pair (x_val, y_val), a triple (x_val, "
+                             "y_val, sample_weight_val) or a dataset, got "
+                             f"{type(validation_data).__name__}")
+        x, y = self._check_xy(validation_data[0], validation_data[1], "validation_data")
+        sw = validation_data[2] if len(validation_data) == 3 else None
+        return x, y, self._sample_weights(sw, None, y, _data.length(x), "validation_data")
+
+    def _validation_source(self, validation, batch_size, steps, run, default_batch_size=None):
+        if validation is None:
+            return None
+        if isinstance(validation, tuple):
+            size = self._batch_size(batch_size or default_batch_size)
+            return adapters.ArrayAdapter(*validation, size, False, steps,
+                                         run, continuing=False)
+        if batch_size is not None:
+            raise ValueError("validation_batch_size must not be given when validation_data is a "
+                             "dataset: the dataset's batches have their size")
+        return adapters.DatasetAdapter(validation, "validation_data", steps)
+
+    def _sample_weights(self, sample_weight, class_weight, y, n, what):
+        """fit's sample_weight or class_weight -> None, an array (B,) / (B, T) for every output,
+        or a list with one entry per output (None for none)."""
+        if class_weight is not None:
+            adapters.check_class_weight(class_weight)
+            if sample_weight is not None:
+                raise ValueError(f"{what}: give class_weight or sample_weight, not both")
+            leaves = [a for a in flatten(y) if a is not None]
+            if len(leaves) != 1:
+                raise ValueError("class_weight is only supported for models with a single output")
+            return adapters.class_weights_for(leaves[0], class_weight)
+        if sample_weight is None:
+            return None
+        if isinstance(sample_weight, dict):
+            unknown = sorted(set(sample_weight) - set(self.output_names or []))
+            if self._input_count() is None or unknown:
+                raise ValueError(f"{what}: sample_weight is a dict with keys {sorted(sample_weight)}; "
+                                 f"they must be the model's output names {self.output_names}")
+            sample_weight = [sample_weight.get(name) for name in self.output_names]
+        if isinstance(sample_weight, (list, tuple)) and not _data.is_number_list(sample_weight):
+            return [None if w is None else self._check_weights(w, n, what) for w in sample_weight]
+        return self._check_weights(sample_weight, n, what)
+
+    @staticmethod
+    def _check_weights(w, n, what):
+        w = adapters.as_array(w)
+        if w.dtype.kind not in "fiub":
+            raise TypeError(f"{what}: sample_weight must hold numbers, got dtype {w.dtype}")
+        if w.ndim == 0 or len(w) != n:
+            raise ValueError(f"{what}: sample_weight must have one weight per sample ({n}), got "
+                             f"shape {w.shape}")
+        return w
+
+    def _checked_batch(self, batch, what, targets=True):
+        """A dataset's batch (x, y, sample_weight) checked as fit checks arrays."""
+        x, y, sw = batch
+        if not targets:
+            return self._check_x(x, what), None, None
+        x, y = self._check_xy(x, y, what)
+        return x, y, self._sample_weights(sw, None, y, _data.length(x), what)
+
+    def _batches(self, source, epoch, what, targets=True):
+        """The batches (x, y, sample_weight, global rows) of one epoch of ``source``, this
+        rank's part of each under MPI."""
+        run = self._distributed
+        if isinstance(source, adapters.ArrayAdapter):
+            for x, y, sw in source.epoch(epoch):
+                yield x, y, sw, None if run else _data.length(x)
+            return
+        stream = source.epoch(epoch)
+        while True:
+            batch = next(stream, None)
+            if run and run.world.any(batch is None)[0]:
+                return
+            if batch is None:
+                return
+            x, y, sw = self._checked_batch(batch, what, targets)
+            n = _data.length(x)
+            if run:
+                rows = np.array_split(np.arange(n), run.world.size)[run.world.rank]
+                x, y, sw = _data.take(x, rows), _data.take(y, rows), _data.take_weights(sw, rows)
+            yield x, y, sw, n
+
+    def _fit_epochs(self, train, epochs, verbose, callbacks, validation, initial_epoch,
+                    validation_freq=1):
+        run = self._distributed
         callback_list = self._callback_list(callbacks, verbose, add_history=True,
-                                            epochs=epochs, steps=steps)
+                                            epochs=epochs, steps=train.num_batches())
         self.stop_training = False
         self._interrupted = False
         logs = {}
         with self._stop_on_ctrl_c():
             callback_list.on_train_begin()
             for epoch in range(initial_epoch, epochs):
-                epoch_logs = self._fit_epoch(epoch, x, y, batch_size, shuffle, validation, callback_list)
-                if epoch_logs is None:  # Ctrl-C
+                with_validation = validation is not None and _should_validate(epoch, validation_freq)
+                epoch_logs = self._fit_epoch(epoch, train, with_validation and validation,
+                                             callback_list)
+                if epoch_logs is None:  # Ctrl-C, or the data ran out
                     break
                 logs = epoch_logs
                 if run:
@@ -1030,26 +1217,23 @@ class Model(Layer):
                   file=sys.stderr)
         return self.history
 
-    def _fit_epoch(self, epoch, x, y, batch_size, shuffle, validation, callback_list):
-        """One pass over (x, y) in batches, then validation; returns the epoch's logs,
-        or None when Ctrl-C stopped it between two batches (the epoch is then not logged)."""
+    def _fit_epoch(self, epoch, train, validation, callback_list):
+        """One pass over the training batches, then validation; returns the epoch's logs,
+        or None when Ctrl-C stopped it between two batches or the input ran out of batches
+        (the epoch is then not logged)."""
         self._reset_metrics()
         callback_list.on_epoch_begin(epoch)
-        n = _data.length(x)
+        train.begin()
         run = self._distributed
-        if run:
-            batches = run.batches(run.order(n, shuffle, epoch), batch_size)
-        else:
-            order = get_rng().permutation(n) if shuffle else np.arange(n)
-            batches = [order[start:start + batch_size] for start in range(0, n, batch_size)]
-        sums, seen = {}, 0
-        for step, rows in enumerate(batches):
+        sums, seen, logs, steps = {}, 0, {}, 0
+        for step, (x, y, sw, count) in enumerate(self._batches(train, epoch, "fit")):
             if self._interrupted:
                 return None
             callback_list.on_train_batch_begin(step)
-            batch_logs = self._train_step(_data.take(x, rows), _data.take(y, rows))
+            batch_logs = self._train_step(x, y, sw)
+            steps += 1
             # Running means over the epoch so far, batches weighted by their (global) size.
-            count = run.last_rows if run else len(rows)
+            count = run.last_rows if run else count
             seen += count
             for key, value in batch_logs.items():
                 sums[key] = sums.get(key, 0.0) + value * count
@@ -1061,30 +1245,37 @@ class Model(Layer):
                                                                       self._interrupted)
             if self.stop_training:
                 break
-        if validation is not None:
-            val_logs = self._evaluate_arrays(*validation, batch_size, callback_list)
+        train.end()
+        if steps == 0:
+            if distributed.is_chief():
+                warnings.warn("fit: the input ran out of data (a generator or iterator gives "
+                              "its batches once); training stops. Give steps_per_epoch, or data "
+                              "that can be read again every epoch.", stacklevel=4)
+            self.stop_training = True
+            return None
+        if validation:
+            val_logs = self._evaluate_batches(validation, callback_list)
             logs = {**logs, **{"val_" + k: v for k, v in val_logs.items()}}
         callback_list.on_epoch_end(epoch, logs)
         return logs
 
-    def _split_validation(self, x, y, validation_split, validation_data):
-        """-> (x_train, y_train, (x_val, y_val) or None)."""
+    def _split_validation(self, x, y, sw, validation_split, validation_data):
+        """-> (x_train, y_train, sw_train, (x_val, y_val, sw_val) or a dataset or None)."""
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val) "
-                                 "(sample weights are not supported)")
-            return x, y, self._check_xy(*validation_data, "validation_data")
+            return x, y, sw, self._validation_pair(validation_data)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if not validation_split:
-            return x, y, None
+            return x, y, sw, None
         n = _data.length(x)
         split = int(math.floor(n * (1.0 - validation_split)))  # Keras's split point
         if split == 0 or split == n:
             raise ValueError(f"validation_split={validation_split} leaves no training or no "
                              f"validation samples out of {n}")
         head, tail = np.arange(split), np.arange(split, n)
-        return _data.take(x, head), _data.take(y, head), (_data.take(x, tail), _data.take(y, tail))
+        take = _data.take_weights
+        return (_data.take(x, head), _data.take(y, head), take(sw, head),
+                (_data.take(x, tail), _data.take(y, tail), take(sw, tail)))
 
     def _callback_list(self, callbacks, verbose, add_history=False, **params):
         """The user's callbacks plus a ProgbarLogger for verbose 1/2 (and a History for fit)."""
@@ -1113,73 +1304,97 @@ class Model(Layer):
     # -- evaluate and predict ---------------------------------------------------------------
 
     @_claiming("evaluate")
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
-                 return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
         """The loss on (x, y), or ``[loss, ..., *metrics]`` when compiled with metrics or with
         several outputs (each one's loss after the total, as Keras lists them).
 
+        x may be a dataset as ``fit`` takes it (y, sample_weight and batch_size then not given);
+        sample_weight weighs the samples as in ``fit``; steps: at most that many batches.
         The loss is the mean of the batch losses weighted by batch size, as Keras reports it.
         verbose: 0 silent, 1 ('auto') a progress bar, 2 one line.
         """
         self._require_compiled("evaluate")
         check_flag("return_dict", return_dict)
-        x, y = self._check_xy(x, y, "evaluate")
-        batch_size = self._batch_size(batch_size)
-        callback_list = self._callback_list(callbacks, self._verbose(verbose),
-                                            steps=math.ceil(_data.length(x) / batch_size))
-        logs = self._evaluate_arrays(x, y, batch_size, callback_list)
+        check_int("steps", steps, low=1, allow_none=True)
+        verbose = self._verbose(verbose)
+        if adapters.is_dataset(x):
+            adapters.unsupported_with_dataset(adapters.kind_of(x), y=y, sample_weight=sample_weight,
+                                              batch_size=batch_size)
+            source = adapters.DatasetAdapter(x, "evaluate", steps)
+        else:
+            x, y = self._check_xy(x, y, "evaluate")
+            sw = self._sample_weights(sample_weight, None, y, _data.length(x), "evaluate")
+            source = adapters.ArrayAdapter(x, y, sw, self._batch_size(batch_size), False, steps,
+                                           self._distributed, continuing=False)
+        callback_list = self._callback_list(callbacks, verbose, steps=source.num_batches())
+        logs = self._evaluate_batches(source, callback_list, "evaluate")
         return self._format_logs(logs, return_dict)
 
-    def _evaluate_arrays(self, x, y, batch_size, callback_list) -> dict:
-        """Loss and metrics over (x, y) in batches, calling the test hooks of ``callback_list``."""
+    def _evaluate_batches(self, source, callback_list, what="validation_data") -> dict:
+        """Loss and metrics over the batches of ``source``, calling the test hooks of
+        ``callback_list``."""
         callback_list.on_test_begin()
         self._reset_metrics()
-        sums, seen = {}, 0
-        n = _data.length(x)
+        sums, seen, logs = {}, 0, {}
         run = self._distributed
-        batches = (run.batches(np.arange(n), batch_size) if run else
-                   [np.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)])
-        for step, rows in enumerate(batches):
+        for step, (x, y, sw, count) in enumerate(self._batches(source, 0, what)):
             callback_list.on_test_batch_begin(step)
-            batch_logs = self._test_step(_data.take(x, rows), _data.take(y, rows))
-            count = run.last_rows if run else len(rows)
+            batch_logs = self._test_step(x, y, sw)
+            count = run.last_rows if run else count
             seen += count
             for key, value in batch_logs.items():
                 sums[key] = sums.get(key, 0.0) + value * count
             logs = {key: total / seen for key, total in sums.items()}
             logs.update(self._metric_logs())
             callback_list.on_test_batch_end(step, logs)
+        if not seen:
+            raise ValueError(f"{what}: the data gave no batches (a generator gives its batches "
+                             "once: give a PyDataset, a re-iterable dataset, or validation_steps "
+                             "with an endless generator)")
         callback_list.on_test_end(logs)
         return logs
 
     @_claiming("predict", stateful_only=True)
     @_one_at_a_time
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for x, computed in batches (inference mode, no dropout): an
         array, or a list (a dict) of arrays for a model whose outputs are a list (a dict).
 
+        x may be a dataset as ``fit`` takes it (its batches' targets are not used; batch_size
+        then not given); steps: at most that many batches.
         Stateful layers carry their state from batch to batch and across calls.
         verbose: 0 silent, 1 ('auto') a progress bar, 2 one line.
         """
-        x = self._check_x(x, "predict")
-        n = _data.length(x)
-        if n == 0:
-            raise ValueError("predict needs at least one sample, got an empty x")
-        batch_size = self._batch_size(batch_size)
-        callback_list = self._callback_list(callbacks, self._verbose(verbose),
-                                            steps=math.ceil(n / batch_size))
+        check_int("steps", steps, low=1, allow_none=True)
+        if adapters.is_dataset(x):
+            adapters.unsupported_with_dataset(adapters.kind_of(x), batch_size=batch_size)
+            source = adapters.DatasetAdapter(x, "predict", steps)
+            batches = (self._checked_batch(b, "predict", targets=False)[0] for b in source.epoch(0))
+            total = source.num_batches()
+        else:
+            x = self._check_x(x, "predict")
+            n = _data.length(x)
+            if n == 0:
+                raise ValueError("predict needs at least one sample, got an empty x")
+            batch_size = self._batch_size(batch_size)
+            starts = list(range(0, n, batch_size))[:steps]
+            batches = (_data.take(x, np.arange(start, min(start + batch_size, n))) for start in starts)
+            total = len(starts)
+        callback_list = self._callback_list(callbacks, self._verbose(verbose), steps=total)
         callback_list.on_predict_begin()
-        batches = []
-        for step, start in enumerate(range(0, n, batch_size)):
+        parts = []
+        for step, xb in enumerate(batches):
             callback_list.on_predict_batch_begin(step)
             with self._states_kept_on_error():
-                outputs, _ = self._forward(_data.take(x, np.arange(start, min(start + batch_size, n))),
-                                           training=False)
-            batches.append(outputs)
+                outputs, _ = self._forward(xb, training=False)
+            parts.append(outputs)
             callback_list.on_predict_batch_end(step, {"outputs": outputs[0] if len(outputs) == 1
                                                       else outputs})
         callback_list.on_predict_end()
-        return self._pack_outputs([np.concatenate(parts, axis=0) for parts in zip(*batches)])
+        if not parts:
+            raise ValueError("predict: the data gave no batches")
+        return self._pack_outputs([np.concatenate(p, axis=0) for p in zip(*parts)])
 
     # -- description -------------------------------------------------------------------------
 
@@ -1495,6 +1710,26 @@ def load_model(path, custom_objects=None, compile=True):
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+def _check_validation_freq(freq) -> None:
+    """validation_freq: an int >= 1 (every that many epochs) or a list of epochs (from 1)."""
+    if isinstance(freq, (list, tuple)):
+        if not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in freq):
+            raise ValueError(f"validation_freq: a list of epochs must hold ints, got {freq!r}")
+        return
+    if isinstance(freq, bool) or not isinstance(freq, (int, np.integer)):
+        raise ValueError(f"validation_freq must be an int or a list of epochs, got "
+                         f"{type(freq).__name__}: {freq!r}")
+    if freq < 1:
+        raise ValueError(f"validation_freq must be >= 1, got {freq}")
+
+
+def _should_validate(epoch: int, freq) -> bool:
+    """Keras's rule, with epochs counted from 1."""
+    if isinstance(freq, (list, tuple)):
+        return epoch + 1 in freq
+    return (epoch + 1) % int(freq) == 0
+
 
 def _layers_in(value) -> list:
     if isinstance(value, Layer):

@@ -102,6 +102,8 @@ def _compile_config(model):
               "metrics": _per_output(model.metric_ids, _metric_spec)}
     if model.loss_weights is not None:
         config["loss_weights"] = model.loss_weights
+    if getattr(model, "weighted_metric_ids", None) is not None:
+        config["weighted_metrics"] = _per_output(model.weighted_metric_ids, _metric_spec)
     return config
 
 
@@ -110,7 +112,7 @@ def _is_v1_compile(config) -> bool:
     return config is None or (isinstance(config["loss"], dict) and "class_name" in config["loss"]
                               and isinstance(config["metrics"], list)
                               and not any(isinstance(m, list) for m in config["metrics"])
-                              and "loss_weights" not in config)
+                              and "loss_weights" not in config and "weighted_metrics" not in config)
 
 
 def _per_output(value, leaf):
@@ -399,9 +401,14 @@ def _compile(model, contents, custom_objects):
     spec = contents["compile"]
     metric_ids = _read_per_output(spec["metrics"], lambda m: m if isinstance(m, str)
                                   else metrics.deserialize(m, custom_objects))
+    weighted = spec.get("weighted_metrics")
+    if weighted is not None:
+        weighted = _read_per_output(weighted, lambda m: m if isinstance(m, str)
+                                    else metrics.deserialize(m, custom_objects))
     model.compile(optimizer=optimizers.deserialize(spec["optimizer"], custom_objects),
                   loss=_read_per_output(spec["loss"], lambda m: losses.deserialize(m, custom_objects)),
-                  metrics=metric_ids, loss_weights=spec.get("loss_weights"))
+                  metrics=metric_ids, loss_weights=spec.get("loss_weights"),
+                  weighted_metrics=weighted)
     if contents["optimizer"]:
         model.optimizer.set_state(contents["optimizer"], model.trainable_params)
 

@@ -40,8 +40,19 @@ def set_random_seed(seed: int) -> None:
     np.random.seed(seed % 2**32)  # the legacy generator only takes 32-bit seeds
 
 
+# Offered here as Keras offers them, defined in the modules named (imported when first used).
+_ELSEWHERE = {
+    "pad_sequences": ("fastrnn.sequence", "pad_sequences"),
+    "PyDataset": ("fastrnn._data_adapters", "PyDataset"),
+    "Sequence": ("fastrnn._data_adapters", "PyDataset"),  # Keras's older name of PyDataset
+    "to_categorical": ("fastrnn._dataset_utils", "to_categorical"),
+    "normalize": ("fastrnn._dataset_utils", "normalize"),
+    "timeseries_dataset_from_array": ("fastrnn._dataset_utils", "timeseries_dataset_from_array"),
+}
+
+
 def __getattr__(name):
-    # pad_sequences lives in fastrnn.sequence; it is offered here too, as Keras does.
-    if name == "pad_sequences":
-        return getattr(import_module("fastrnn.sequence"), name)
+    if name in _ELSEWHERE:
+        module, attribute = _ELSEWHERE[name]
+        return getattr(import_module(module), attribute)
     raise AttributeError(f"module 'fastrnn.utils' has no attribute {name!r}")

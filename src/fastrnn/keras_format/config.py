@@ -624,9 +624,6 @@ def compile_from_keras(config, custom_objects=None) -> dict:
     """Keras's ``compile_config`` -> the arguments of fastrnn's ``model.compile``."""
     if not isinstance(config, dict):
         raise ValueError(f"the compile config is not a dict: {str(config)[:120]}")
-    weighted = config.get("weighted_metrics")
-    if weighted:
-        raise ValueError(f"weighted_metrics={weighted!r} are not supported by fastrnn")
     unknown = set(config) - {"optimizer", "loss", "loss_weights", "metrics", "weighted_metrics",
                              *_COMPILE_IGNORED}
     if unknown:
@@ -634,7 +631,8 @@ def compile_from_keras(config, custom_objects=None) -> dict:
     return {"optimizer": _optimizer_from_keras(config.get("optimizer", "rmsprop"), custom_objects),
             "loss": _per_output(config.get("loss"), _loss_from_keras),
             "metrics": _per_output(config.get("metrics"), _metric_from_keras),
-            "loss_weights": config.get("loss_weights")}
+            "loss_weights": config.get("loss_weights"),
+            "weighted_metrics": _per_output(config.get("weighted_metrics"), _metric_from_keras)}
 
 
 def _optimizer_to_keras(optimizer) -> dict:
@@ -686,5 +684,7 @@ def compile_to_keras(model) -> dict:
             "loss": _per_output(model.loss, _loss_to_keras),
             "loss_weights": model.loss_weights,
             "metrics": _per_output(model.metric_ids or None, _metric_to_keras),
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
+            "weighted_metrics": _per_output(getattr(model, "weighted_metric_ids", None),
+                                            _metric_to_keras),
+            "run_eagerly": False, "steps_per_execution": 1,
             "jit_compile": False}

@@ -3,6 +3,7 @@ weights of the same script run as one process (float32 to 1e-5, float64 to 1e-12
 stop every rank. Skipped without mpi4py or mpiexec; every launch has a timeout."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -239,7 +240,8 @@ def test_a_rank_that_stops_answering_ends_the_job_after_the_timeout(tmp_path):
     result = run([SCRIPT, "lstm", "float64", tmp_path / "out.npz", "--hang-rank", "1",
                   "--timeout", "2"], ranks=2, check=False)  # the hung rank sleeps 120 s
     assert result.returncode != 0
-    assert "rank 0: waited more than 2 s for the other ranks in Allreduce" in result.stderr
+    # Allreduce, where rank 1 hangs; on a busy machine a slow start can trip an earlier collective.
+    assert re.search(r"rank 0: waited more than 2 s for the other ranks in \w+", result.stderr)
 
 
 def test_init_refuses_a_bad_timeout():

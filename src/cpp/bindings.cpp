@@ -137,6 +137,32 @@ std::vector<const T*> states_of(const py::sequence& given, const char* name, con
   return out;
 }
 
+// Ctrl-C in a kernel call: Python runs signal handlers on the main thread only, between
+// bytecodes, so a call from the main thread asks for them itself now and then (fastrnn::Stop).
+// When a handler raises (KeyboardInterrupt), the call gives up and raises that; a handler that
+// returns lets it go on. A call from another thread is never stopped.
+class SignalStop {
+ public:
+  SignalStop() {
+    auto threading = py::module_::import("threading");
+    if (threading.attr("current_thread")().is(threading.attr("main_thread")())) stop_ = {&SignalStop::requested, this};
+  }
+  const fastrnn::Stop& stop() const { return stop_; }
+  // After the call stopped, with the GIL: raises what the handler raised.
+  [[noreturn]] void raise() const { throw *error_; }
+
+ private:
+  static bool requested(void* self) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    static_cast<SignalStop*>(self)->error_ = std::make_unique<py::error_already_set>();  // takes the error
+    return true;
+  }
+
+  fastrnn::Stop stop_;
+  std::unique_ptr<py::error_already_set> error_;
+};
+
 template <typename T>
 py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
@@ -157,10 +183,14 @@ py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, co
   std::shared_ptr<Workspace> ws;
   if (training) ws = std::make_shared<Workspace>(cell, d, sizeof(T));
   a.ws = ws.get();
-  {
+  SignalStop signals;
+  a.stop = signals.stop();
+  try {
     py::gil_scoped_release release;
     if constexpr (std::is_same_v<T, float>) level.forward_float(a);
     else level.forward_double(a);
+  } catch (const fastrnn::Stopped&) {
+    signals.raise();
   }
   return py::make_tuple(y, states_n, ws ? py::cast(ws) : py::none());
 }
@@ -202,10 +232,14 @@ py::tuple backward_impl(const Level& level, const std::shared_ptr<Cell>& cell, c
     a.db_hh = db.mutable_data();
     db_hh = db;
   }
-  {
+  SignalStop signals;
+  a.stop = signals.stop();
+  try {
     py::gil_scoped_release release;
     if constexpr (std::is_same_v<T, float>) level.backward_float(a);
     else level.backward_double(a);
+  } catch (const fastrnn::Stopped&) {
+    signals.raise();
   }
   return py::make_tuple(dx, d_states0, dw_ih, dw_hh, db_ih, db_hh);
 }

@@ -3,6 +3,8 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
+#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -121,6 +123,46 @@ SliceProducts<T> products_for(const Layout& layout, const Dims& d, const T* w_hh
   return p;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stopping a call (Stop, sequence.h).
+
+// The calling thread (slice 0's) asks the call's Stop every `every` steps: about kPollWork
+// multiply-adds of one step's products apart, some milliseconds, at most kMaxPollSteps steps.
+constexpr double kPollWork = 2e7;
+constexpr Index kMaxPollSteps = Index(1) << 16;
+
+// Every thread asks before(n) at the top of its n-th step of the call (n = 0, 1, ...). A yes
+// names the step after the asking thread's own: threads split by units cannot have begun it,
+// since they meet at the end of every step, so all leave the loop before the same step (one
+// leaving earlier would leave the others waiting at their meeting). Threads split by rows
+// never meet, and leave at once.
+class StopPoll {
+ public:
+  StopPoll(const Stop& stop, Index B, Index GH, Index H, Index I) : stop_(stop) {
+    const double step_work = double(B) * GH * (H + I + 8);  // and some for the cell's math
+    every_ = static_cast<Index>(std::clamp<double>(kPollWork / std::max(step_work, 1.0), 1, kMaxPollSteps));
+  }
+
+  bool before(Index n, const Split& split, const Slice& sl) {
+    if (!stop_.requested) return false;
+    if (sl.k == 0 && n > 0 && n % every_ == 0 && !stopped() && stop_.requested(stop_.context))
+      at_.store(n + 1, std::memory_order_relaxed);  // the meeting at the step's end publishes it
+    const Index at = at_.load(std::memory_order_relaxed);
+    return split.by_units ? n >= at : at != kNever;
+  }
+  bool stopped() const { return at_.load(std::memory_order_relaxed) != kNever; }
+  // After a run of the time loop, on the calling thread.
+  void throw_if_stopped() const {
+    if (stopped()) throw Stopped();
+  }
+
+ private:
+  static constexpr Index kNever = std::numeric_limits<Index>::max();
+  Stop stop_;
+  Index every_ = 1;
+  std::atomic<Index> at_{kNever};
+};
+
 // Rows of a tile whose step t is padding: set the tile's row in dst from src, or to zero.
 template <typename View, typename Src>
 void keep_padded(View dst, const Src& src, const Padding& padding, Index t) {
@@ -166,7 +208,7 @@ T* saved_row(const ForwardArgs<T>& a, ForwardBuffers<T>& buf, int k, Index row, 
 // part of buf.step_gates.
 template <typename T>
 void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, Index s1, ForwardBuffers<T>& buf,
-                   SliceProducts<T>& p, const Slice& sl, const Split& split) {
+                   SliceProducts<T>& p, const Slice& sl, const Split& split, StopPoll& poll) {
   const Layout& layout = a.cell->layout();
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = layout.gates, GH = G * H;
   const Index b0 = sl.b0, j0 = sl.j0;
@@ -177,6 +219,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
   Step<T> step{tile, nullptr};
 
   for (Index s = s0; s < s1; ++s) {
+    if (poll.before(s, split, sl)) return;
     const Index t = a.reverse ? steps - 1 - s : s;
     const Index row = t * B + b0;  // the slice's first row at step t, in (T*B, ...) buffers
     const int now = s % 2;
@@ -300,6 +343,7 @@ template <typename T>
 void forward(const ForwardArgs<T>& a) {
   const Layout& layout = a.cell->layout();
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, GH = layout.gates * H;
+  if (B == 0 || H == 0) return;  // every output is empty: no steps to take
 
   ForwardBuffers<T> buf;
   buf.states.resize(layout.states.size());
@@ -313,6 +357,7 @@ void forward(const ForwardArgs<T>& a) {
   buf.bias = input_bias(a);
   buf.own_bias = own_biases(a);
   const Split split = choose_split(B, H, GH, steps);
+  StopPoll poll(a.stop, B, GH, H, a.d.I);
   auto unroll = [&](T* gates, Index t_first, Index s0, Index s1, bool step_by_step) {
     run_slices(
         split, B, H,
@@ -320,8 +365,9 @@ void forward(const ForwardArgs<T>& a) {
           return products_for<T>(layout, a.d, a.w.w_hh, step_by_step ? a.w.w_ih : nullptr, true, sl, s1 - s0);
         },
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
-          forward_slice<T>(a, gates, t_first, s0, s1, buf, p, sl, used);
+          forward_slice<T>(a, gates, t_first, s0, s1, buf, p, sl, used, poll);
         });
+    poll.throw_if_stopped();
   };
 
   // Where each thread has rows of the batch of its own (or one thread has them all), it projects
@@ -415,7 +461,7 @@ struct BackwardBuffers {
 // With biases, each step's gate gradients are added to the slice's sums.
 template <typename T>
 void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffers<T>& buf, SliceProducts<T>& p,
-                    BiasSums<T>& sums, const Slice& sl, const Split& split) {
+                    BiasSums<T>& sums, const Slice& sl, const Split& split, StopPoll& poll) {
   const Layout& layout = a.cell->layout();
   const Workspace& ws = *a.ws;
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = layout.gates, GH = G * H;
@@ -431,6 +477,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
   for (int k = 0; k < saved; ++k) grad.d_saved[k] = buf.d_saved[k].size() ? buf.d_saved[k].data() + first : nullptr;
 
   for (Index s = s1 - 1; s >= s0; --s) {
+    if (poll.before(steps - 1 - s, split, sl)) return;
     const Index t = a.reverse ? steps - 1 - s : s;
     const Index row = t * B + b0;
     const int now = (steps - 1 - s) % 2;
@@ -592,10 +639,23 @@ void bias_gradients(const BackwardArgs<T>& a, const BiasSums<T>& sums) {
     if (!sums.own[q].empty()) ColumnSums<T>::total(sums.own[q], a.db_hh + products[q].first * a.d.H);
 }
 
+// With no rows or no units, the gradients are zero (or empty): no steps to take.
+template <typename T>
+void zero_gradients(const BackwardArgs<T>& a) {
+  const Index T_ = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H, GH = a.cell->layout().gates * H;
+  std::fill_n(a.dx, T_ * B * I, T(0));
+  std::fill_n(a.dw_ih, GH * I, T(0));
+  std::fill_n(a.dw_hh, GH * H, T(0));
+  if (a.db_ih) std::fill_n(a.db_ih, GH, T(0));
+  if (a.db_hh) std::fill_n(a.db_hh, GH, T(0));
+  for (std::size_t k = 0; k < a.cell->layout().states.size(); ++k) std::fill_n(a.d_state0[k], B * H, T(0));
+}
+
 template <typename T>
 void backward(const BackwardArgs<T>& a) {
   const Layout& layout = a.cell->layout();
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, GH = layout.gates * H;
+  if (B == 0 || H == 0) return zero_gradients(a);
   const std::vector<Product> products = products_of(layout);
 
   BackwardBuffers<T> buf;
@@ -615,6 +675,7 @@ void backward(const BackwardArgs<T>& a) {
   for (int k = 0; k < layout.gates; ++k)
     if (!covered[k]) buf.uncovered.push_back(k);
   const Split split = choose_split(B, H, GH, steps);
+  StopPoll poll(a.stop, B, GH, H, a.d.I);
   const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), /*backward=*/true);
   // Where forward projected the inputs step by step, each step's input gradient is likewise
   // taken in the time loop, from gate gradients just made and still in cache, instead of by a
@@ -635,8 +696,9 @@ void backward(const BackwardArgs<T>& a) {
           return products_for<T>(layout, a.d, a.w.w_hh, dx_in_loop ? a.w.w_ih : nullptr, false, sl, s1 - s0);
         },
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
-          backward_slice<T>(a, s0, s1, buf, p, sums, sl, used);
+          backward_slice<T>(a, s0, s1, buf, p, sums, sl, used, poll);
         });
+    poll.throw_if_stopped();
     const Index t0 = chunks.first_time(k, a.reverse);
     gradient_products<T>(a, t0 * B, (s1 - s0) * B, /*add=*/s1 < steps, !dx_in_loop);
   }

@@ -24,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <exception>
 
 #include "cell.h"
 #include "workspace.h"
@@ -53,6 +54,18 @@ struct Padding {
   Padding from_row(Index b) const { return {lengths, mask, B, b0 + b}; }
 };
 
+// Whether to give up a call under way (a pending Ctrl-C): asked now and then by the calling
+// thread, between steps. Once it says yes, the call's threads leave the time loop where they
+// next meet and the call throws Stopped, its outputs half written. Without `requested`, never.
+struct Stop {
+  bool (*requested)(void* context) = nullptr;
+  void* context = nullptr;
+};
+
+struct Stopped : std::exception {
+  const char* what() const noexcept override { return "kernel call stopped"; }
+};
+
 template <typename T>
 struct ForwardArgs {
   const Cell* cell;
@@ -65,6 +78,7 @@ struct ForwardArgs {
   T* y;                                       // (T, B, H) out
   std::array<T*, kMaxStates> state_n{};       // (B, H) each, out
   const Workspace* ws;                        // filled for BPTT when training; nullptr for inference
+  Stop stop;
 };
 
 template <typename T>
@@ -84,6 +98,7 @@ struct BackwardArgs {
   T* dw_hh;                                      // (G*H, H) out
   T* db_ih;                                      // (G*H,) out or nullptr
   T* db_hh;                                      // (G*H,) out or nullptr
+  Stop stop;
 };
 
 template <typename T>

@@ -34,11 +34,12 @@ import os
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastrnn import _core
+from fastrnn import _core, _cpus
 from fastrnn._args import MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, claim_cache
 from fastrnn.modes import MODES, RECURRENT_ACTIVATION
 
-__all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "build_info",
+__all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "threads_source",
+           "build_info",
            "cached_bytes", "empty_cache", "set_cache_limit", "get_cache_limit"]
 
 
@@ -151,36 +152,34 @@ def _row_major(m):
 
 def physical_cores() -> int:
     """Physical cores this process may run on (hyper-threads share a core's FMA units)."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return max(1, (os.cpu_count() or 2) // 2)
-    cores = set()
-    for cpu in cpus:
-        topology = f"/sys/devices/system/cpu/cpu{cpu}/topology"
-        try:
-            with open(f"{topology}/physical_package_id") as f1, open(f"{topology}/core_id") as f2:
-                cores.add((f1.read().strip(), f2.read().strip()))
-        except OSError:
-            return len(cpus)
-    return max(1, len(cores))
+    return _cpus.cores_of(_cpus.affinity_cpus())
 
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads (n >= 1) for the kernels' GEMMs and element-wise work.
 
-    The default is the number of physical cores, or ``OMP_NUM_THREADS`` when that is set. A call
+    The default is what the process may use: the physical cores, fewer under a CPU affinity mask
+    or a cgroup CPU quota, or ``OMP_NUM_THREADS`` when that is set (``threads_source()`` says
+    which). A call
     made while a kernel runs in another thread waits for it to finish. RuntimeError for n > 1 in
     a process forked after the kernels ran on several threads (see the module's docstring).
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"n must be an integer from 1 to {MAX_THREADS}, got {n!r}")
     _core.set_num_threads(int(n))
+    global _threads_source
+    _threads_source = "set_num_threads"
 
 
 def get_num_threads() -> int:
     """The number of threads the kernels use."""
     return _core.get_num_threads()
+
+
+def threads_source() -> str:
+    """Where ``get_num_threads()`` came from: "physical cores", "affinity mask", "cgroup quota",
+    "OMP_NUM_THREADS" or "set_num_threads"."""
+    return _threads_source
 
 
 def build_info() -> dict:
@@ -225,8 +224,11 @@ def _cache_limit_from_environment() -> None:
     set_cache_limit(int(limit))
 
 
-if not os.environ.get("OMP_NUM_THREADS"):
-    set_num_threads(physical_cores())
+if os.environ.get("OMP_NUM_THREADS"):
+    _threads_source = "OMP_NUM_THREADS"
+else:
+    _threads, _threads_source = _cpus.detect()
+    _core.set_num_threads(min(_threads, MAX_THREADS))
 _cache_limit_from_environment()
 if hasattr(os, "register_at_fork"):
     # One thread runs without entering OpenMP, whose thread pool does not survive a fork.

@@ -39,7 +39,8 @@ def build_facts() -> str:
     info = ops.build_info()
     return (f"fastrnn {__version__}, kernels: Eigen {info['eigen']}, ISA {info['isa']}, "
             f"SIMD {info['simd']}, "
-            f"OpenMP {'on' if info['openmp'] else 'off'}, {ops.get_num_threads()} threads; "
+            f"OpenMP {'on' if info['openmp'] else 'off'}, {ops.get_num_threads()} threads "
+            f"({ops.threads_source()}); "
             f"numpy {np.__version__}, Python {platform.python_version()}")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from fastrnn import ops, reference
 
-MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"]
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-5}
 
 # (T, B, I, H): the basic case; one step of one sequence; H not a multiple of any SIMD width

@@ -1,8 +1,8 @@
 """Every element-wise activation of the recurrent layers against real Keras 3 (torch backend).
 
 For each activation (and Keras's aliases) as SimpleRNN's activation and as LSTM's and GRU's
-activation and recurrent_activation: the same model in keras and fastrnn from identical
-weights; ``predict`` agrees to rtol 1e-5 / atol 1e-6 in float32, and so do the weights after
+(with ``reset_after`` either way) activation and recurrent_activation: the same model in keras
+and fastrnn from identical weights; ``predict`` agrees to rtol 1e-5 / atol 1e-6 in float32, and so do the weights after
 one ``train_on_batch`` step of SGD on a mean squared error (the gradients through every
 activation). Inputs are spread over [-3, 3], so the piecewise activations are met on every
 piece. Skipped when keras is not installed.
@@ -29,11 +29,14 @@ LAYERS = {
     "LSTM-recurrent": lambda L, name: L.LSTM(H, recurrent_activation=name, return_sequences=True),
     "GRU": lambda L, name: L.GRU(H, activation=name, return_sequences=True),
     "GRU-recurrent": lambda L, name: L.GRU(H, recurrent_activation=name, return_sequences=True),
+    "GRU-reset-before": lambda L, name: L.GRU(H, activation=name, reset_after=False, return_sequences=True),
+    "GRU-reset-before-recurrent": lambda L, name: L.GRU(H, recurrent_activation=name, reset_after=False,
+                                                        return_sequences=True),
 }
 
 
 def model(lib, L, name):
-    """Every layer kind side by side on one input, their outputs joined: (B, T, 5H)."""
+    """Every layer kind side by side on one input, their outputs joined: (B, T, 7H)."""
     x = L.Input(shape=(T, F))
     branches = [make(L, name)(x) for make in LAYERS.values()]
     return lib.Model(x, L.Concatenate()(branches))

@@ -501,7 +501,6 @@ def test_initialisation_repeats_with_the_same_seed():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: GRU(3, reset_after=False), "reset_after=True"),
     (lambda: LSTM(3, activation="softmax"), "LSTM: activation must be an element-wise activation"),
     (lambda: GRU(3, recurrent_activation="nope"), "GRU: recurrent_activation must be"),
     (lambda: SimpleRNN(3, activation="glu"), "SimpleRNN: activation must be"),

@@ -135,8 +135,56 @@ struct GruCell {
 };
 
 // ---------------------------------------------------------------------------------------------
+// GRU, gates r, z, n, reset before the recurrent product (Keras's reset_after=False):
+//   n = act(xn + W_hn (r * h) + b_hn),  h' = (1 - z) * n + z * h;  r, z by the recurrent
+// activation. Two stages: stage 0's product gives r and z, whose forward writes r * h; stage
+// 1's product adds W_hn (r * h) to n's pre-activation.
+struct GruResetBeforeCell {
+  static constexpr const char* kName = "gru_reset_before";
+  enum { kRh, kPre };
+  static Layout layout() { return {3, {"h"}, {{{0, 2}}, {{2, 1, kRh}}}, {{"rh", 1, true}}}; }
+
+  // Stage 0, gates: (rows, 3H) in: r's and z's pre-activations; out: r, z. rh: (rows, H) out:
+  // r * h. Stage 1, gates in: n's pre-activation; out: n.
+  template <typename T, typename A, typename R>
+  static void forward(int stage, const Step<T>& s, const A& act, const R& ract) {
+    const Tile& t = s.tile;
+    auto r = gate(s.gates, t, 0), z = gate(s.gates, t, 1), n = gate(s.gates, t, 2);
+    auto keep = [&](Index k) { return kept_block(s.saved[kPre], s.gates, t, k); };
+    if (stage == 0) {
+      ract.apply(r, keep(0));
+      ract.apply(z, keep(1));
+      state(s.saved[kRh], t) = r * state(s.state[0], t);
+      return;
+    }
+    act.apply(n, keep(2));
+    state(s.next[0], t) = (1 - z) * n + z * state(s.state[0], t);
+  }
+
+  // Stage 1, gates in: r, z, n; out: d z's and d n's pre-activations. Stage 0, in: d (r * h)
+  // from stage 1's product; out: d r's pre-activation, and r * d (r * h) added to d h.
+  template <typename T, typename A, typename R>
+  static void backward(int stage, const StepGrad<T>& s, const A& act, const R& ract) {
+    const Tile& t = s.tile;
+    auto r = gate(s.gates, t, 0), z = gate(s.gates, t, 1), n = gate(s.gates, t, 2);
+    auto keep = [&](Index k) { return kept_block(s.saved[kPre], s.gates, t, k); };
+    auto h = state(s.state[0], t), direct = state(s.d_state[0], t);
+    if (stage == 1) {
+      auto dh = state(s.d_next[0], t);
+      direct = dh * z;                                // z * dh
+      ract.grad(z, dh * (h - n), keep(1));            // d z
+      act.grad(n, dh - direct, keep(2));              // d n = (1 - z) dh act'
+      return;
+    }
+    auto d_rh = state(s.d_saved[kRh], t);
+    direct += d_rh * r;                               // through r * h
+    ract.grad(r, d_rh * h, keep(0));                  // d r
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // Every cell kind, looked up by name.
-using AllCells = std::tuple<RnnCell, LstmCell, GruCell>;
+using AllCells = std::tuple<RnnCell, LstmCell, GruCell, GruResetBeforeCell>;
 
 // The cell `kind` with its activations; throws std::invalid_argument for an unknown kind.
 std::unique_ptr<Cell> make_cell(const std::string& kind, Activation activation, Activation recurrent);

@@ -33,6 +33,14 @@ product (PyTorch's GRU, Keras's ``reset_after=True``)::
     n =    tanh(W_in x + b_in + r * (W_hn h + b_hn))
     h' = (1 - z) * n + z * h
 
+``gru_reset_before``, G = 3, gates r, z, n as ``gru``, reset applied to the state before the
+recurrent product (Keras's ``reset_after=False``)::
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n =    tanh(W_in x + b_in + W_hn (r * h) + b_hn)
+    h' = (1 - z) * n + z * h
+
 Padding and masks, in every mode. A step t of sequence b is real where ``mask[t, b]`` is
 nonzero, or with ``lengths`` where ``t < lengths[b]`` (PyTorch's packed sequences); a mask may
 have any pattern: padding before the real steps, after them, holes, rows with no real step.
@@ -55,6 +63,8 @@ Keras layout (``get_weights``), the transpose of the above with Keras's gate ord
     LSTM:      [kernel (F, 4H), recurrent_kernel (H, 4H), bias (4H,)]      gates i, f, c, o
     GRU:       [kernel (F, 3H), recurrent_kernel (H, 3H), bias (2, 3H)]    gates z, r, h
                bias row 0 is added to the input product, row 1 to the recurrent one.
+    GRU(reset_after=False):
+               [kernel (F, 3H), recurrent_kernel (H, 3H), bias (3H,)]      gates z, r, h
 
 Keras's LSTM order i, f, c, o is PyTorch's i, f, g, o; GRU's z, r, h becomes r, z, n.
 
@@ -86,6 +96,7 @@ MODES = {
     "rnn_relu": Mode("rnn", "relu", (0,), "single"),
     "lstm": Mode("lstm", "tanh", (0, 1, 2, 3), "single"),
     "gru": Mode("gru", "tanh", (1, 0, 2), "double"),
+    "gru_reset_before": Mode("gru_reset_before", "tanh", (1, 0, 2), "single"),
 }
 
 _layouts = {name: _core.Cell(row.cell) for name, row in MODES.items()}
@@ -120,7 +131,7 @@ def keras_to_kernel(mode: str, kernel: np.ndarray, recurrent_kernel: np.ndarray,
     """Keras weights -> ``(w_ih, w_hh, b_ih, b_hh)`` in the kernel layout.
 
     kernel: (F, G*H), recurrent_kernel: (H, G*H), bias: (G*H,) or, for a mode with Keras's
-    double bias (GRU), (2, G*H). Returns contiguous arrays; ``b_hh`` is None with a single bias.
+    double bias (``gru``), (2, G*H). Returns contiguous arrays; ``b_hh`` is None with a single bias.
     """
     w_ih = np.ascontiguousarray(_permute_blocks(kernel, mode, axis=1).T)
     w_hh = np.ascontiguousarray(_permute_blocks(recurrent_kernel, mode, axis=1).T)
@@ -131,14 +142,14 @@ def keras_to_kernel(mode: str, kernel: np.ndarray, recurrent_kernel: np.ndarray,
         b_ih = np.ascontiguousarray(_permute_blocks(bias[0], mode, axis=0))
         b_hh = np.ascontiguousarray(_permute_blocks(bias[1], mode, axis=0))
         return w_ih, w_hh, b_ih, b_hh
-    return w_ih, w_hh, np.ascontiguousarray(bias), None
+    return w_ih, w_hh, np.ascontiguousarray(_permute_blocks(bias, mode, axis=0)), None
 
 
 def kernel_to_keras(mode: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None = None,
                     b_hh: np.ndarray | None = None) -> list[np.ndarray]:
     """Kernel layout -> Keras's ``[kernel, recurrent_kernel, bias]`` (bias omitted if both are None).
 
-    Where Keras has a single bias (all but GRU), ``b_ih + b_hh`` is returned.
+    Where Keras has a single bias (all but ``gru``), ``b_ih + b_hh`` is returned.
     """
     kernel = _permute_blocks(np.asarray(w_ih).T, mode, axis=1).copy()
     recurrent = _permute_blocks(np.asarray(w_hh).T, mode, axis=1).copy()
@@ -151,5 +162,5 @@ def kernel_to_keras(mode: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndar
     if MODES[mode].keras_bias == "double":
         bias = np.stack([_permute_blocks(b_ih, mode, 0), _permute_blocks(b_hh, mode, 0)])
     else:
-        bias = b_ih + b_hh
+        bias = _permute_blocks(b_ih + b_hh, mode, 0)
     return [kernel, recurrent, bias]

@@ -11,10 +11,17 @@ Each cell is a pair of small functions working on the two gate pre-activations
     gi = x_t @ w_ih.T + b_ih    (B, G*H)    the input's share
     gh = h @ w_hh.T + b_hh      (B, G*H)    the recurrent share
 
-- ``forward(gi, gh, h, c, act, rec) -> (h_new, c_new, saved)``
-- ``backward(dh_new, dc_new, h, c, saved, act, rec) -> (dgi, dgh, dh, dc)``, where ``dgi``/``dgh``
-  are the gradients of ``gi``/``gh`` and ``dh``/``dc`` the gradients of the previous state
-  along every path that does not go through ``gh`` (GRU's ``z * h``, LSTM's ``f * c``).
+- ``forward(gi, gh, h, c, w, act, rec) -> (h_new, c_new, saved)``
+- ``backward(dh_new, dc_new, h, c, saved, w, act, rec) -> (dgi, dgh, dh, dc, own)``, where
+  ``dgi``/``dgh`` are the gradients of ``gi``/``gh`` and ``dh``/``dc`` the gradients of the
+  previous state along every path that does not go through ``gh`` (GRU's ``z * h``, LSTM's
+  ``f * c``).
+
+A cell whose recurrent product takes something other than h (``gru_reset_before``: W_hn times
+r * h) makes that product itself from ``w`` (``_Recurrent``: W_hh and b_hh by gate blocks) and
+ignores gh's block there; its backward returns, in ``own``, each such product as
+``(k, u, d)``: gate block k, its input u (B, H) and the gradient d (B, H) of its output, whose
+share of ``dh`` it has added itself. The loop turns ``d`` into block k's weight gradients.
 
 ``act`` and ``rec`` are the activation and the recurrent activation, each an ``_Activation``
 (the function and its derivative) from the table at the end of this module.
@@ -44,7 +51,8 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
-    mode: 'rnn_tanh', 'rnn_relu', 'lstm' or 'gru' (equations in ``fastrnn.modes``).
+    mode: 'rnn_tanh', 'rnn_relu', 'lstm', 'gru' or 'gru_reset_before' (equations in
+    ``fastrnn.modes``).
     x: (T, B, I) input. h0: (B, H) initial state, None for zeros.
     w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None (no bias); PyTorch's layout
     and gate order. H is ``w_hh.shape[1]``.
@@ -75,6 +83,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     b_ih, b_hh = _bias(args, args.b_ih), _bias(args, args.b_hh)  # (G*H,) each
+    w = _Recurrent(w_hh, b_hh, args.H)
     h = _state(args, args.h0)  # (B, H)
     c = _state(args, args.c0) if "c" in STATES[mode] else None  # (B, H) or None
     valid = _valid_steps(args)  # (T, B, 1)
@@ -84,7 +93,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     for t in _processing_order(args):
         gi = x[t] @ w_ih.T + b_ih  # (B, G*H)
         gh = h @ w_hh.T + b_hh  # (B, G*H)
-        h_new, c_new, cell_saved = cell_forward(gi, gh, h, c, act, rec)  # (B, H), (B, H) or None
+        h_new, c_new, cell_saved = cell_forward(gi, gh, h, c, w, act, rec)  # (B, H), (B, H) or None
         if training:
             saved[t] = (h, c, cell_saved)
         y[t] = np.where(valid[t], h_new, 0)  # (B, H); padding outputs zeros
@@ -117,6 +126,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     lstm = "c" in STATES[args.mode]  # a cell state
+    w = _Recurrent(w_hh, None, args.H)
 
     dx = np.zeros(x.shape, dtype=args.dtype)  # (T, B, I)
     dw_ih = np.zeros(w_ih.shape, dtype=args.dtype)  # (G*H, I)
@@ -130,7 +140,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
         h, c, cell_saved = cache.saved[t]  # the state before step t: (B, H), (B, H) or None
         valid = cache.valid[t]  # (B, 1)
         dh_new = dh if dy is None else dh + dy[t]  # (B, H)
-        dgi, dgh, dh_prev, dc_prev = cell_backward(dh_new, dc, h, c, cell_saved, act, rec)
+        dgi, dgh, dh_prev, dc_prev, own = cell_backward(dh_new, dc, h, c, cell_saved, w, act, rec)
         # Padded steps copy the state through: no gradient reaches x or the weights there.
         dgi = np.where(valid, dgi, 0)  # (B, G*H)
         dgh = np.where(valid, dgh, 0)  # (B, G*H)
@@ -139,6 +149,10 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
         dw_hh += dgh.T @ h  # (G*H, H)
         db_ih += dgi.sum(axis=0)  # (G*H,)
         db_hh += dgh.sum(axis=0)  # (G*H,)
+        for k, u, d in own:  # a product of the cell's own: input u (B, H), gradient d (B, H)
+            d = np.where(valid, d, 0)  # (B, H)
+            dw_hh[w.rows(k)] += d.T @ u  # (H, H)
+            db_hh[w.rows(k)] += d.sum(axis=0)  # (H,)
         dh = np.where(valid, dh_prev + dgh @ w_hh, dh)  # (B, H)
         if lstm:
             dc = np.where(valid, dc_prev, dc)  # (B, H)
@@ -166,19 +180,19 @@ class _ReferenceCache(OneBackward):
 # Cells. Gate blocks are sliced from gi/gh in the order of fastrnn.modes.
 
 
-def _rnn_forward(gi, gh, h, c, act, rec):
+def _rnn_forward(gi, gh, h, c, w, act, rec):
     a = gi + gh  # (B, H)
     h_new = act.f(a)  # (B, H)   h' = act(W_ih x + b_ih + W_hh h + b_hh)
     return h_new, None, (a, h_new)
 
 
-def _rnn_backward(dh_new, dc_new, h, c, saved, act, rec):
+def _rnn_backward(dh_new, dc_new, h, c, saved, w, act, rec):
     a, h_new = saved  # (B, H) each
     da = act.grad(dh_new, a, h_new)  # (B, H)
-    return da, da, 0, None
+    return da, da, 0, None, ()
 
 
-def _lstm_forward(gi, gh, h, c, act, rec):
+def _lstm_forward(gi, gh, h, c, w, act, rec):
     a_i, a_f, a_g, a_o = np.split(gi + gh, 4, axis=1)  # 4 x (B, H)
     i = rec.f(a_i)  # (B, H) input gate
     f = rec.f(a_f)  # (B, H) forget gate
@@ -190,7 +204,7 @@ def _lstm_forward(gi, gh, h, c, act, rec):
     return h_new, c_new, (a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c)
 
 
-def _lstm_backward(dh_new, dc_new, h, c, saved, act, rec):
+def _lstm_backward(dh_new, dc_new, h, c, saved, w, act, rec):
     a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c = saved  # (B, H) each
     do = dh_new * act_c  # (B, H)
     dc = dc_new + dh_new * o * act.df(c_new, act_c)  # (B, H) gradient of c'
@@ -198,10 +212,10 @@ def _lstm_backward(dh_new, dc_new, h, c, saved, act, rec):
                          rec.grad(dc * c, a_f, f),
                          act.grad(dc * i, a_g, g),
                          rec.grad(do, a_o, o)], axis=1)  # (B, 4H)
-    return da, da, 0, dc * f
+    return da, da, 0, dc * f, ()
 
 
-def _gru_forward(gi, gh, h, c, act, rec):
+def _gru_forward(gi, gh, h, c, w, act, rec):
     gi_r, gi_z, gi_n = np.split(gi, 3, axis=1)  # 3 x (B, H)
     gh_r, gh_z, gh_n = np.split(gh, 3, axis=1)  # 3 x (B, H)
     a_r, a_z = gi_r + gh_r, gi_z + gh_z  # (B, H) each
@@ -213,21 +227,68 @@ def _gru_forward(gi, gh, h, c, act, rec):
     return h_new, None, (a_r, a_z, a_n, r, z, n, gh_n)
 
 
-def _gru_backward(dh_new, dc_new, h, c, saved, act, rec):
+def _gru_backward(dh_new, dc_new, h, c, saved, w, act, rec):
     a_r, a_z, a_n, r, z, n, gh_n = saved  # (B, H) each
     da_n = act.grad(dh_new * (1 - z), a_n, n)  # (B, H) gradient of n's pre-activation
     da_r = rec.grad(da_n * gh_n, a_r, r)  # (B, H)
     da_z = rec.grad(dh_new * (h - n), a_z, z)  # (B, H)
     dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
     dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
-    return dgi, dgh, dh_new * z, None
+    return dgi, dgh, dh_new * z, None, ()
+
+
+def _gru_reset_before_forward(gi, gh, h, c, w, act, rec):
+    gi_r, gi_z, gi_n = np.split(gi, 3, axis=1)  # 3 x (B, H)
+    gh_r, gh_z, _ = np.split(gh, 3, axis=1)  # (B, H) each; n's product is of r * h, below
+    a_r, a_z = gi_r + gh_r, gi_z + gh_z  # (B, H) each
+    r = rec.f(a_r)  # (B, H) reset gate
+    z = rec.f(a_z)  # (B, H) update gate
+    rh = r * h  # (B, H) reset applied before the product
+    a_n = gi_n + w.product(rh, 2)  # (B, H)
+    n = act.f(a_n)  # (B, H) candidate
+    h_new = (1 - z) * n + z * h  # (B, H)
+    return h_new, None, (a_r, a_z, a_n, r, z, n, rh)
+
+
+def _gru_reset_before_backward(dh_new, dc_new, h, c, saved, w, act, rec):
+    a_r, a_z, a_n, r, z, n, rh = saved  # (B, H) each
+    da_n = act.grad(dh_new * (1 - z), a_n, n)  # (B, H) gradient of n's pre-activation
+    d_rh = w.product_grad(da_n, 2)  # (B, H) gradient of r * h
+    da_r = rec.grad(d_rh * h, a_r, r)  # (B, H)
+    da_z = rec.grad(dh_new * (h - n), a_z, z)  # (B, H)
+    zero = np.zeros_like(da_n)  # (B, H)
+    dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
+    dgh = np.concatenate([da_r, da_z, zero], axis=1)  # (B, 3H) n's block of gh is not used
+    return dgi, dgh, dh_new * z + d_rh * r, None, ((2, rh, da_n),)
 
 
 _CELLS = {  # by the kernels' cell kind (fastrnn.modes.MODES)
     "rnn": (_rnn_forward, _rnn_backward),
     "lstm": (_lstm_forward, _lstm_backward),
     "gru": (_gru_forward, _gru_backward),
+    "gru_reset_before": (_gru_reset_before_forward, _gru_reset_before_backward),
 }
+
+
+@dataclass(frozen=True)
+class _Recurrent:
+    """W_hh (G*H, H) and b_hh (G*H,) or None, by gate blocks of H rows."""
+
+    w_hh: np.ndarray
+    b_hh: np.ndarray | None
+    H: int
+
+    def rows(self, k: int) -> slice:
+        return slice(k * self.H, (k + 1) * self.H)
+
+    def product(self, u, k):
+        """u: (B, H) -> (B, H): block k's recurrent product of u, with its bias."""
+        out = u @ self.w_hh[self.rows(k)].T  # (B, H)
+        return out if self.b_hh is None else out + self.b_hh[self.rows(k)]
+
+    def product_grad(self, d, k):
+        """d: (B, H), the gradient of ``product(u, k)`` -> (B, H), that of u."""
+        return d @ self.w_hh[self.rows(k)]  # (B, H)
 
 
 # ----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ outputs of the one before).
 Each layer is ONNX's own ``RNN``/``LSTM``/``GRU`` operator, time-major, with weights moved
 from the kernel layout of ``fastrnn.modes`` (PyTorch's gate orders i, f, g, o and r, z, n)
 to ONNX's (i, o, f, c and z, r, h; bias ``[Wb, Rb]``); GRU's reset-after form is
-``linear_before_reset=1``. A layer holding two biases (converted from PyTorch) keeps both.
+``linear_before_reset=1``, its reset-before form (``reset_after=False``) ``linear_before_reset=0``. A layer holding two biases (converted from PyTorch) keeps both.
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from fastrnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from fastrnn.layers.rnn import RNN
 from fastrnn.layers.wrappers import Bidirectional
 
-_ONNX_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_ONNX_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}
 # For each ONNX gate block, the kernel block it is: LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h.
-_ONNX_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
+_ONNX_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2],
+                "gru_reset_before": [1, 0, 2]}
 
 
 # The Keras activations ONNX's recurrent operators take: (ONNX name, alpha, beta), where alpha
@@ -35,16 +36,13 @@ _ONNX_ACTIVATIONS = {
 
 def check_cell(layer) -> None:
     """ValueError naming the layer when its cell is not the one the ONNX operator here is
-    given: a kernel cell of another kind, an activation ONNX's operators do not have, or a GRU
-    form it does not set."""
+    given: a kernel cell of another kind, or an activation ONNX's operators do not have."""
     if layer.mode not in _ONNX_OP:
         raise ValueError(f"{layer.who}: its cell {layer.mode!r} has no ONNX form here")
     for argument, name in layer.activations().items():
         if name not in _ONNX_ACTIVATIONS:
             raise ValueError(f"{layer.who}: {argument} {name!r} has no form in ONNX's recurrent "
                              f"operators, which take {', '.join(sorted(_ONNX_ACTIVATIONS))}")
-    if layer.mode == "gru" and layer.get_config().get("reset_after") not in (None, True):
-        raise ValueError(f"{layer.who}: only GRU(reset_after=True) is exported to ONNX so far")
 
 
 def _activation_attributes(layer, directions: int) -> dict:
@@ -132,9 +130,9 @@ def _rnn_op(b: Builder, group: list, x_c: str, lengths: str, initial: list):
         stacked.append(per_layer[0] if len(group) == 1 else b.op("Concat", *per_layer, axis=0))
     attrs = {"hidden_size": first.units, "direction": direction}
     attrs.update(_activation_attributes(first, len(group)))
-    if first.mode == "gru":
-        attrs["linear_before_reset"] = 1
     op = _ONNX_OP[first.mode]
+    if op == "GRU":  # the reset after the recurrent product (1) or before it (0)
+        attrs["linear_before_reset"] = int(first.mode == "gru")
     outputs = b.op(op, x_c, W, R, B, lengths, *stacked, outputs=3 if op == "LSTM" else 2,
                    hint=op, **attrs)
     return outputs[0], outputs[1], outputs[2] if op == "LSTM" else None

@@ -34,7 +34,8 @@ around a torch RNN (for ``return_sequences=False``, ``return_state``, ``go_backw
 layer's input ``dropout``, a non-concat merge), ``nn.Linear`` (followed by the activation),
 ``nn.Embedding``, ``nn.Dropout``, and ``nn.Sequential`` for a ``Sequential``. Modules are
 made in the layer's dtype and torch's default training mode: call ``.eval()`` for inference.
-Masks have no torch counterpart: layers with ``mask_zero`` or ``Masking`` raise ValueError.
+Masks have no torch counterpart: layers with ``mask_zero`` or ``Masking`` raise ValueError,
+as does ``GRU(reset_after=False)`` (torch's GRU resets after the recurrent product only).
 
 The torch layout: ``batch_first=None`` (the default of ``to_torch`` and ``torch_forward``)
 means the module's the object was converted from (``from_torch`` records it in the result's

@@ -265,7 +265,7 @@ def write_optimizer(h5, model) -> None:
     owners_ = _trainable_owners(model)
     position = {id(p): i for i, p in enumerate(params)}
     for owner in owners_:
-        if isinstance(owner, Recurrent) and owner.mode != "gru" and owner.b_hh is not None:
+        if isinstance(owner, Recurrent) and not owner.double_bias and owner.b_hh is not None:
             warnings.warn(f"layer {owner.name!r} has two biases (from PyTorch), Keras one: the "
                           "optimizer's state is not written, so training resumes from a fresh "
                           "optimizer", stacklevel=4)

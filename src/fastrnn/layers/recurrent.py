@@ -7,7 +7,8 @@ outputs back into what Keras returns. Forward and backpropagation through time r
 
 Parameters are kept in the kernel layout (``w_ih``, ``w_hh``, ``b_ih``, ``b_hh``; see
 ``fastrnn.modes``); ``get_weights``/``set_weights`` use Keras's layout. Keras's single
-bias of SimpleRNN and LSTM is ``b_ih`` (``b_hh`` stays None); GRU has both rows. A layer
+bias of SimpleRNN, LSTM and GRU(reset_after=False) is ``b_ih`` (``b_hh`` stays None); GRU
+has both rows. A layer
 converted from PyTorch (``fastrnn.interop.from_torch``) keeps PyTorch's two biases, ``b_hh``
 too; its Keras bias is then ``b_ih + b_hh``, and ``set_weights`` puts it all in ``b_ih``.
 
@@ -43,7 +44,7 @@ from fastrnn._args import check_activation
 from fastrnn._checks import check_flag, check_int, check_real
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer, check_state_shapes, time_major_mask
-from fastrnn.modes import GATES, kernel_to_keras, keras_to_kernel
+from fastrnn.modes import GATES, MODES, kernel_to_keras, keras_to_kernel
 
 if TYPE_CHECKING:
     from fastrnn.constraints import Constraint
@@ -132,6 +133,11 @@ class Recurrent(Layer):
         return GATES[self.mode]
 
     @property
+    def double_bias(self) -> bool:
+        """Keras's bias is (2, G*H), b_ih then b_hh (GRU with ``reset_after``), not (G*H,)."""
+        return MODES[self.mode].keras_bias == "double"
+
+    @property
     def params(self):
         return [p for p in (self.w_ih, self.w_hh, self.b_ih, self.b_hh) if p is not None]
 
@@ -154,7 +160,7 @@ class Recurrent(Layer):
         F, H, G = self.input_shape[-1], self.units, self.gates
         shapes = [(F, G * H), (H, G * H)]
         if self.use_bias:
-            shapes.append((2, G * H) if self.mode == "gru" else (G * H,))
+            shapes.append((2, G * H) if self.double_bias else (G * H,))
         return shapes
 
     def get_weights(self):
@@ -173,7 +179,7 @@ class Recurrent(Layer):
     def weight_groups(self):
         groups = [(0,), (1,)]
         if self.use_bias:
-            groups.append((2, 3) if self.mode == "gru" else (2,))  # GRU: b_ih and b_hh
+            groups.append((2, 3) if self.double_bias else (2,))  # GRU: b_ih and b_hh
         return groups
 
     def weight_regularizers(self):
@@ -586,13 +592,14 @@ class LSTM(Recurrent):
 
 
 class GRU(Recurrent):
-    """Gated recurrent unit with the reset gate applied after the recurrent product
-    (Keras's ``reset_after=True``, its default and the only form the kernels have).
+    """Gated recurrent unit, Keras's equations: the reset gate applied after the recurrent
+    product (``reset_after=True``, Keras's default and PyTorch's GRU) or to the state before
+    it (``reset_after=False``).
 
     x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H); with ``return_state``
     a list ``[output, h_n (B, H)]``. Weights (Keras layout): kernel (F, 3H),
-    recurrent_kernel (H, 3H), bias (2, 3H), gates z, r, h; bias row 0 goes with the input,
-    row 1 with the recurrent product.
+    recurrent_kernel (H, 3H), bias (2, 3H) with ``reset_after`` (row 0 goes with the input,
+    row 1 with the recurrent product), else (3H,); gates z, r, h.
 
     Args:
         units: H, the size of the state and the output.
@@ -601,7 +608,9 @@ class GRU(Recurrent):
             and ``hard_swish``); None is ``"linear"``. tanh and sigmoid, the defaults, run
             fused into the cell; any other pair costs a little more per step.
         recurrent_activation: of the gates, likewise.
-        reset_after: ``True`` only (PyTorch's formulation, Keras's default; ValueError else).
+        reset_after: apply the reset gate after the recurrent product, ``r * (W_hn h + b_hn)``
+            (kernel mode ``gru``), or with False before it, ``W_hn (r * h)`` (kernel mode
+            ``gru_reset_before``); see ``fastrnn.modes``.
         use_bias: whether the layer has a bias.
         kernel_initializer: the kernel's initializer: a Keras name or a callable
             ``f(shape, dtype) -> array``.
@@ -657,9 +666,8 @@ class GRU(Recurrent):
                  batch_size: int | None = None, batch_input_shape: tuple | None = None,
                  seed: int | None = None,
                  activity_regularizer: Regularizer | str | None = None):
-        if not check_flag("GRU: reset_after", reset_after):
-            raise ValueError("GRU supports reset_after=True only (the kernels implement that "
-                             "formulation, PyTorch's); reset_after=False is not available")
+        self.reset_after = check_flag("GRU: reset_after", reset_after)
+        self.mode = "gru" if self.reset_after else "gru_reset_before"
         self.activation = activation_name("GRU: activation", activation)
         self.recurrent_activation = activation_name("GRU: recurrent_activation", recurrent_activation)
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
@@ -679,11 +687,12 @@ class GRU(Recurrent):
                          activity_regularizer=activity_regularizer)
 
     def initial_bias(self):
-        return initializers.get(self.bias_initializer)((2, 3 * self.units), self.dtype)
+        shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+        return initializers.get(self.bias_initializer)(shape, self.dtype)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation,
-                "recurrent_activation": self.recurrent_activation, "reset_after": True}
+                "recurrent_activation": self.recurrent_activation, "reset_after": self.reset_after}
 
 
 def activation_name(name: str, value) -> str:

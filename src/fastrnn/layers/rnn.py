@@ -200,7 +200,7 @@ class LSTMCell(_Cell):
 
 
 class GRUCell(_Cell):
-    """Keras's ``GRUCell``; runs as ``GRU`` (``reset_after=True``).
+    """Keras's ``GRUCell``; runs as ``GRU`` (with ``reset_after`` either way).
 
     The arguments are those of the layer it runs as (see its documentation): ``units``,
     the activations, ``reset_after``, ``use_bias``, the initializers, regularizers and constraints,

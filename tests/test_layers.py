@@ -504,7 +504,7 @@ def test_initialisation_repeats_with_the_same_seed():
     (lambda: LSTM(3, activation="softmax"), "LSTM: activation must be an element-wise activation"),
     (lambda: GRU(3, recurrent_activation="nope"), "GRU: recurrent_activation must be"),
     (lambda: SimpleRNN(3, activation="glu"), "SimpleRNN: activation must be"),
-    (lambda: LSTM(3, recurrent_dropout=0.2), "recurrent_dropout"),
+    (lambda: LSTM(3, recurrent_dropout=1.0), "recurrent_dropout"),
     (lambda: LSTM(3, dropout=1.5), "dropout"),
     (lambda: LSTM(0), "units must be positive"),
     (lambda: GRU(3, kernel_initializer="nope"), "unknown initializer"),

@@ -273,7 +273,7 @@ def test_bad_cells_and_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="another RNN"):
         RNN(cell)
     with pytest.raises(ValueError, match="recurrent_dropout"):
-        LSTMCell(2, recurrent_dropout=0.1)
+        LSTMCell(2, recurrent_dropout=-0.1)
     with pytest.raises(ValueError, match="initial_state"):
         RNN([LSTMCell(2), GRUCell(2)])(data(), initial_state=[np.zeros((B, 2))])
     with pytest.raises(RuntimeError, match="inside layers.RNN"):

@@ -105,11 +105,13 @@ Dims dims_of(const py::array& x, const py::array& w_hh) {
   return {x.shape(0), x.shape(1), x.shape(2), w_hh.shape(1)};
 }
 
-// The arguments forward and backward share: x, the weights, lengths or mask, direction.
+// The arguments forward and backward share: x, the weights, lengths or mask, direction, and
+// the products' masks: (G, B, H) and (G, B, I), or None.
 template <typename T, typename Args>
 void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
-                 const py::object& mask, bool reverse) {
+                 const py::object& mask, bool reverse, const py::object& recurrent_masks,
+                 const py::object& input_masks) {
   a.cell = cell.get();
   a.d = dims_of(x, w_hh);
   const Dims& d = a.d;
@@ -122,6 +124,9 @@ void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x,
   if (a.padding.lengths && a.padding.mask) throw py::value_error("give lengths or mask, not both");
   a.padding.B = d.B;
   a.reverse = reverse;
+  const py::ssize_t G = cell->layout().gates;
+  a.masks.recurrent = data_of<T>(recurrent_masks, "recurrent_masks", {G, d.B, d.H}, true);
+  a.masks.input = data_of<T>(input_masks, "input_masks", {G, d.B, d.I}, true);
 }
 
 // One array a state, None where absent.
@@ -166,9 +171,10 @@ class SignalStop {
 template <typename T>
 py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                       const py::object& lengths, bool reverse, bool training, const py::object& mask) {
+                       const py::object& lengths, bool reverse, bool training, const py::object& mask,
+                       const py::object& recurrent_masks, const py::object& input_masks) {
   fastrnn::ForwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks);
   const Dims& d = a.d;
   const std::vector<const T*> s0 = states_of<T>(states0, "initial states", *cell, d);
   py::list states_n;
@@ -199,9 +205,10 @@ template <typename T>
 py::tuple backward_impl(const Level& level, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                         const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                         const py::object& lengths, bool reverse, const std::shared_ptr<Workspace>& ws,
-                        const py::object& dy, const py::sequence& d_states_n, const py::object& mask) {
+                        const py::object& dy, const py::sequence& d_states_n, const py::object& mask,
+                        const py::object& recurrent_masks, const py::object& input_masks) {
   fastrnn::BackwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks);
   const Dims& d = a.d;
   const Dims& wd = ws->dims();
   if (!ws->cell()->same_as(*cell) || wd.T != d.T || wd.B != d.B || wd.H != d.H || ws->value_bytes() != sizeof(T))
@@ -248,22 +255,28 @@ bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(
 
 py::tuple forward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
-                  const py::object& lengths, bool reverse, bool training, const py::object& mask) {
+                  const py::object& lengths, bool reverse, bool training, const py::object& mask,
+                  const py::object& recurrent_masks, const py::object& input_masks) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return forward_impl<float>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
+    return forward_impl<float>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
+                               recurrent_masks, input_masks);
   if (is_dtype(x, py::dtype::of<double>()))
-    return forward_impl<double>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask);
+    return forward_impl<double>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
+                                recurrent_masks, input_masks);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
 py::tuple backward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                    const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
                    bool reverse, const std::shared_ptr<Workspace>& workspace, const py::object& dy,
-                   const py::sequence& d_states_n, const py::object& mask) {
+                   const py::sequence& d_states_n, const py::object& mask, const py::object& recurrent_masks,
+                   const py::object& input_masks) {
   if (is_dtype(x, py::dtype::of<float>()))
-    return backward_impl<float>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
+    return backward_impl<float>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask,
+                                recurrent_masks, input_masks);
   if (is_dtype(x, py::dtype::of<double>()))
-    return backward_impl<double>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask);
+    return backward_impl<double>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask,
+                                 recurrent_masks, input_masks);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -456,12 +469,15 @@ PYBIND11_MODULE(_bindings, m) {
       .def(py::init(&kernels_of), py::arg("level"))
       .def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("states"), py::arg("w_ih"), py::arg("w_hh"),
            py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
-           py::arg("mask") = py::none(),
+           py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(), py::arg("input_masks") = py::none(),
            "Forward unroll -> (y, final states, Workspace or None). Arrays must be C-contiguous, of x's dtype; "
-           "states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None.")
+           "states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None; "
+           "recurrent_masks: (G, B, H), input_masks: (G, B, I), or None: gate block k's products read "
+           "their input times mask k.")
       .def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
-           py::arg("d_states"), py::arg("mask") = py::none(),
+           py::arg("d_states"), py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(),
+           py::arg("input_masks") = py::none(),
            "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None). Overwrites the "
            "workspace's gates (and the products' own arrays).")
       .def("cell_kinds", [](const Kernels& k) { return k.level->cell_kinds(); })

@@ -40,6 +40,33 @@ std::vector<Product> products_of(const Layout& layout) {
   return all;
 }
 
+// Masks (ProductMasks): row r of `in` is batch row (row0 + r) % B, and mask is (B, n).
+//   mask_rows:     out (rows, n) = in (rows, n) * mask's rows
+//   add_mask_rows: out (rows, n) += in (rows, n) * mask's rows
+template <typename T>
+void mask_rows(const T* in, Index ld_in, Index rows, Index n, const T* mask, Index B, Index row0, T* out,
+               Index ld_out) {
+  for (Index r = 0; r < rows; ++r)
+    ArrayView<T>(out + r * ld_out, 1, n, Eigen::OuterStride<>(n)) =
+        ConstArrayView<T>(in + r * ld_in, 1, n, Eigen::OuterStride<>(n)) *
+        ConstArrayView<T>(mask + ((row0 + r) % B) * n, 1, n, Eigen::OuterStride<>(n));
+}
+template <typename T>
+void add_mask_rows(const T* in, Index ld_in, Index rows, Index n, const T* mask, Index B, Index row0, T* out,
+                   Index ld_out) {
+  for (Index r = 0; r < rows; ++r)
+    ArrayView<T>(out + r * ld_out, 1, n, Eigen::OuterStride<>(n)) +=
+        ConstArrayView<T>(in + r * ld_in, 1, n, Eigen::OuterStride<>(n)) *
+        ConstArrayView<T>(mask + ((row0 + r) % B) * n, 1, n, Eigen::OuterStride<>(n));
+}
+
+// With input masks, each block's input projection reads x times its own mask: the driver then
+// projects by GEMM, block by block, not step by step.
+template <typename Args>
+bool projects_step_by_step(const Args& a, const Split& split) {
+  return inputs_step_by_step(split, a.d.B) && !a.masks.input;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The products of one slice, with their weights packed once per run of the time loop (a
 // sequence, or a chunk of a long one).
@@ -47,15 +74,17 @@ std::vector<Product> products_of(const Layout& layout) {
 // Forward, rows [row0, row0 + blocks*H) of w (., K), for the slice's units of each block:
 //   out[:, k*H + j] += in (rows, K) . w[row0 + k*H + j, :]
 // w_hh's rows of a product (K = H), or all of w_ih (K = I) for a slice of every unit. With every
-// unit in the slice this is one product.
+// unit in the slice and no masks (per_block) this is one product.
 template <typename T>
 class ForwardProduct {
   using Packed = PackedWeights<T, Eigen::RowMajor>;
 
  public:
-  ForwardProduct(const T* w, Index K, Index H, Index row0, Index blocks, const Slice& sl, Index steps) : H_(H) {
+  ForwardProduct(const T* w, Index K, Index H, Index row0, Index blocks, const Slice& sl, Index steps,
+                 bool per_block = false)
+      : H_(H) {
     const Index rows = sl.b1 - sl.b0, units = sl.j1 - sl.j0;
-    if (units == H) {
+    if (units == H && !per_block) {
       parts_.push_back(std::make_unique<Packed>(w + row0 * K, K, blocks * H, K, rows, steps));
       return;
     }
@@ -69,6 +98,10 @@ class ForwardProduct {
   // column j0 of the product's first block.
   void accumulate(const T* in, Index ld_in, T* out, Index ld_out) {
     for (std::size_t k = 0; k < parts_.size(); ++k) parts_[k]->accumulate(in, ld_in, out + k * H_, ld_out);
+  }
+  // Block k alone (made per_block): out at column j0 of block k.
+  void accumulate_block(Index k, const T* in, Index ld_in, T* out, Index ld_out) {
+    parts_[k]->accumulate(in, ld_in, out, ld_out);
   }
 
  private:
@@ -91,32 +124,40 @@ class BackwardProduct {
 };
 
 // What one slice multiplies by: each product of the layout, and where inputs are projected (and
-// their gradients taken) step by step, w_ih. Forward or backward.
+// their gradients taken) step by step, w_ih. Forward or backward. Backward, a product is one
+// BackwardProduct, or with masks one per block.
 template <typename T>
 struct SliceProducts {
   std::vector<std::unique_ptr<ForwardProduct<T>>> forward;
-  std::vector<std::unique_ptr<BackwardProduct<T>>> backward;
+  std::vector<std::vector<std::unique_ptr<BackwardProduct<T>>>> backward;
   std::unique_ptr<ForwardProduct<T>> input;
   std::unique_ptr<BackwardProduct<T>> input_grad;
 
   void pack() noexcept {
     for (auto& p : forward) p->pack();
-    for (auto& p : backward) p->pack();
+    for (auto& product : backward)
+      for (auto& p : product) p->pack();
     if (input) input->pack();
     if (input_grad) input_grad->pack();
   }
 };
 
-// The products of slice `sl` for `steps` steps. w_ih given: the input one too.
+// The products of slice `sl` for `steps` steps. w_ih given: the input one too. masked: the
+// recurrent products go block by block.
 template <typename T>
 SliceProducts<T> products_for(const Layout& layout, const Dims& d, const T* w_hh, const T* w_ih, bool forward,
-                              const Slice& sl, Index steps) {
+                              bool masked, const Slice& sl, Index steps) {
   const Index H = d.H, GH = layout.gates * H, rows = sl.b1 - sl.b0, units = sl.j1 - sl.j0;
   SliceProducts<T> p;
   for (const Product& q : products_of(layout)) {
-    if (forward) p.forward.push_back(std::make_unique<ForwardProduct<T>>(w_hh, H, H, q.first * H, q.blocks, sl, steps));
-    else p.backward.push_back(
-        std::make_unique<BackwardProduct<T>>(w_hh, H, q.first * H, q.blocks * H, sl.j0, units, rows, steps));
+    if (forward) {
+      p.forward.push_back(std::make_unique<ForwardProduct<T>>(w_hh, H, H, q.first * H, q.blocks, sl, steps, masked));
+      continue;
+    }
+    auto& parts = p.backward.emplace_back();
+    if (!masked) parts.push_back(std::make_unique<BackwardProduct<T>>(w_hh, H, q.first * H, q.blocks * H, sl.j0, units, rows, steps));
+    for (Index k = 0; masked && k < q.blocks; ++k)
+      parts.push_back(std::make_unique<BackwardProduct<T>>(w_hh, H, (q.first + k) * H, H, sl.j0, units, rows, steps));
   }
   if (w_ih && forward) p.input = std::make_unique<ForwardProduct<T>>(w_ih, d.I, H, 0, layout.gates, sl, steps);
   if (w_ih && !forward) p.input_grad = std::make_unique<BackwardProduct<T>>(w_ih, d.I, 0, GH, 0, d.I, rows, steps);
@@ -217,6 +258,8 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
   const Index first = b0 * H + j0;  // offset of the tile in a (B, H) buffer
   const int states = static_cast<int>(layout.states.size()), saved = static_cast<int>(layout.saved.size());
   Step<T> step{tile, nullptr};
+  Matrix<T> masked;  // (rows, H) a product's input times one block's mask
+  if (a.masks.recurrent) masked.resize(tile.rows, H);
 
   for (Index s = s0; s < s1; ++s) {
     if (poll.before(s, split, sl)) return;
@@ -246,14 +289,17 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
         step_barrier(split, sl);
       for (const Product& r : products) {
         const T* in = r.input == kState ? buf.states[0][now].data() + b0 * H : saved_row(a, buf, r.input, row, b0);
-        if (r.output == kGates) {
-          p.forward[q]->accumulate(in, H, g_t + r.first * H, GH);
-        } else {
-          T* out = step.saved[r.output];
+        T* out = r.output == kGates ? g_t + r.first * H : step.saved[r.output];
+        const Index ld_out = r.output == kGates ? GH : r.blocks * H;
+        if (r.output != kGates) {
           const Tile own = own_tile(tile, r);
           for (Index k = 0; k < r.blocks; ++k)
             gate(out, own, k).rowwise() = buf.own_bias[q].segment(k * H + j0, tile.units).array();
-          p.forward[q]->accumulate(in, H, out, r.blocks * H);
+        }
+        if (!a.masks.recurrent) p.forward[q]->accumulate(in, H, out, ld_out);
+        for (Index k = 0; a.masks.recurrent && k < r.blocks; ++k) {  // block k reads in * its mask
+          mask_rows(in, H, tile.rows, H, a.masks.recurrent + (r.first + k) * B * H, B, b0, masked.data(), H);
+          p.forward[q]->accumulate_block(k, masked.data(), H, out + k * H, ld_out);
         }
         ++q;
       }
@@ -300,12 +346,22 @@ std::vector<Row<T>> own_biases(const ForwardArgs<T>& a) {
 // Input projections of steps [t0, t1) (all batch rows) into `gates`: (t1 - t0) * B rows of
 // G*H, started from the biases (added once, not per step) so that the GEMM accumulates onto
 // them instead of onto a zeroed buffer.
+// With input masks, block by block, each from x times its mask.
 template <typename T>
 void project_inputs(const ForwardArgs<T>& a, const Row<T>& bias, Index t0, Index t1, T* gates) {
-  const Index B = a.d.B, I = a.d.I, GH = a.cell->layout().gates * a.d.H, rows = (t1 - t0) * B;
+  const Index B = a.d.B, I = a.d.I, H = a.d.H, G = a.cell->layout().gates, GH = G * H, rows = (t1 - t0) * B;
   MatrixMap<T> out(gates, rows, GH);
   out.rowwise() = bias;
-  out.noalias() += ConstMatrixMap<T>(a.x + t0 * B * I, rows, I) * ConstMatrixMap<T>(a.w.w_ih, GH, I).transpose();
+  const ConstMatrixMap<T> x(a.x + t0 * B * I, rows, I), w_ih(a.w.w_ih, GH, I);
+  if (!a.masks.input) {
+    out.noalias() += x * w_ih.transpose();
+    return;
+  }
+  Matrix<T> xm(rows, I);  // x times block k's mask
+  for (Index k = 0; k < G; ++k) {
+    mask_rows(x.data(), I, rows, I, a.masks.input + k * B * I, B, 0, xm.data(), I);
+    out.middleCols(k * H, H).noalias() += xm * w_ih.middleRows(k * H, H).transpose();
+  }
 }
 
 // Steps go in chunks of at most about 4 MB of gates, which can stay in cache (the L2s and the
@@ -362,7 +418,8 @@ void forward(const ForwardArgs<T>& a) {
     run_slices(
         split, B, H,
         [&](const Slice& sl) {
-          return products_for<T>(layout, a.d, a.w.w_hh, step_by_step ? a.w.w_ih : nullptr, true, sl, s1 - s0);
+          return products_for<T>(layout, a.d, a.w.w_hh, step_by_step ? a.w.w_ih : nullptr, true,
+                                 a.masks.recurrent != nullptr, sl, s1 - s0);
         },
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
           forward_slice<T>(a, gates, t_first, s0, s1, buf, p, sl, used, poll);
@@ -375,7 +432,7 @@ void forward(const ForwardArgs<T>& a) {
   // recurrent product and the cell read them: into the workspace when training, into one step's
   // buffer for inference. bench/NOTES.md, "Inputs projected step by step".
   T* kept_gates = a.ws ? a.ws->template gates<T>() : nullptr;
-  if (inputs_step_by_step(split, B)) {
+  if (projects_step_by_step(a, split)) {
     if (!a.ws) buf.step_gates.resize(B, GH);
     return unroll(kept_gates, 0, 0, steps, true);
   }
@@ -454,6 +511,7 @@ struct BackwardBuffers {
   Matrix<T> dh_total;                       // (B, H) that plus the output's gradient
   std::array<Matrix<T>, 2> scratch;         // (B, H) each, the cell's
   std::vector<Matrix<T>> d_saved;           // (B, H) per saved array that is a product's input
+  Matrix<T> masked;                         // (B, H) one block's share of a masked product's gradient
   std::vector<Index> uncovered;             // gate blocks in no product
 };
 
@@ -515,8 +573,16 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
         const Product& r = products[q];
         const bool own = r.output != kGates;
         const T* d = own ? ws.saved<T>(r.output) + row * r.blocks * H : ws.gates<T>() + row * GH + r.first * H;
+        const Index ld_d = own ? r.blocks * H : GH;
         T* out = r.input == kState ? dh_prev : buf.d_saved[r.input].data() + first;
-        p.backward[q]->accumulate(d, own ? r.blocks * H : GH, out, H);
+        if (!a.masks.recurrent) p.backward[q][0]->accumulate(d, ld_d, out, H);
+        for (Index k = 0; a.masks.recurrent && k < r.blocks; ++k) {  // d in += (d_k . w_k) * mask_k
+          T* part = buf.masked.data() + first;
+          state(part, tile).setZero();
+          p.backward[q][k]->accumulate(d + k * H, ld_d, part, H);
+          state(out, tile) += state(static_cast<const T*>(part), tile) *
+                              state(a.masks.recurrent + (r.first + k) * B * H + first, tile);
+        }
       }
       end = begin;
     }
@@ -586,32 +652,61 @@ void gradient_products(const BackwardArgs<T>& a, Index first, Index rows, bool a
   const std::vector<Product> products = products_of(layout);
   const std::vector<ColumnRange> ranges = column_ranges(layout, H);
 
+  const ConstMatrixMap<T> w_ih(a.w.w_ih, GH, I);
   auto input_rows = [&](Index r0, Index r1) {
-    MatrixMap<T>(a.dx + (first + r0) * I, r1 - r0, I).noalias() =
-        ConstMatrixMap<T>(d_gates + r0 * GH, r1 - r0, GH) * ConstMatrixMap<T>(a.w.w_ih, GH, I);
+    const ConstMatrixMap<T> d(d_gates + r0 * GH, r1 - r0, GH);
+    MatrixMap<T> dx(a.dx + (first + r0) * I, r1 - r0, I);
+    if (!a.masks.input) {
+      dx.noalias() = d * w_ih;
+      return;
+    }
+    dx.setZero();  // with masks, the sum over blocks of (d_k . w_ih_k) * mask_k
+    Matrix<T> part(r1 - r0, I);
+    for (Index k = 0; k < layout.gates; ++k) {
+      part.noalias() = d.middleCols(k * H, H) * w_ih.middleRows(k * H, H);
+      add_mask_rows(part.data(), I, r1 - r0, I, a.masks.input + k * a.d.B * I, a.d.B, r0, dx.data(), I);
+    }
+  };
+  const bool masked = a.masks.input || a.masks.recurrent;
+  // Columns [c0, c1) of one range, within gate block `block` where masked (else -1): the products
+  // read x and the range's input times that block's masks.
+  auto columns = [&](const ColumnRange& range, Index c0, Index c1, Index block, Matrix<T>& xm, Matrix<T>& hm) {
+    const T* x_in = x;
+    if (a.masks.input) {
+      xm.resize(rows, I);
+      mask_rows(x, I, rows, I, a.masks.input + block * a.d.B * I, a.d.B, 0, xm.data(), I);
+      x_in = xm.data();
+    }
+    const GradientProduct<T> input_side{d_gates + c0, GH, x_in, I, a.dw_ih + c0 * I};
+    if (range.product < 0) return add_gradient_products<T>(rows, c1 - c0, {input_side});
+    const Product& r = products[range.product];
+    const T* in = r.input == kState ? ws.state_prev<T>(0) + first * H : ws.saved<T>(r.input) + first * H;
+    if (a.masks.recurrent) {
+      hm.resize(rows, H);
+      mask_rows(in, H, rows, H, a.masks.recurrent + block * a.d.B * H, a.d.B, 0, hm.data(), H);
+      in = hm.data();
+    }
+    if (r.output == kGates)
+      return add_gradient_products<T>(rows, c1 - c0, {input_side, {d_gates + c0, GH, in, H, a.dw_hh + c0 * H}});
+    const Index width = r.blocks * H;
+    const T* own = ws.saved<T>(r.output) + first * width + (c0 - range.c0);
+    add_gradient_products<T>(rows, c1 - c0, {input_side, {own, width, in, H, a.dw_hh + c0 * H}});
   };
   auto gate_columns = [&](Index g0, Index g1) {
     if (!add) {
       std::fill(a.dw_ih + g0 * I, a.dw_ih + g1 * I, T(0));
       std::fill(a.dw_hh + g0 * H, a.dw_hh + g1 * H, T(0));
     }
+    Matrix<T> xm, hm;  // this thread's masked inputs, one block at a time
     for (const ColumnRange& range : ranges) {
       const Index c0 = std::max(range.c0, g0), c1 = std::min(range.c1, g1);
       if (c0 >= c1) continue;
-      const GradientProduct<T> input_side{d_gates + c0, GH, x, I, a.dw_ih + c0 * I};
-      if (range.product < 0) {
-        add_gradient_products<T>(rows, c1 - c0, {input_side});
+      if (!masked) {
+        columns(range, c0, c1, -1, xm, hm);
         continue;
       }
-      const Product& r = products[range.product];
-      const T* in = r.input == kState ? ws.state_prev<T>(0) + first * H : ws.saved<T>(r.input) + first * H;
-      if (r.output == kGates) {
-        add_gradient_products<T>(rows, c1 - c0, {input_side, {d_gates + c0, GH, in, H, a.dw_hh + c0 * H}});
-      } else {
-        const Index width = r.blocks * H;
-        const T* own = ws.saved<T>(r.output) + first * width + (c0 - range.c0);
-        add_gradient_products<T>(rows, c1 - c0, {input_side, {own, width, in, H, a.dw_hh + c0 * H}});
-      }
+      for (Index k = c0 / H; k * H < c1; ++k)
+        columns(range, std::max(c0, k * H), std::min(c1, (k + 1) * H), k, xm, hm);
     }
   };
 
@@ -667,6 +762,7 @@ void backward(const BackwardArgs<T>& a) {
   buf.dh_total.resize(B, H);
   for (auto& s : buf.scratch) s.resize(B, H);
   buf.d_saved.resize(layout.saved.size());
+  if (a.masks.recurrent) buf.masked.resize(B, H);
   std::vector<bool> covered(layout.gates, false);
   for (const Product& r : products) {
     if (r.input != kState) buf.d_saved[r.input].resize(B, H);
@@ -680,7 +776,7 @@ void backward(const BackwardArgs<T>& a) {
   // Where forward projected the inputs step by step, each step's input gradient is likewise
   // taken in the time loop, from gate gradients just made and still in cache, instead of by a
   // GEMM that reads them all back afterwards (bench/NOTES.md, "Input gradient in the time loop").
-  const bool dx_in_loop = inputs_step_by_step(split, B);
+  const bool dx_in_loop = projects_step_by_step(a, split);
   BiasSums<T> sums;
   sums.own.resize(products.size());
   for (int k = 0; k < split.threads; ++k) {
@@ -693,7 +789,8 @@ void backward(const BackwardArgs<T>& a) {
     run_slices(
         split, B, H,
         [&](const Slice& sl) {
-          return products_for<T>(layout, a.d, a.w.w_hh, dx_in_loop ? a.w.w_ih : nullptr, false, sl, s1 - s0);
+          return products_for<T>(layout, a.d, a.w.w_hh, dx_in_loop ? a.w.w_ih : nullptr, false,
+                                 a.masks.recurrent != nullptr, sl, s1 - s0);
         },
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
           backward_slice<T>(a, s0, s1, buf, p, sums, sl, used, poll);

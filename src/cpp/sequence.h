@@ -62,6 +62,16 @@ struct Stop {
   void* context = nullptr;
 };
 
+// Masks on the products' inputs, the same at every step (Keras's per-gate dropout masks): gate
+// block k's rows of w_hh multiply their product's input (h, or the cell's array) times
+// recurrent[k], and its rows of w_ih multiply x_t times input[k]. Any values, not only 0 and a
+// scale. With masks a product runs as one product per gate block.
+template <typename T>
+struct ProductMasks {
+  const T* recurrent = nullptr;  // (G, B, H) or nullptr (no mask)
+  const T* input = nullptr;      // (G, B, I) or nullptr
+};
+
 struct Stopped : std::exception {
   const char* what() const noexcept override { return "kernel call stopped"; }
 };
@@ -75,6 +85,7 @@ struct ForwardArgs {
   Weights<T> w;
   Padding padding;                            // lengths or mask, or neither: every step valid
   bool reverse;
+  ProductMasks<T> masks;
   T* y;                                       // (T, B, H) out
   std::array<T*, kMaxStates> state_n{};       // (B, H) each, out
   const Workspace* ws;                        // filled for BPTT when training; nullptr for inference
@@ -89,6 +100,7 @@ struct BackwardArgs {
   Weights<T> w;
   Padding padding;
   bool reverse;
+  ProductMasks<T> masks;                         // the forward's
   const Workspace* ws;                           // from forward; its gates and the products' outputs are overwritten
   const T* dy;                                   // (T, B, H) or nullptr
   std::array<const T*, kMaxStates> d_state_n{};  // (B, H) each, or nullptr

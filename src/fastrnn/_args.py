@@ -48,15 +48,19 @@ class ForwardArgs:
     training: bool
     activation: str  # the mode's own unless another was given
     recurrent_activation: str | None  # None for the modes without gates (rnn_*)
+    recurrent_masks: np.ndarray | None = None  # (G, B, H) as given, C-contiguous
+    input_masks: np.ndarray | None = None  # (G, B, I) as given, C-contiguous
 
 
 def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training,
-                  mask=None, activation=None, recurrent_activation=None) -> ForwardArgs:
+                  mask=None, activation=None, recurrent_activation=None, recurrent_masks=None,
+                  input_masks=None) -> ForwardArgs:
     """Check the arguments of ``rnn_forward`` and return them with their sizes.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H),
     b_ih, b_hh: (G*H,) or None, c0: (B, H) or None (LSTM only), lengths: (B,) or None,
-    mask: (T, B) or None (not both with lengths).
+    mask: (T, B) or None (not both with lengths), recurrent_masks: (G, B, H) or None,
+    input_masks: (G, B, I) or None, of x's dtype.
     H is read from ``w_hh.shape[1]``. Raises TypeError / ValueError naming the argument.
     """
     G = check_mode(mode)
@@ -83,6 +87,10 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     mask = check_mask(mask, T, B)
     if lengths is not None and mask is not None:
         raise ValueError("give lengths or mask, not both (a mask can say everything lengths do)")
+    recurrent_masks = _contiguous(_check_optional("recurrent_masks", recurrent_masks, dtype, "(G, B, H)",
+                                                  (G, B, H), for_mode))
+    input_masks = _contiguous(_check_optional("input_masks", input_masks, dtype, "(G, B, I)", (G, B, I),
+                                              for_mode))
     check_bool("reverse", reverse)
     check_bool("training", training)
     activation = check_activation("activation", activation, MODES[mode].activation)
@@ -96,7 +104,8 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
                        w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths, mask=mask,
                        reverse=bool(reverse), training=bool(training), activation=activation,
-                       recurrent_activation=recurrent_activation)
+                       recurrent_activation=recurrent_activation, recurrent_masks=recurrent_masks,
+                       input_masks=input_masks)
 
 
 def check_activation(name, value, default) -> str:
@@ -234,6 +243,11 @@ def _check_array(name, a, dtype=None) -> np.ndarray:
     if dtype is not None and a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype} but x has {dtype}")
     return a
+
+
+def _contiguous(a):
+    """None, or ``a`` C-contiguous (copied only where it is not): the masks are read as given."""
+    return None if a is None else np.ascontiguousarray(a)
 
 
 def _check_ndim(name, a, letters, ndim, sizes=""):

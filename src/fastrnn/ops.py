@@ -79,23 +79,25 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 activation: str | None = None, recurrent_activation: str | None = None,
+                recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, KernelCache | None]:
     """Run a recurrent layer over a time-major batch with the C++ kernels.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None,
     c0: (B, H) or None (LSTM), lengths: (B,) or None, mask: (T, B) bool/uint8 or None;
     activation, recurrent_activation: names from ``fastrnn.modes.ACTIVATIONS``, None for the
-    mode's own. Returns ``(y, h_n, c_n, cache)`` with
+    mode's own; recurrent_masks: (G, B, H), input_masks: (G, B, I) or None, per gate block
+    multiplying h and x_t in that block's products (dropout masks). Returns ``(y, h_n, c_n, cache)`` with
     y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
-                         activation, recurrent_activation)
+                         activation, recurrent_activation, recurrent_masks, input_masks)
     cell = _cell(args)
     arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
     states = [_contiguous(args.h0), _contiguous(args.c0)][:len(cell.states)]
     y, final, workspace = _core.forward(
         cell, arrays["x"], states, arrays["w_ih"], arrays["w_hh"], arrays["b_ih"], arrays["b_hh"],
-        args.lengths, args.reverse, args.training, args.mask)
+        args.lengths, args.reverse, args.training, args.mask, args.recurrent_masks, args.input_masks)
     cache = KernelCache(args, cell, arrays, workspace) if args.training else None
     return y, final[0], final[1] if len(final) > 1 else None, cache
 
@@ -116,7 +118,8 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     claim_cache(cache)
     dx, d_initial, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
         cache.cell, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], args.lengths, args.reverse,
-        cache.workspace, _contiguous(dy), [_contiguous(dh_n), _contiguous(dc_n)][:len(states)], args.mask)
+        cache.workspace, _contiguous(dy), [_contiguous(dh_n), _contiguous(dc_n)][:len(states)], args.mask,
+        args.recurrent_masks, args.input_masks)
     grads = {"x": dx}
     grads.update({f"{name}0": d for name, d in zip(states, d_initial)})
     grads.update(w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)

@@ -11,6 +11,10 @@ Each cell is a pair of small functions working on the two gate pre-activations
     gi = x_t @ w_ih.T + b_ih    (B, G*H)    the input's share
     gh = h @ w_hh.T + b_hh      (B, G*H)    the recurrent share
 
+With masks, gate block k's share reads its input times mask k (``_product``)::
+
+    gi_k = (x_t * input_masks[k]) @ w_ih_k.T + b_ih_k      gh_k = (h * recurrent_masks[k]) @ w_hh_k.T + b_hh_k
+
 - ``forward(gi, gh, h, c, w, act, rec) -> (h_new, c_new, saved)``
 - ``backward(dh_new, dc_new, h, c, saved, w, act, rec) -> (dgi, dgh, dh, dc, own)``, where
   ``dgi``/``dgh`` are the gradients of ``gi``/``gh`` and ``dh``/``dc`` the gradients of the
@@ -18,7 +22,7 @@ Each cell is a pair of small functions working on the two gate pre-activations
   ``f * c``).
 
 A cell whose recurrent product takes something other than h (``gru_reset_before``: W_hn times
-r * h) makes that product itself from ``w`` (``_Recurrent``: W_hh and b_hh by gate blocks) and
+r * h) makes that product itself from ``w`` (``_Recurrent``: W_hh, b_hh and the masks by gate blocks) and
 ignores gh's block there; its backward returns, in ``own``, each such product as
 ``(k, u, d)``: gate block k, its input u (B, H) and the gradient d (B, H) of its output, whose
 share of ``dh`` it has added itself. The loop turns ``d`` into block k's weight gradients.
@@ -48,6 +52,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 activation: str | None = None, recurrent_activation: str | None = None,
+                recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
@@ -71,6 +76,10 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     activation: the activation of h (rnn), of the candidate and of the cell state (LSTM), of the
     candidate (GRU); recurrent_activation: of LSTM's i, f, o and GRU's r, z. Names from
     ``fastrnn.modes.ACTIVATIONS`` (Keras's); None for the mode's own (tanh or relu, sigmoid).
+    recurrent_masks: None, or (G, B, H): gate block k's recurrent product reads
+    ``h * recurrent_masks[k]`` at every step (the blocks in the order of ``fastrnn.modes``);
+    input_masks: None, or (G, B, I), likewise ``x_t * input_masks[k]`` for block k's input
+    product. Keras's per-gate dropout masks (``recurrent_dropout``), any values, of x's dtype.
 
     Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H), h_n: (B, H), c_n: (B, H) for LSTM
     and None otherwise. All arrays have x's dtype (float32 or float64) and are computed in it.
@@ -78,12 +87,12 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     unchanged until ``rnn_backward``. NaN and inf are not checked for: they propagate.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
-                         activation, recurrent_activation)
+                         activation, recurrent_activation, recurrent_masks, input_masks)
     cell_forward, _ = _CELLS[MODES[mode].cell]
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     b_ih, b_hh = _bias(args, args.b_ih), _bias(args, args.b_hh)  # (G*H,) each
-    w = _Recurrent(w_hh, b_hh, args.H)
+    w = _Recurrent(w_hh, b_hh, args.H, args.recurrent_masks)
     h = _state(args, args.h0)  # (B, H)
     c = _state(args, args.c0) if "c" in STATES[mode] else None  # (B, H) or None
     valid = _valid_steps(args)  # (T, B, 1)
@@ -91,8 +100,8 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     y = np.zeros((args.T, args.B, args.H), dtype=args.dtype)  # (T, B, H)
     saved = [None] * args.T  # per step: (h, c, what the cell needs for its backward)
     for t in _processing_order(args):
-        gi = x[t] @ w_ih.T + b_ih  # (B, G*H)
-        gh = h @ w_hh.T + b_hh  # (B, G*H)
+        gi = _product(x[t], w_ih, b_ih, args.input_masks)  # (B, G*H)
+        gh = _product(h, w_hh, b_hh, args.recurrent_masks)  # (B, G*H)
         h_new, c_new, cell_saved = cell_forward(gi, gh, h, c, w, act, rec)  # (B, H), (B, H) or None
         if training:
             saved[t] = (h, c, cell_saved)
@@ -126,7 +135,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     lstm = "c" in STATES[args.mode]  # a cell state
-    w = _Recurrent(w_hh, None, args.H)
+    w = _Recurrent(w_hh, None, args.H, args.recurrent_masks)
 
     dx = np.zeros(x.shape, dtype=args.dtype)  # (T, B, I)
     dw_ih = np.zeros(w_ih.shape, dtype=args.dtype)  # (G*H, I)
@@ -144,16 +153,17 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
         # Padded steps copy the state through: no gradient reaches x or the weights there.
         dgi = np.where(valid, dgi, 0)  # (B, G*H)
         dgh = np.where(valid, dgh, 0)  # (B, G*H)
-        dx[t] = dgi @ w_ih  # (B, I)
-        dw_ih += dgi.T @ x[t]  # (G*H, I)
-        dw_hh += dgh.T @ h  # (G*H, H)
+        dx[t], dw = _product_grads(dgi, x[t], w_ih, args.input_masks)  # (B, I), (G*H, I)
+        dw_ih += dw
+        dh_product, dw = _product_grads(dgh, h, w_hh, args.recurrent_masks)  # (B, H), (G*H, H)
+        dw_hh += dw
         db_ih += dgi.sum(axis=0)  # (G*H,)
         db_hh += dgh.sum(axis=0)  # (G*H,)
         for k, u, d in own:  # a product of the cell's own: input u (B, H), gradient d (B, H)
             d = np.where(valid, d, 0)  # (B, H)
-            dw_hh[w.rows(k)] += d.T @ u  # (H, H)
+            dw_hh[w.rows(k)] += d.T @ w.masked(u, k)  # (H, H)
             db_hh[w.rows(k)] += d.sum(axis=0)  # (H,)
-        dh = np.where(valid, dh_prev + dgh @ w_hh, dh)  # (B, H)
+        dh = np.where(valid, dh_prev + dh_product, dh)  # (B, H)
         if lstm:
             dc = np.where(valid, dc_prev, dc)  # (B, H)
 
@@ -174,6 +184,30 @@ class _ReferenceCache(OneBackward):
         self.args = args
         self.valid = valid  # (T, B, 1) bool, step t is part of sequence b
         self.saved = saved  # per step t: (h, c, cell_saved), the state before step t
+
+
+# ----------------------------------------------------------------------------------------
+# The products, with a mask per gate block on their input or without.
+
+
+def _product(v, w, b, masks):
+    """v: (B, K), w: (G*H, K), b: (G*H,), masks: (G, B, K) or None -> (B, G*H):
+    block k is (v * masks[k]) @ w_k.T + b_k."""
+    if masks is None:
+        return v @ w.T + b
+    w_blocks = np.split(w, len(masks), axis=0)  # G x (H, K)
+    return np.concatenate([(v * m) @ w_k.T for m, w_k in zip(masks, w_blocks)], axis=1) + b
+
+
+def _product_grads(d, v, w, masks):
+    """Backward of ``_product``: d: (B, G*H) -> (dv (B, K), dw (G*H, K))."""
+    if masks is None:
+        return d @ w, d.T @ v
+    d_blocks = np.split(d, len(masks), axis=1)  # G x (B, H)
+    w_blocks = np.split(w, len(masks), axis=0)  # G x (H, K)
+    dv = sum((d_k @ w_k) * m for d_k, w_k, m in zip(d_blocks, w_blocks, masks))  # (B, K)
+    dw = np.concatenate([d_k.T @ (v * m) for d_k, m in zip(d_blocks, masks)], axis=0)  # (G*H, K)
+    return dv, dw
 
 
 # ----------------------------------------------------------------------------------------
@@ -272,23 +306,29 @@ _CELLS = {  # by the kernels' cell kind (fastrnn.modes.MODES)
 
 @dataclass(frozen=True)
 class _Recurrent:
-    """W_hh (G*H, H) and b_hh (G*H,) or None, by gate blocks of H rows."""
+    """W_hh (G*H, H), b_hh (G*H,) or None and the recurrent masks (G, B, H) or None, by gate
+    blocks of H rows."""
 
     w_hh: np.ndarray
     b_hh: np.ndarray | None
     H: int
+    masks: np.ndarray | None = None
 
     def rows(self, k: int) -> slice:
         return slice(k * self.H, (k + 1) * self.H)
 
+    def masked(self, u, k):
+        """u: (B, H) -> (B, H): block k's product input, times its mask if there is one."""
+        return u if self.masks is None else u * self.masks[k]
+
     def product(self, u, k):
         """u: (B, H) -> (B, H): block k's recurrent product of u, with its bias."""
-        out = u @ self.w_hh[self.rows(k)].T  # (B, H)
+        out = self.masked(u, k) @ self.w_hh[self.rows(k)].T  # (B, H)
         return out if self.b_hh is None else out + self.b_hh[self.rows(k)]
 
     def product_grad(self, d, k):
         """d: (B, H), the gradient of ``product(u, k)`` -> (B, H), that of u."""
-        return d @ self.w_hh[self.rows(k)]  # (B, H)
+        return self.masked(d @ self.w_hh[self.rows(k)], k)  # (B, H)
 
 
 # ----------------------------------------------------------------------------------------

@@ -26,8 +26,13 @@ Keras semantics kept here:
   are the states after the last real step (the initial ones for a row with none).
 - ``stateful``: the final state of a batch is the initial state of the next, until
   ``reset_states()``. No gradient flows into the carried state (truncated BPTT).
-- ``dropout``: one mask per sequence on the input features, the same at every step, as
-  Keras's RNN cells draw it; training only.
+- ``dropout`` and ``recurrent_dropout``, training only, masks drawn once a call and the same at
+  every step, scaled by ``1 / (1 - rate)``, as Keras's cells draw them: with
+  ``recurrent_dropout`` 0, one mask per sequence on the input features. With
+  ``recurrent_dropout`` > 0 (Keras's ``implementation=1``) SimpleRNN has one mask on h (and one
+  on the inputs); LSTM and GRU have one mask on h per gate (and one on the inputs per gate),
+  which the kernels apply to each gate's share of the products (``recurrent_masks``,
+  ``input_masks`` of ``fastrnn.ops.rnn_forward``).
 - regularizers and constraints (``kernel_*``, ``recurrent_*``, ``bias_*``) apply to Keras's
   weights: GRU's bias ``(2, 3H)`` is one weight made of ``b_ih`` and ``b_hh``, and a
   constraint's ``axis`` is that of the Keras layout.
@@ -100,10 +105,7 @@ class Recurrent(Layer):
         if units <= 0:
             raise ValueError(f"{self.who}: units must be positive, got {units}")
         check_real(f"{self.who}: dropout", dropout, low=0.0, high=1.0, high_open=True)
-        if check_real(f"{self.who}: recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
-                      high_open=True):
-            raise ValueError(f"{self.who}: recurrent_dropout is not supported by the kernels "
-                             "(only dropout on the inputs is); use recurrent_dropout=0")
+        check_real(f"{self.who}: recurrent_dropout", recurrent_dropout, low=0.0, high=1.0, high_open=True)
         self.units = int(units)
         self.use_bias = self.flag("use_bias", use_bias)
         self.kernel_initializer = kernel_initializer
@@ -120,6 +122,7 @@ class Recurrent(Layer):
         self.recurrent_constraint = self.resolve("recurrent_constraint", constraints.get, recurrent_constraint)
         self.bias_constraint = self.resolve("bias_constraint", constraints.get, bias_constraint)
         self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
         set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
                              zero_output_for_mask)
         self.states = None  # [h (B, H), c (B, H) for LSTM] carried by a stateful layer
@@ -253,19 +256,46 @@ class Recurrent(Layer):
         zeros at masked steps, h_n: (B, H), c_n: (B, H) or None.
         """
         T, B, F = x_tm.shape
-        drop = None
-        if training and self.dropout > 0:
-            keep = self.rng.random((B, F)) >= self.dropout  # (B, F), same for every step
-            drop = keep.astype(self.dtype) / self.dtype.type(1 - self.dropout)  # (B, F)
-            x_tm = x_tm * drop  # (T, B, F)
+        drop, recurrent = self.dropout_masks(B, F) if training else (None, None)
+        input_masks = None
+        if drop is not None and drop.ndim == 3:  # one per gate: each gate's product applies its own
+            input_masks, drop = self.kernel_blocks(drop), None
+        if drop is not None:
+            x_tm = x_tm * drop  # (T, B, F), the same mask for every step and gate
         h0, c0 = self._initial_states(B, initial_state)
         y, h_n, c_n, cache = ops.rnn_forward(
             self.mode, x_tm, h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-            c0=c0, mask=mask, reverse=self.go_backwards, training=training, **self.activations())
+            c0=c0, mask=mask, reverse=self.go_backwards, training=training, **self.activations(),
+            recurrent_masks=None if recurrent is None else self.kernel_blocks(recurrent),
+            input_masks=input_masks)
         if self.stateful:
             self.states = [h_n.copy()] + ([c_n.copy()] if c_n is not None else [])
         self._cache = (cache, drop, mask) if training else None
         return y, h_n, c_n
+
+    def dropout_masks(self, B: int, F: int):
+        """The dropout masks of one training call, drawn from ``rng`` as Keras's cells draw
+        them, each scaled by 1 / (1 - rate) and the same at every step: ``(input, recurrent)``.
+
+        input: None, (B, F) one mask for every gate, or (G, B, F) one per gate (with
+        ``recurrent_dropout`` > 0, LSTM and GRU); recurrent: None or (G, B, H), G = 1 for
+        SimpleRNN. Per gate in Keras's gate order (LSTM i, f, c, o; GRU z, r, h).
+        """
+        per_gate = self.recurrent_dropout > 0 and self.gates > 1  # Keras's implementation=1
+        drop = recurrent = None
+        if self.dropout > 0:
+            drop = self._mask((self.gates, B, F) if per_gate else (B, F), self.dropout)
+        if self.recurrent_dropout > 0:
+            recurrent = self._mask((self.gates, B, self.units), self.recurrent_dropout)
+        return drop, recurrent
+
+    def _mask(self, shape, rate):
+        keep = self.rng.random(shape) >= rate
+        return keep.astype(self.dtype) / self.dtype.type(1 - rate)
+
+    def kernel_blocks(self, masks):
+        """masks: (G, B, K) in Keras's gate order -> the kernels' (fastrnn.modes), C-contiguous."""
+        return np.ascontiguousarray(np.asarray(masks, dtype=self.dtype)[list(MODES[self.mode].keras_blocks)])
 
     def run_backward(self, dy_tm=None, dh_n=None, dc_n=None):
         """Gradients of ``run``'s outputs -> dx_tm: (T, B, F); sets ``grads``.
@@ -395,7 +425,8 @@ class Recurrent(Layer):
             kernel_constraint=constraints.serialize(self.kernel_constraint),
             recurrent_constraint=constraints.serialize(self.recurrent_constraint),
             bias_constraint=constraints.serialize(self.bias_constraint),
-            dropout=self.dropout, return_sequences=self.return_sequences,
+            dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
+            return_sequences=self.return_sequences,
             return_state=self.return_state, go_backwards=self.go_backwards,
             stateful=self.stateful, unroll=self.unroll,
             zero_output_for_mask=self.zero_output_for_mask)
@@ -426,8 +457,11 @@ class SimpleRNN(Recurrent):
         recurrent_constraint: likewise of the recurrent kernel.
         bias_constraint: likewise of the bias.
         dropout: the fraction of input features dropped in training, one mask per sequence
-            for all its steps, as Keras draws it; in [0, 1).
-        recurrent_dropout: accepted for Keras scripts; only 0 is supported (ValueError else).
+            for all its steps, as Keras draws it (one per gate with ``recurrent_dropout``);
+            in [0, 1).
+        recurrent_dropout: the fraction of the state's units dropped in training from the
+            recurrent products, masks drawn per sequence for all its steps, as Keras draws them
+            (one per gate for LSTM and GRU); in [0, 1).
         return_sequences: return the output of every step, (B, T, H), instead of the last
             one, (B, H).
         return_state: also return the final state(s), each (B, H), after the output.
@@ -516,8 +550,11 @@ class LSTM(Recurrent):
         recurrent_constraint: likewise of the recurrent kernel.
         bias_constraint: likewise of the bias.
         dropout: the fraction of input features dropped in training, one mask per sequence
-            for all its steps, as Keras draws it; in [0, 1).
-        recurrent_dropout: accepted for Keras scripts; only 0 is supported (ValueError else).
+            for all its steps, as Keras draws it (one per gate with ``recurrent_dropout``);
+            in [0, 1).
+        recurrent_dropout: the fraction of the state's units dropped in training from the
+            recurrent products, masks drawn per sequence for all its steps, as Keras draws them
+            (one per gate for LSTM and GRU); in [0, 1).
         return_sequences: return the output of every step, (B, T, H), instead of the last
             one, (B, H).
         return_state: also return the final state(s), each (B, H), after the output.
@@ -624,8 +661,11 @@ class GRU(Recurrent):
         recurrent_constraint: likewise of the recurrent kernel.
         bias_constraint: likewise of the bias.
         dropout: the fraction of input features dropped in training, one mask per sequence
-            for all its steps, as Keras draws it; in [0, 1).
-        recurrent_dropout: accepted for Keras scripts; only 0 is supported (ValueError else).
+            for all its steps, as Keras draws it (one per gate with ``recurrent_dropout``);
+            in [0, 1).
+        recurrent_dropout: the fraction of the state's units dropped in training from the
+            recurrent products, masks drawn per sequence for all its steps, as Keras draws them
+            (one per gate for LSTM and GRU); in [0, 1).
         return_sequences: return the output of every step, (B, T, H), instead of the last
             one, (B, H).
         return_state: also return the final state(s), each (B, H), after the output.

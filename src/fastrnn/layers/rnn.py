@@ -132,7 +132,7 @@ class SimpleRNNCell(_Cell):
 
     The arguments are those of the layer it runs as (see its documentation): ``units``,
     the activations, ``use_bias``, the initializers, regularizers and constraints,
-    ``dropout`` (``recurrent_dropout`` 0 only), ``seed``, ``name``, ``dtype``, ``trainable``.
+    ``dropout``, ``recurrent_dropout``, ``seed``, ``name``, ``dtype``, ``trainable``.
     """
 
     layer_class = SimpleRNN
@@ -166,7 +166,7 @@ class LSTMCell(_Cell):
 
     The arguments are those of the layer it runs as (see its documentation): ``units``,
     the activations, ``unit_forget_bias``, ``use_bias``, the initializers, regularizers and constraints,
-    ``dropout`` (``recurrent_dropout`` 0 only), ``seed``, ``name``, ``dtype``, ``trainable``.
+    ``dropout``, ``recurrent_dropout``, ``seed``, ``name``, ``dtype``, ``trainable``.
     """
 
     layer_class = LSTM
@@ -204,7 +204,7 @@ class GRUCell(_Cell):
 
     The arguments are those of the layer it runs as (see its documentation): ``units``,
     the activations, ``reset_after``, ``use_bias``, the initializers, regularizers and constraints,
-    ``dropout`` (``recurrent_dropout`` 0 only), ``seed``, ``name``, ``dtype``, ``trainable``.
+    ``dropout``, ``recurrent_dropout``, ``seed``, ``name``, ``dtype``, ``trainable``.
     """
 
     layer_class = GRU

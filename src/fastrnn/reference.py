@@ -11,10 +11,12 @@ Each cell is a pair of small functions working on the two gate pre-activations
     gi = x_t @ w_ih.T + b_ih    (B, G*H)    the input's share
     gh = h @ w_hh.T + b_hh      (B, G*H)    the recurrent share
 
-- ``forward(gi, gh, h, c, act, rec) -> (h_new, c_new, saved)``
-- ``backward(dh_new, dc_new, h, c, saved, act, rec) -> (dgi, dgh, dh, dc)``, where ``dgi``/``dgh``
-  are the gradients of ``gi``/``gh`` and ``dh``/``dc`` the gradients of the previous state
-  along every path that does not go through ``gh`` (GRU's ``z * h``, LSTM's ``f * c``).
+- ``forward(gi, gh, h, c, p, act, rec) -> (h_new, c_new, saved)``
+- ``backward(dh_new, dc_new, h, c, p, saved, act, rec) -> (dgi, dgh, dh, dc, dp)``, where
+  ``dgi``/``dgh`` are the gradients of ``gi``/``gh``, ``dh``/``dc`` the gradients of the previous
+  state along every path that does not go through ``gh`` (GRU's ``z * h``, LSTM's ``f * c``),
+  and ``dp`` each row's share of the gradients of the cell's parameters ``p`` (a dict by name
+  of (width*H,) vectors: the peephole LSTM's), {name: (B, width*H)}.
 
 ``act`` and ``rec`` are the activation and the recurrent activation, each an ``_Activation``
 (the function and its derivative) from the table at the end of this module.
@@ -41,10 +43,12 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 *, c0: np.ndarray | None = None, lengths: ArrayLike | None = None,
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 activation: str | None = None, recurrent_activation: str | None = None,
+                params: dict | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
-    mode: 'rnn_tanh', 'rnn_relu', 'lstm' or 'gru' (equations in ``fastrnn.modes``).
+    mode: 'rnn_tanh', 'rnn_relu', 'lstm', 'lstm_peephole' or 'gru' (equations in
+    ``fastrnn.modes``).
     x: (T, B, I) input. h0: (B, H) initial state, None for zeros.
     w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None (no bias); PyTorch's layout
     and gate order. H is ``w_hh.shape[1]``.
@@ -63,6 +67,8 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     activation: the activation of h (rnn), of the candidate and of the cell state (LSTM), of the
     candidate (GRU); recurrent_activation: of LSTM's i, f, o and GRU's r, z. Names from
     ``fastrnn.modes.ACTIVATIONS`` (Keras's); None for the mode's own (tanh or relu, sigmoid).
+    params: the cell's parameter vectors by name (``fastrnn.modes.PARAMS``), each (width*H,):
+    ``{"peephole": (3H,)}`` for 'lstm_peephole' (p_i, p_f, p_o); one not given is zero.
 
     Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H), h_n: (B, H), c_n: (B, H) for LSTM
     and None otherwise. All arrays have x's dtype (float32 or float64) and are computed in it.
@@ -70,7 +76,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     unchanged until ``rnn_backward``. NaN and inf are not checked for: they propagate.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
-                         activation, recurrent_activation)
+                         activation, recurrent_activation, params)
     cell_forward, _ = _CELLS[MODES[mode].cell]
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
@@ -84,7 +90,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     for t in _processing_order(args):
         gi = x[t] @ w_ih.T + b_ih  # (B, G*H)
         gh = h @ w_hh.T + b_hh  # (B, G*H)
-        h_new, c_new, cell_saved = cell_forward(gi, gh, h, c, act, rec)  # (B, H), (B, H) or None
+        h_new, c_new, cell_saved = cell_forward(gi, gh, h, c, args.params, act, rec)  # (B, H), (B, H) or None
         if training:
             saved[t] = (h, c, cell_saved)
         y[t] = np.where(valid[t], h_new, 0)  # (B, H); padding outputs zeros
@@ -106,7 +112,8 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
 
     Returns a dict of gradients with the forward's dtype: 'x' (T, B, I), 'h0' (B, H),
     'c0' (B, H, LSTM only; the key is absent otherwise), 'w_ih' (G*H, I), 'w_hh' (G*H, H),
-    'b_ih', 'b_hh' (G*H,) or None where the forward had no such bias. 'h0'/'c0' are arrays
+    'b_ih', 'b_hh' (G*H,) or None where the forward had no such bias, and each of the cell's
+    parameters under its name ('peephole' (3H,) for 'lstm_peephole'). 'h0'/'c0' are arrays
     also when the forward's h0/c0 were None (zeros). NaN and inf propagate.
     """
     check_cache(cache, _ReferenceCache)
@@ -125,12 +132,13 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     db_hh = np.zeros(args.G * args.H, dtype=args.dtype)  # (G*H,)
     dh = _state(args, dh_n)  # (B, H) gradient of the state after the current step
     dc = _state(args, dc_n) if lstm else None  # (B, H) or None
+    dparams = {name: np.zeros_like(p) for name, p in args.params.items()}  # (width*H,) each
 
     for t in reversed(_processing_order(args)):
         h, c, cell_saved = cache.saved[t]  # the state before step t: (B, H), (B, H) or None
         valid = cache.valid[t]  # (B, 1)
         dh_new = dh if dy is None else dh + dy[t]  # (B, H)
-        dgi, dgh, dh_prev, dc_prev = cell_backward(dh_new, dc, h, c, cell_saved, act, rec)
+        dgi, dgh, dh_prev, dc_prev, dp = cell_backward(dh_new, dc, h, c, args.params, cell_saved, act, rec)
         # Padded steps copy the state through: no gradient reaches x or the weights there.
         dgi = np.where(valid, dgi, 0)  # (B, G*H)
         dgh = np.where(valid, dgh, 0)  # (B, G*H)
@@ -139,6 +147,8 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
         dw_hh += dgh.T @ h  # (G*H, H)
         db_ih += dgi.sum(axis=0)  # (G*H,)
         db_hh += dgh.sum(axis=0)  # (G*H,)
+        for name, rows in dp.items():  # (B, width*H) -> (width*H,)
+            dparams[name] += np.where(valid, rows, 0).sum(axis=0)
         dh = np.where(valid, dh_prev + dgh @ w_hh, dh)  # (B, H)
         if lstm:
             dc = np.where(valid, dc_prev, dc)  # (B, H)
@@ -150,6 +160,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     grads["w_hh"] = dw_hh
     grads["b_ih"] = None if args.b_ih is None else db_ih
     grads["b_hh"] = None if args.b_hh is None else db_hh
+    grads.update(dparams)
     return grads
 
 
@@ -166,19 +177,19 @@ class _ReferenceCache(OneBackward):
 # Cells. Gate blocks are sliced from gi/gh in the order of fastrnn.modes.
 
 
-def _rnn_forward(gi, gh, h, c, act, rec):
+def _rnn_forward(gi, gh, h, c, p, act, rec):
     a = gi + gh  # (B, H)
     h_new = act.f(a)  # (B, H)   h' = act(W_ih x + b_ih + W_hh h + b_hh)
     return h_new, None, (a, h_new)
 
 
-def _rnn_backward(dh_new, dc_new, h, c, saved, act, rec):
+def _rnn_backward(dh_new, dc_new, h, c, p, saved, act, rec):
     a, h_new = saved  # (B, H) each
     da = act.grad(dh_new, a, h_new)  # (B, H)
-    return da, da, 0, None
+    return da, da, 0, None, {}
 
 
-def _lstm_forward(gi, gh, h, c, act, rec):
+def _lstm_forward(gi, gh, h, c, p, act, rec):
     a_i, a_f, a_g, a_o = np.split(gi + gh, 4, axis=1)  # 4 x (B, H)
     i = rec.f(a_i)  # (B, H) input gate
     f = rec.f(a_f)  # (B, H) forget gate
@@ -190,7 +201,7 @@ def _lstm_forward(gi, gh, h, c, act, rec):
     return h_new, c_new, (a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c)
 
 
-def _lstm_backward(dh_new, dc_new, h, c, saved, act, rec):
+def _lstm_backward(dh_new, dc_new, h, c, p, saved, act, rec):
     a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c = saved  # (B, H) each
     do = dh_new * act_c  # (B, H)
     dc = dc_new + dh_new * o * act.df(c_new, act_c)  # (B, H) gradient of c'
@@ -198,10 +209,39 @@ def _lstm_backward(dh_new, dc_new, h, c, saved, act, rec):
                          rec.grad(dc * c, a_f, f),
                          act.grad(dc * i, a_g, g),
                          rec.grad(do, a_o, o)], axis=1)  # (B, 4H)
-    return da, da, 0, dc * f
+    return da, da, 0, dc * f, {}
 
 
-def _gru_forward(gi, gh, h, c, act, rec):
+def _peephole_lstm_forward(gi, gh, h, c, p, act, rec):
+    p_i, p_f, p_o = np.split(p["peephole"], 3)  # (H,) each
+    a_i, a_f, a_g, a_o = np.split(gi + gh, 4, axis=1)  # 4 x (B, H), without the peepholes
+    a_i = a_i + p_i * c  # (B, H)
+    a_f = a_f + p_f * c  # (B, H)
+    i = rec.f(a_i)  # (B, H) input gate
+    f = rec.f(a_f)  # (B, H) forget gate
+    g = act.f(a_g)  # (B, H) candidate
+    c_new = f * c + i * g  # (B, H)
+    a_o = a_o + p_o * c_new  # (B, H): the output gate sees the new cell state
+    o = rec.f(a_o)  # (B, H) output gate
+    act_c = act.f(c_new)  # (B, H)
+    h_new = o * act_c  # (B, H)
+    return h_new, c_new, (a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c)
+
+
+def _peephole_lstm_backward(dh_new, dc_new, h, c, p, saved, act, rec):
+    a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c = saved  # (B, H) each
+    p_i, p_f, p_o = np.split(p["peephole"], 3)  # (H,) each
+    da_o = rec.grad(dh_new * act_c, a_o, o)  # (B, H)
+    dc = dc_new + dh_new * o * act.df(c_new, act_c) + da_o * p_o  # (B, H) gradient of c'
+    da_i = rec.grad(dc * g, a_i, i)  # (B, H)
+    da_f = rec.grad(dc * c, a_f, f)  # (B, H)
+    da = np.concatenate([da_i, da_f, act.grad(dc * i, a_g, g), da_o], axis=1)  # (B, 4H)
+    dc_prev = dc * f + da_i * p_i + da_f * p_f  # (B, H)
+    dp = np.concatenate([da_i * c, da_f * c, da_o * c_new], axis=1)  # (B, 3H)
+    return da, da, 0, dc_prev, {"peephole": dp}
+
+
+def _gru_forward(gi, gh, h, c, p, act, rec):
     gi_r, gi_z, gi_n = np.split(gi, 3, axis=1)  # 3 x (B, H)
     gh_r, gh_z, gh_n = np.split(gh, 3, axis=1)  # 3 x (B, H)
     a_r, a_z = gi_r + gh_r, gi_z + gh_z  # (B, H) each
@@ -213,19 +253,20 @@ def _gru_forward(gi, gh, h, c, act, rec):
     return h_new, None, (a_r, a_z, a_n, r, z, n, gh_n)
 
 
-def _gru_backward(dh_new, dc_new, h, c, saved, act, rec):
+def _gru_backward(dh_new, dc_new, h, c, p, saved, act, rec):
     a_r, a_z, a_n, r, z, n, gh_n = saved  # (B, H) each
     da_n = act.grad(dh_new * (1 - z), a_n, n)  # (B, H) gradient of n's pre-activation
     da_r = rec.grad(da_n * gh_n, a_r, r)  # (B, H)
     da_z = rec.grad(dh_new * (h - n), a_z, z)  # (B, H)
     dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
     dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
-    return dgi, dgh, dh_new * z, None
+    return dgi, dgh, dh_new * z, None, {}
 
 
 _CELLS = {  # by the kernels' cell kind (fastrnn.modes.MODES)
     "rnn": (_rnn_forward, _rnn_backward),
     "lstm": (_lstm_forward, _lstm_backward),
+    "lstm_peephole": (_peephole_lstm_forward, _peephole_lstm_backward),
     "gru": (_gru_forward, _gru_backward),
 }
 

@@ -302,6 +302,8 @@ def _rnn_module(layers, dropout, trainable, batch_first):
     first = layers[0][0]
     for directions in layers:
         for layer in directions:
+            if layer.mode not in _RNN_CLASSES:
+                raise ValueError(f"to_torch: {layer.who} is an LSTM with peepholes, which torch's LSTM has not")
             if layer.activations() != _torch_activations(layer.mode):
                 raise ValueError(f"to_torch: {layer.who} has activations {layer.activations()}, and "
                                  f"torch's RNN modules have only {_torch_activations(layer.mode)}")

@@ -40,7 +40,7 @@ import numpy as np
 
 from fastrnn import constraints, ops, regularizers
 from fastrnn._args import check_activation
-from fastrnn._checks import check_flag, check_int, check_real
+from fastrnn._checks import check_flag, check_int, check_real, resolve
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer, check_state_shapes, time_major_mask
 from fastrnn.modes import GATES, PARAMS, STATES, kernel_to_keras, keras_to_kernel
@@ -588,7 +588,7 @@ class LSTM(Recurrent):
         if self.use_peepholes:
             self.mode = "lstm_peephole"
         self.peephole_initializer = peephole_initializer
-        initializers.get(peephole_initializer)  # fail now on an unknown name, not at build
+        resolve("LSTM: peephole_initializer", initializers.get, peephole_initializer)  # now, not at build
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer,

@@ -22,7 +22,7 @@ import pytest
 
 from fastrnn import _core
 from fastrnn.layers.base import Layer
-from fastrnn.modes import GATES, MODES
+from fastrnn.modes import GATES, MODES, STATES
 
 # The tests set the cache limit themselves and check its default: a limit from the caller's
 # environment would change what they see.
@@ -73,7 +73,7 @@ def make_case(mode, T, B, I, H, dtype, bias=True, seed=0):  # noqa: E741
     return {
         "x": normal(T, B, I),
         "h0": normal(B, H),
-        "c0": normal(B, H) if mode == "lstm" else None,
+        "c0": normal(B, H) if "c" in STATES[mode] else None,
         "w_ih": uniform(G * H, I),
         "w_hh": uniform(G * H, H),
         "b_ih": uniform(G * H) if bias else None,

@@ -10,6 +10,7 @@ import contextlib
 import numpy as np
 
 from fastrnn import ops, reference
+from fastrnn.modes import STATES
 
 MODES = ["rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"]
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-5}
@@ -38,7 +39,7 @@ def run(module, mode, case, *, lengths=None, mask=None, reverse=False, dy=True, 
     dtype = case["x"].dtype
     g_y = rng.standard_normal(y.shape).astype(dtype) if dy else None
     g_h = rng.standard_normal(h_n.shape).astype(dtype) if dh_n else None
-    g_c = rng.standard_normal(h_n.shape).astype(dtype) if (dc_n and mode == "lstm") else None
+    g_c = rng.standard_normal(h_n.shape).astype(dtype) if (dc_n and "c" in STATES[mode]) else None
     return y, h_n, c_n, module.rnn_backward(cache, g_y, g_h, g_c)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_same, make_case
-from fastrnn.modes import GATES
+from fastrnn.modes import GATES, STATES
 
 MODES = list(GATES)
 ARRAY_ARGS = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"]
@@ -314,7 +314,7 @@ def run_both_passes(impl, mode, case, seeds, **options):
 def incoming(mode, dtype=np.float64):
     rng = np.random.default_rng(2)
     dy, dh_n = rng.standard_normal((T, B, H)).astype(dtype), rng.standard_normal((B, H)).astype(dtype)
-    dc_n = rng.standard_normal((B, H)).astype(dtype) if mode == "lstm" else None
+    dc_n = rng.standard_normal((B, H)).astype(dtype) if "c" in STATES[mode] else None
     return dy, dh_n, dc_n
 
 
@@ -365,7 +365,7 @@ def test_the_final_state_is_a_new_array_not_the_initial_one(impl, mode):
     case = make_case(mode, T, B, I, H, np.float64)
     _, h_n, c_n, _ = impl.rnn_forward(mode, **case, lengths=[0, 0, 0])
     assert not np.shares_memory(h_n, case["h0"])
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         assert not np.shares_memory(c_n, case["c0"])
 
 
@@ -384,7 +384,7 @@ def test_zero_steps_output_nothing_and_keep_the_initial_state(impl, mode, initia
     assert y.shape == (0, B, H)
     expected_h = np.zeros((B, H)) if case["h0"] is None else case["h0"]
     np.testing.assert_array_equal(h_n, expected_h)
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         expected_c = np.zeros((B, H)) if case["c0"] is None else case["c0"]
         np.testing.assert_array_equal(c_n, expected_c)
 
@@ -393,12 +393,12 @@ def test_zero_steps_output_nothing_and_keep_the_initial_state(impl, mode, initia
 def test_zero_steps_pass_the_final_state_gradient_straight_to_the_initial_state(impl, mode):
     case = make_case(mode, 0, B, I, H, np.float64)
     dh_n = np.full((B, H), 2.0)
-    dc_n = np.full((B, H), 3.0) if mode == "lstm" else None
+    dc_n = np.full((B, H), 3.0) if "c" in STATES[mode] else None
     _, _, _, cache = impl.rnn_forward(mode, **case, lengths=[0, 0, 0])
     grads = impl.rnn_backward(cache, np.zeros((0, B, H)), dh_n, dc_n)
     assert grads["x"].shape == (0, B, I)
     np.testing.assert_array_equal(grads["h0"], dh_n)
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         np.testing.assert_array_equal(grads["c0"], dc_n)
     for name in ["w_ih", "w_hh", "b_ih", "b_hh"]:
         assert grads[name].shape == case[name].shape
@@ -411,7 +411,7 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(impl, mode
     y, h_n, c_n, cache = impl.rnn_forward(mode, **case, lengths=[])
     assert y.shape == (T, 0, H)
     assert h_n.shape == (0, H)
-    assert (c_n.shape == (0, H)) if mode == "lstm" else (c_n is None)
+    assert (c_n.shape == (0, H)) if "c" in STATES[mode] else (c_n is None)
     grads = impl.rnn_backward(cache, np.zeros((T, 0, H)))
     assert grads["x"].shape == (T, 0, I)
     assert grads["h0"].shape == (0, H)

@@ -1,6 +1,6 @@
 """ONNX export of the merging, reshaping, pooling, normalization and attention layers,
-``RNN(cell)`` with every cell and stacked cells, and ``Bidirectional(merge_mode=None,
-return_state=True)``: ONNX Runtime against ``model.predict`` from the same weights to 1e-5
+``RNN(cell)`` with every cell and stacked cells, ``Bidirectional(merge_mode=None,
+return_state=True)`` and the LSTM with peepholes (ONNX's ``P``): ONNX Runtime against ``model.predict`` from the same weights to 1e-5
 (float32), on padded batches whose masks differ between inputs, of a batch size (and, where
 the layer allows, a length) the model was not built for. Skipped without onnx and onnxruntime.
 """
@@ -254,6 +254,23 @@ def test_bidirectional_returning_both_directions_and_states_matches_predict(merg
     model = randomize(fastrnn.Model(x, list(outs)))
     assert len(model.output_names) == (6 if merge_mode is None else 5)
     assert_matches_predict(model, ids(B=6, T=9))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LSTM(4, use_peepholes=True, return_sequences=True, return_state=True),
+    lambda: LSTM(4, use_peepholes=True, go_backwards=True, activation="softsign"),
+    lambda: Bidirectional(LSTM(4, use_peepholes=True, return_sequences=True)),
+    lambda: RNN(LSTMCell(4, use_peepholes=True), return_sequences=True),
+], ids=["sequences-states", "backwards-softsign", "Bidirectional", "RNN-cell"])
+def test_lstm_with_peepholes_matches_predict_in_onnx_runtime(make):
+    x = Input(shape=(None, F), name="x")
+    out = make()(Masking()(x))
+    model = randomize(fastrnn.Model(x, list(out) if isinstance(out, (list, tuple)) else out), seed=4)
+    # peepholes (3, 4) larger than the other weights, so that a wrong order of P shows
+    model.set_weights([w * 4 if w.shape == (3, 4) else w for w in model.get_weights()])
+    assert_matches_predict(model, features(B=5, T=7))
+    lstm = [n for n in to_onnx(model).graph.node if n.op_type == "LSTM"]
+    assert lstm and all(len(n.input) == 8 and n.input[7] for n in lstm)  # P given
 
 
 def test_a_recurrent_cell_the_export_does_not_set_raises_naming_the_layer():

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fastrnn import ops
+from fastrnn.modes import STATES
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to a subprocess")
 
@@ -131,10 +132,10 @@ def test_empty_outputs_return_at_once(mode, G, B, H, T):
     b = np.ones(G * H, np.float32)
     y, h_n, c_n, cache = ops.rnn_forward(mode, x, None, w_ih, w_hh, b, b)
     assert y.shape == (T, B, H) and h_n.shape == (B, H)
-    assert (c_n is None) == (mode != "lstm") and (c_n is None or c_n.shape == (B, H))
+    assert (c_n is None) == ("c" not in STATES[mode]) and (c_n is None or c_n.shape == (B, H))
     grads = ops.rnn_backward(cache, np.ones_like(y), np.ones_like(h_n))
     want = {"x": x.shape, "h0": (B, H), "w_ih": w_ih.shape, "w_hh": w_hh.shape, "b_ih": b.shape, "b_hh": b.shape}
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         want["c0"] = (B, H)
     assert {k: v.shape for k, v in grads.items()} == want
     for k, g in grads.items():

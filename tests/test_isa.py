@@ -30,7 +30,7 @@ def run_level(module, mode, case, lengths):
     y, final, ws = module.forward(cell, case["x"], states, case["w_ih"], case["w_hh"], case["b_ih"], case["b_hh"],
                                   lengths, False, True)
     dy = np.ones_like(y)
-    dx, _, dw_ih, dw_hh, _, _ = module.backward(cell, case["x"], case["w_ih"], case["w_hh"], case["b_ih"],
+    dx, _, dw_ih, dw_hh, _, _, _ = module.backward(cell, case["x"], case["w_ih"], case["w_hh"], case["b_ih"],
                                                 case["b_hh"], lengths, False, ws, dy, [None] * len(states))
     return y, final[0], {"x": dx, "w_ih": dw_ih, "w_hh": dw_hh}
 

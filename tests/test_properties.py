@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from fastrnn import ops, reference
-from fastrnn.modes import GATES, keras_to_kernel
+from fastrnn.modes import GATES, STATES, keras_to_kernel
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -75,7 +75,7 @@ def cases(draw, max_size=5):
     for name, make in (("b_ih", lambda: uniform(G * H)), ("b_hh", lambda: uniform(G * H)),
                        ("h0", lambda: normal(B, H))):
         args[name] = make() if draw(st.booleans()) else None
-    args["c0"] = normal(B, H) if mode == "lstm" and draw(st.booleans()) else None
+    args["c0"] = normal(B, H) if "c" in STATES[mode] and draw(st.booleans()) else None
     for name in list(args):
         if args[name] is not None:
             args[name] = laid_out(args[name], draw(st.sampled_from(LAYOUTS)))
@@ -96,7 +96,7 @@ def run(module, mode, args, grads, seed):
         return rng.standard_normal(shape).astype(dtype) if wanted else None
 
     g = module.rnn_backward(cache, gradient(y.shape, grads["dy"]), gradient(h_n.shape, grads["dh_n"]),
-                            gradient(h_n.shape, grads["dc_n"] and mode == "lstm"))
+                            gradient(h_n.shape, grads["dc_n"] and "c" in STATES[mode]))
     return {"y": y, "h_n": h_n, "c_n": c_n, **{f"d{key}": value for key, value in g.items()}}
 
 
@@ -188,7 +188,7 @@ def reshaped(shape: tuple, dtype, rng) -> np.ndarray:
        seed=st.integers(0, 2**32 - 1))
 def test_an_argument_of_the_wrong_shape_is_a_value_error_from_both(case, which, seed):
     mode, args, _, _ = case
-    if which in ("c0", "dc_n") and mode != "lstm":
+    if which in ("c0", "dc_n") and "c" not in STATES[mode]:
         return
     rng = np.random.default_rng(seed)
     T, B, I = args["x"].shape  # noqa: E741

@@ -13,7 +13,7 @@ import pytest
 
 import conftest
 from conftest import assert_same, make_case
-from fastrnn.modes import GATES
+from fastrnn.modes import GATES, PARAMS, STATES
 from fastrnn.reference import rnn_backward, rnn_forward
 
 MODES = list(GATES)
@@ -30,7 +30,7 @@ def loss_weights(mode, T, B, H, seed=1):
     rng = np.random.default_rng(seed)
     R = rng.standard_normal((T, B, H))
     S = rng.standard_normal((B, H))
-    U = rng.standard_normal((B, H)) if mode == "lstm" else None
+    U = rng.standard_normal((B, H)) if "c" in STATES[mode] else None
     return R, S, U
 
 
@@ -81,6 +81,9 @@ def check_gradients(mode, bias, lengths, reverse, initial_state):
     if initial_state == "none":
         case["h0"] = None
         case["c0"] = None
+    if PARAMS[mode]:  # the cell's own parameters, nonzero
+        rng = np.random.default_rng(4)
+        case["params"] = {name: rng.uniform(-1, 1, width * H) for name, width in PARAMS[mode]}
     R, S, U = loss_weights(mode, T, B, H)
     options = dict(lengths=lengths, reverse=reverse)
 
@@ -90,15 +93,17 @@ def check_gradients(mode, bias, lengths, reverse, initial_state):
     # A None initial state is a zero one; its gradient is taken at zero.
     if initial_state == "none":
         case["h0"] = np.zeros((B, H))
-        if mode == "lstm":
+        if "c" in STATES[mode]:
             case["c0"] = np.zeros((B, H))
-    expected_keys = {"x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"} | ({"c0"} if mode == "lstm" else set())
+    expected_keys = {"x", "h0", "w_ih", "w_hh", "b_ih", "b_hh"} | ({"c0"} if "c" in STATES[mode] else set())
+    expected_keys |= {name for name, _ in PARAMS[mode]}
     assert set(grads) == expected_keys
+    arrays = {**case, **case.get("params", {})}
     for name in expected_keys:
-        if case[name] is None:
+        if arrays[name] is None:
             assert grads[name] is None, name
             continue
-        numeric = finite_difference(lambda: loss(mode, case, R, S, U, **options), case[name])
+        numeric = finite_difference(lambda: loss(mode, case, R, S, U, **options), arrays[name])
         np.testing.assert_allclose(grads[name], numeric, rtol=FD_RTOL, atol=FD_ATOL, err_msg=name)
 
 
@@ -145,7 +150,7 @@ def hand_step(mode, x, h, c, w_ih, w_hh, b_ih, b_hh):
         return np.tanh(sum(pre(0))), None
     if mode == "rnn_relu":
         return np.maximum(sum(pre(0)), 0), None
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         i = sigmoid(sum(pre(0)))
         f = sigmoid(sum(pre(1)))
         g = np.tanh(sum(pre(2)))
@@ -186,7 +191,7 @@ def test_one_step_follows_the_equations_of_modes(mode):
     y_hand, h_hand, c_hand = hand_unroll(mode, case, range(1))
     np.testing.assert_allclose(y, y_hand, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(h_n, h_hand, rtol=1e-13, atol=1e-14)
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         np.testing.assert_allclose(c_n, c_hand, rtol=1e-13, atol=1e-14)
     else:
         assert c_n is None
@@ -201,7 +206,7 @@ def test_several_steps_chain_the_state_in_processing_order(mode, reverse):
     y_hand, h_hand, c_hand = hand_unroll(mode, case, steps)
     np.testing.assert_allclose(y, y_hand, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(h_n, h_hand, rtol=1e-12, atol=1e-14)
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         np.testing.assert_allclose(c_n, c_hand, rtol=1e-12, atol=1e-14)
 
 
@@ -219,7 +224,7 @@ def test_none_initial_state_equals_zeros(mode):
     case = make_case(mode, 3, 2, 3, 2, np.float64)
     zeros = np.zeros((2, 2))
     with_none = rnn_forward(mode, **{**case, "h0": None, "c0": None})
-    with_zeros = rnn_forward(mode, **{**case, "h0": zeros, "c0": zeros if mode == "lstm" else None})
+    with_zeros = rnn_forward(mode, **{**case, "h0": zeros, "c0": zeros if "c" in STATES[mode] else None})
     for a, b in zip(with_none[:3], with_zeros[:3]):
         assert_same(a, b)
 
@@ -279,7 +284,7 @@ def test_each_sequence_ends_where_it_would_alone(mode):
         y_b, h_b, c_b, _ = rnn_forward(mode, **one_sequence(case, b, length))
         assert_same(y[:length, b], y_b[:, 0])
         assert_same(h_n[b], h_b[0])
-        if mode == "lstm":
+        if "c" in STATES[mode]:
             assert_same(c_n[b], c_b[0])
 
 
@@ -300,7 +305,7 @@ def test_reverse_equals_running_the_flipped_valid_part_forward(mode):
         y_b, h_b, c_b, _ = rnn_forward(mode, **flipped)
         assert_same(y[:length, b], y_b[::-1, 0])
         assert_same(h_n[b], h_b[0])
-        if mode == "lstm":
+        if "c" in STATES[mode]:
             assert_same(c_n[b], c_b[0])
 
 
@@ -381,7 +386,7 @@ def test_a_mask_runs_each_sequence_on_its_real_steps_alone(mode, reverse):
         assert_same(y[steps, b], y_b)
         assert np.all(y[~MASK[:, b], b] == 0)  # masked steps output zeros
         assert_same(h_n[b], h_b)
-        if mode == "lstm":
+        if "c" in STATES[mode]:
             assert_same(c_n[b], c_b)
     np.testing.assert_array_equal(h_n[3], case["h0"][3])  # a row with no real step keeps h0
 
@@ -486,13 +491,13 @@ def run_torch(torch, mode, case, R, S, U, lengths, reverse):
 
     d = 1 if reverse else 0
     x = torch.tensor(case["x"], requires_grad=True)
-    states = [torch.tensor(case["h0"])] + ([torch.tensor(case["c0"])] if mode == "lstm" else [])
+    states = [torch.tensor(case["h0"])] + ([torch.tensor(case["c0"])] if "c" in STATES[mode] else [])
     full_states = []
     for s in states:
         other = torch.randn_like(s)
         full = torch.stack([other, s] if reverse else [s]).requires_grad_(True)  # (D, B, H)
         full_states.append(full)
-    hx = tuple(full_states) if mode == "lstm" else full_states[0]
+    hx = tuple(full_states) if "c" in STATES[mode] else full_states[0]
 
     if lengths is None:
         out, h_last = layer(x, hx)
@@ -500,7 +505,7 @@ def run_torch(torch, mode, case, R, S, U, lengths, reverse):
         packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(lengths), enforce_sorted=False)
         packed_out, h_last = layer(packed, hx)
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_out, total_length=x.shape[0])
-    h_last, c_last = h_last if mode == "lstm" else (h_last, None)
+    h_last, c_last = h_last if "c" in STATES[mode] else (h_last, None)
     y = out[..., d * Hn:(d + 1) * Hn]  # (T, B, H) of the direction under test
     total = (y * torch.from_numpy(R)).sum() + (h_last[d] * torch.from_numpy(S)).sum()
     if c_last is not None:
@@ -510,14 +515,14 @@ def run_torch(torch, mode, case, R, S, U, lengths, reverse):
     outputs = [y.detach().numpy(), h_last[d].detach().numpy(),
                None if c_last is None else c_last[d].detach().numpy()]
     grads = {"x": x.grad.numpy(), "h0": full_states[0].grad[d].numpy()}
-    if mode == "lstm":
+    if "c" in STATES[mode]:
         grads["c0"] = full_states[1].grad[d].numpy()
     grads.update({name: params[name].grad.numpy() for name in params})
     return outputs, grads
 
 
 T_T, B_T, I_T, H_T = 5, 3, 4, 3
-TORCH_MODES = [m for m in MODES if m != "gru_reset_before"]  # torch's GRU has the reset after only
+TORCH_MODES = [m for m in MODES if m != "gru_reset_before" and not PARAMS[m]]  # torch: reset after only, no peepholes
 
 
 @pytest.mark.parametrize("mode", TORCH_MODES)

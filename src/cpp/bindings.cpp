@@ -105,13 +105,25 @@ Dims dims_of(const py::array& x, const py::array& w_hh) {
   return {x.shape(0), x.shape(1), x.shape(2), w_hh.shape(1)};
 }
 
-// The arguments forward and backward share: x, the weights, lengths or mask, direction, and
-// the products' masks: (G, B, H) and (G, B, I), or None.
+// The cell's parameters (Layout::params), one (width*H,) array each in the layout's order.
+template <typename T>
+void params_of(fastrnn::Weights<T>& w, const py::sequence& given, const Cell& cell, const Dims& d) {
+  const auto& params = cell.layout().params;
+  if (given.size() != params.size())
+    throw py::value_error("params must hold " + std::to_string(params.size()) + " arrays for cell '" + cell.kind() + "'");
+  for (size_t k = 0; k < params.size(); ++k) {
+    const py::object p = given[k];
+    w.params[k] = data_of<T>(p, params[k].name.c_str(), {params[k].width * d.H});
+  }
+}
+
+// The arguments forward and backward share: x, the weights, lengths or mask, direction, the
+// products' masks: (G, B, H) and (G, B, I), or None, and the cell's parameters.
 template <typename T, typename Args>
 void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
                  const py::object& mask, bool reverse, const py::object& recurrent_masks,
-                 const py::object& input_masks) {
+                 const py::object& input_masks, const py::sequence& params) {
   a.cell = cell.get();
   a.d = dims_of(x, w_hh);
   const Dims& d = a.d;
@@ -119,6 +131,7 @@ void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x,
   a.x = data_of<T>(x, "x", {d.T, d.B, d.I});
   a.w = {data_of<T>(w_ih, "w_ih", {GH, d.I}), data_of<T>(w_hh, "w_hh", {GH, d.H}),
          data_of<T>(b_ih, "b_ih", {GH}, true), data_of<T>(b_hh, "b_hh", {GH}, true)};
+  params_of<T>(a.w, params, *cell, d);
   a.padding.lengths = data_of<int64_t>(lengths, "lengths", {d.B}, true);
   a.padding.mask = data_of<uint8_t>(mask, "mask", {d.T, d.B}, true);
   if (a.padding.lengths && a.padding.mask) throw py::value_error("give lengths or mask, not both");
@@ -172,9 +185,10 @@ template <typename T>
 py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                        const py::object& lengths, bool reverse, bool training, const py::object& mask,
-                       const py::object& recurrent_masks, const py::object& input_masks) {
+                       const py::object& recurrent_masks, const py::object& input_masks,
+                       const py::sequence& params) {
   fastrnn::ForwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks, params);
   const Dims& d = a.d;
   const std::vector<const T*> s0 = states_of<T>(states0, "initial states", *cell, d);
   py::list states_n;
@@ -206,9 +220,10 @@ py::tuple backward_impl(const Level& level, const std::shared_ptr<Cell>& cell, c
                         const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                         const py::object& lengths, bool reverse, const std::shared_ptr<Workspace>& ws,
                         const py::object& dy, const py::sequence& d_states_n, const py::object& mask,
-                        const py::object& recurrent_masks, const py::object& input_masks) {
+                        const py::object& recurrent_masks, const py::object& input_masks,
+                        const py::sequence& params) {
   fastrnn::BackwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks, params);
   const Dims& d = a.d;
   const Dims& wd = ws->dims();
   if (!ws->cell()->same_as(*cell) || wd.T != d.T || wd.B != d.B || wd.H != d.H || ws->value_bytes() != sizeof(T))
@@ -239,6 +254,12 @@ py::tuple backward_impl(const Level& level, const std::shared_ptr<Cell>& cell, c
     a.db_hh = db.mutable_data();
     db_hh = db;
   }
+  py::list d_params;
+  for (size_t k = 0; k < cell->layout().params.size(); ++k) {
+    auto dp = empty<T>({cell->layout().params[k].width * d.H});
+    a.d_params[k] = dp.mutable_data();
+    d_params.append(dp);
+  }
   SignalStop signals;
   a.stop = signals.stop();
   try {
@@ -248,7 +269,7 @@ py::tuple backward_impl(const Level& level, const std::shared_ptr<Cell>& cell, c
   } catch (const fastrnn::Stopped&) {
     signals.raise();
   }
-  return py::make_tuple(dx, d_states0, dw_ih, dw_hh, db_ih, db_hh);
+  return py::make_tuple(dx, d_states0, dw_ih, dw_hh, db_ih, db_hh, d_params);
 }
 
 bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(dt); }
@@ -256,13 +277,13 @@ bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(
 py::tuple forward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                   const py::object& lengths, bool reverse, bool training, const py::object& mask,
-                  const py::object& recurrent_masks, const py::object& input_masks) {
+                  const py::object& recurrent_masks, const py::object& input_masks, const py::sequence& params) {
   if (is_dtype(x, py::dtype::of<float>()))
     return forward_impl<float>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
-                               recurrent_masks, input_masks);
+                               recurrent_masks, input_masks, params);
   if (is_dtype(x, py::dtype::of<double>()))
     return forward_impl<double>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
-                                recurrent_masks, input_masks);
+                                recurrent_masks, input_masks, params);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -270,13 +291,13 @@ py::tuple backward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py
                    const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
                    bool reverse, const std::shared_ptr<Workspace>& workspace, const py::object& dy,
                    const py::sequence& d_states_n, const py::object& mask, const py::object& recurrent_masks,
-                   const py::object& input_masks) {
+                   const py::object& input_masks, const py::sequence& params) {
   if (is_dtype(x, py::dtype::of<float>()))
     return backward_impl<float>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask,
-                                recurrent_masks, input_masks);
+                                recurrent_masks, input_masks, params);
   if (is_dtype(x, py::dtype::of<double>()))
     return backward_impl<double>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask,
-                                 recurrent_masks, input_masks);
+                                 recurrent_masks, input_masks, params);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -404,6 +425,14 @@ PYBIND11_MODULE(_bindings, m) {
       .def_property_readonly("gates", [](const Cell& c) { return c.layout().gates; })
       .def_property_readonly("states", [](const Cell& c) { return c.layout().states; })
       .def_property_readonly(
+          "params",
+          [](const Cell& c) {
+            std::vector<std::pair<std::string, int>> params;
+            for (const auto& p : c.layout().params) params.emplace_back(p.name, p.width);
+            return params;
+          },
+          "(name, width in blocks of H) of each (width*H,) parameter vector of the cell's own")
+      .def_property_readonly(
           "workspace",
           [](const Cell& c) {  // (name, width in blocks of H) of each array a training forward keeps
             std::vector<std::pair<std::string, int>> arrays{{"gates", c.layout().gates}};
@@ -470,16 +499,17 @@ PYBIND11_MODULE(_bindings, m) {
       .def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("states"), py::arg("w_ih"), py::arg("w_hh"),
            py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
            py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(), py::arg("input_masks") = py::none(),
+           py::arg("params") = py::list(),
            "Forward unroll -> (y, final states, Workspace or None). Arrays must be C-contiguous, of x's dtype; "
            "states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None; "
            "recurrent_masks: (G, B, H), input_masks: (G, B, I), or None: gate block k's products read "
-           "their input times mask k.")
+           "their input times mask k; params: one (width*H,) array for each of the cell's params.")
       .def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
            py::arg("d_states"), py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(),
-           py::arg("input_masks") = py::none(),
-           "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None). Overwrites the "
-           "workspace's gates (and the products' own arrays).")
+           py::arg("input_masks") = py::none(), py::arg("params") = py::list(),
+           "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None, [d param, ...]). "
+           "Overwrites the workspace's gates (and the products' own arrays).")
       .def("cell_kinds", [](const Kernels& k) { return k.level->cell_kinds(); })
       .def("activations", [](const Kernels& k) { return k.level->activations(); })
       .def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),

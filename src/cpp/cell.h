@@ -13,6 +13,11 @@
 // the product multiplies W_hn by r * h); its output is added to its gate blocks'
 // pre-activations, or goes to an array of the cell's own, started from its blocks of b_hh (GRU
 // with the reset after: W_hn h + b_hn, which r multiplies).
+//
+// A cell may also have parameters of its own beside the weights: per-unit vectors (a peephole
+// LSTM's p_i, p_f, p_o), each declared in Layout::params with its width in blocks of H. The
+// driver hands them to every step, and BPTT's cell backward writes each row's contribution to
+// their gradients, which the driver sums over rows and steps as it sums the bias gradients.
 #pragma once
 
 #include <array>
@@ -27,6 +32,7 @@ namespace fastrnn {
 
 constexpr int kMaxStates = 2;  // h, and a cell state
 constexpr int kMaxSaved = 4;   // arrays of a cell's own
+constexpr int kMaxParams = 2;  // parameter vectors of a cell's own
 constexpr int kState = -1;     // Product::input: the state h
 constexpr int kGates = -1;     // Product::output: added to the gate pre-activations
 
@@ -44,12 +50,22 @@ struct Saved {
   bool in_inference;      // needed within a step (a product's input or output), not only for BPTT
 };
 
+// A parameter vector of the cell's own: (width*H,), its blocks of H side by side.
+struct Param {
+  std::string name;
+  int width;  // in blocks of H
+};
+
 struct Layout {
   int gates;                                 // G: gate blocks of H
   std::vector<std::string> states;           // "h" first (the output), then e.g. "c"
   std::vector<std::vector<Product>> stages;  // each stage's products, in order
   std::vector<Saved> saved;
+  std::vector<Param> params = {};
 };
+
+// The tile of a buffer of `width` blocks of H per row (a saved array, a parameter's gradient rows).
+inline Tile wide_tile(const Tile& t, int width) { return {t.rows, t.units, t.H, width * t.H, t.H}; }
 
 // One tile of one step, forward. Pointers are at the tile's first element.
 template <typename T>
@@ -60,6 +76,7 @@ struct Step {
   std::array<T*, kMaxStates> next{};         // (rows, H) each: the states after it
   std::array<T*, kMaxSaved> saved{};         // (rows, width*H): this step's arrays; null where an
                                              // array is only for BPTT and the call is inference
+  std::array<const T*, kMaxParams> params{};  // (width*H,) each, at the tile's first unit (see param)
 };
 
 // One tile of one step, backward.
@@ -75,6 +92,10 @@ struct StepGrad {
   std::array<T*, kMaxSaved> saved{};          // forward's; a product's output is overwritten with its gradient
   std::array<const T*, kMaxSaved> d_saved{};  // for a product's input: its gradient from that product
   std::array<T*, 2> scratch{};                // (rows, H) each
+  std::array<const T*, kMaxParams> params{};  // as forward's
+  // Out: (rows, width*H) each (wide_tile), this step's rows' shares of the parameters' gradients;
+  // the last stage sets them, earlier stages add to them. The driver drops padded rows and sums.
+  std::array<T*, kMaxParams> d_params{};
 };
 
 // A cell: its layout and its math for float and double, with its activations chosen.
@@ -106,8 +127,11 @@ class Cell {
 // What the driver relies on in a layout; throws std::logic_error (a mistake in cells.h).
 inline void check_layout(const std::string& kind, const Layout& l) {
   auto fail = [&](const char* what) { throw std::logic_error(kind + ": " + what); };
-  if (l.gates < 1 || l.states.empty() || l.states.size() > kMaxStates || l.saved.size() > kMaxSaved)
-    fail("gates, states or saved arrays out of range");
+  if (l.gates < 1 || l.states.empty() || l.states.size() > kMaxStates || l.saved.size() > kMaxSaved ||
+      l.params.size() > kMaxParams)
+    fail("gates, states, saved arrays or parameters out of range");
+  for (const Param& p : l.params)
+    if (p.width < 1) fail("a parameter's width must be at least one block");
   if (l.stages.empty()) fail("no stage");
   for (std::size_t stage = 0; stage < l.stages.size(); ++stage)
     for (const Product& p : l.stages[stage]) {

@@ -94,6 +94,66 @@ struct LstmCell {
 };
 
 // ---------------------------------------------------------------------------------------------
+// LSTM with peepholes (ONNX's LSTM with its P input): the LSTM above, with the cell state also
+// feeding its gates through per-unit weights, parameter "peephole" (3H,) = [p_i, p_f, p_o]:
+//   i = rec(pre_i + p_i * c),  f = rec(pre_f + p_f * c),  o = rec(pre_o + p_o * c').
+struct PeepholeLstmCell {
+  static constexpr const char* kName = "lstm_peephole";
+  enum { kPre };
+  enum { kPi, kPf, kPo };  // blocks of the peephole vector
+  static Layout layout() { return {4, {"h", "c"}, {{{0, 4}}}, {}, {{"peephole", 3}}}; }
+
+  // gates: (rows, 4H) in: pre-activations without the peephole terms; out: i, f, g, o.
+  template <typename T, typename A, typename R>
+  static void forward(int, const Step<T>& s, const A& act, const R& ract) {
+    const Tile& t = s.tile;
+    auto i = gate(s.gates, t, 0), f = gate(s.gates, t, 1), g = gate(s.gates, t, 2), o = gate(s.gates, t, 3);
+    auto keep = [&](Index k) { return kept_block(s.saved[kPre], s.gates, t, k); };
+    auto p = [&](Index k) { return param(s.params[0], t, k); };
+    auto cp = state(s.state[1], t);
+    i += cp.rowwise() * p(kPi);
+    ract.apply(i, keep(0));
+    f += cp.rowwise() * p(kPf);
+    ract.apply(f, keep(1));
+    act.apply(g, keep(2));
+    auto c_new = state(s.next[1], t);
+    c_new = f * cp + i * g;
+    o += c_new.rowwise() * p(kPo);  // the output gate sees the new cell state
+    ract.apply(o, keep(3));
+    act.set_scaled(state(s.next[0], t), o, c_new);
+  }
+
+  // gates: (rows, 4H) in: i, f, g, o; out: d pre-activations. d_params[0]: (rows, 3H) out, the
+  // rows' d p_i, d p_f, d p_o. c' is recomputed, as in LstmCell.
+  template <typename T, typename A, typename R>
+  static void backward(int, const StepGrad<T>& s, const A& act, const R& ract) {
+    const Tile& t = s.tile;
+    auto i = gate(s.gates, t, 0), f = gate(s.gates, t, 1), g = gate(s.gates, t, 2), o = gate(s.gates, t, 3);
+    auto keep = [&](Index k) { return kept_block(s.saved[kPre], s.gates, t, k); };
+    auto p = [&](Index k) { return param(s.params[0], t, k); };
+    const Tile wide = wide_tile(t, 3);
+    auto dp = [&](Index k) { return gate(s.d_params[0], wide, k); };
+    auto cp = state(s.state[1], t), dh = state(s.d_next[0], t);
+    auto out = state(s.d_state[1], t), dct = state(s.scratch[0], t), c = state(s.scratch[1], t);
+    c = f * cp + i * g;                                                 // c'
+    act.set(out, c, c);                                                 // act(c')
+    dct = dh * o;                                                       // parked: o is overwritten next
+    ract.grad(o, dh * out, keep(3));                                    // d o
+    dp(kPo) = o * c;                                                    // d p_o
+    dct = state(s.d_next[1], t) + dct * act.derivative(out, c) + o.rowwise() * p(kPo);  // total d c'
+    out = dct * i;                                                      // d g's factor, parked
+    ract.grad(i, dct * g, keep(0));                                     // d i
+    act.grad(g, out, keep(2));                                          // d g
+    out = dct * f;                                                      // d c, direct path
+    ract.grad(f, dct * cp, keep(1));                                    // d f
+    out += i.rowwise() * p(kPi) + f.rowwise() * p(kPf);                 // ... and through i and f
+    dp(kPi) = i * cp;                                                   // d p_i
+    dp(kPf) = f * cp;                                                   // d p_f
+    state(s.d_state[0], t).setZero();
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // GRU, gates r, z, n, reset after the recurrent product:
 //   n = act(xn + r * hn),  hn = W_hn h + b_hn,  h' = (1 - z) * n + z * h;  r, z by the
 // recurrent activation. r's and z's recurrent products are added to their pre-activations;
@@ -184,7 +244,7 @@ struct GruResetBeforeCell {
 
 // ---------------------------------------------------------------------------------------------
 // Every cell kind, looked up by name.
-using AllCells = std::tuple<RnnCell, LstmCell, GruCell, GruResetBeforeCell>;
+using AllCells = std::tuple<RnnCell, LstmCell, PeepholeLstmCell, GruCell, GruResetBeforeCell>;
 
 // The cell `kind` with its activations; throws std::invalid_argument for an unknown kind.
 std::unique_ptr<Cell> make_cell(const std::string& kind, Activation activation, Activation recurrent);

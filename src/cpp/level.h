@@ -23,7 +23,7 @@
 namespace fastrnn {
 
 // Changed whenever Level changes, so that a stale module of another build is refused.
-constexpr int kLevelAbi = 3;
+constexpr int kLevelAbi = 4;
 
 struct Memory {
   void* (*allocate)(std::size_t bytes);

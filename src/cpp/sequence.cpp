@@ -219,7 +219,15 @@ void zero_padded(View dst, const Padding& padding, Index t) {
 }
 
 // The tile of a product's output array (its blocks of H side by side).
-Tile own_tile(const Tile& t, const Product& q) { return {t.rows, t.units, t.H, q.blocks * t.H, t.H}; }
+Tile own_tile(const Tile& t, const Product& q) { return wide_tile(t, q.blocks); }
+
+// The cell's parameters at unit j0, for a slice's steps.
+template <typename T>
+std::array<const T*, kMaxParams> params_at(const Weights<T>& w, const Layout& layout, Index j0) {
+  std::array<const T*, kMaxParams> at{};
+  for (std::size_t k = 0; k < layout.params.size(); ++k) at[k] = w.params[k] + j0;
+  return at;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Forward unroll.
@@ -260,6 +268,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
   Step<T> step{tile, nullptr};
   Matrix<T> masked;  // (rows, H) a product's input times one block's mask
   if (a.masks.recurrent) masked.resize(tile.rows, H);
+  step.params = params_at(a.w, layout, j0);
 
   for (Index s = s0; s < s1; ++s) {
     if (poll.before(s, split, sl)) return;
@@ -499,10 +508,12 @@ class ColumnSums {
 // Per slice, the sums behind the bias gradients: of the gate gradients (b_ih, and b_hh where it
 // enters the same pre-activation) and, per product into an array of the cell's own, of that
 // array's gradient (its blocks of b_hh).
+// The cell's parameters' gradients are summed the same way, from the rows the cell wrote.
 template <typename T>
 struct BiasSums {
-  std::vector<ColumnSums<T>> gates;             // [slice]
-  std::vector<std::vector<ColumnSums<T>>> own;  // [product][slice], empty for a product into the gates
+  std::vector<ColumnSums<T>> gates;               // [slice]
+  std::vector<std::vector<ColumnSums<T>>> own;    // [product][slice], empty for a product into the gates
+  std::vector<std::vector<ColumnSums<T>>> params;  // [parameter][slice]
 };
 
 template <typename T>
@@ -512,6 +523,7 @@ struct BackwardBuffers {
   std::array<Matrix<T>, 2> scratch;         // (B, H) each, the cell's
   std::vector<Matrix<T>> d_saved;           // (B, H) per saved array that is a product's input
   Matrix<T> masked;                         // (B, H) one block's share of a masked product's gradient
+  std::vector<Matrix<T>> d_params;          // (B, width*H) per parameter: one step's rows' shares
   std::vector<Index> uncovered;             // gate blocks in no product
 };
 
@@ -533,6 +545,9 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
   StepGrad<T> grad{tile, nullptr};
   grad.scratch = {buf.scratch[0].data() + first, buf.scratch[1].data() + first};
   for (int k = 0; k < saved; ++k) grad.d_saved[k] = buf.d_saved[k].size() ? buf.d_saved[k].data() + first : nullptr;
+  grad.params = params_at(a.w, layout, j0);
+  for (std::size_t k = 0; k < layout.params.size(); ++k)
+    grad.d_params[k] = buf.d_params[k].data() + b0 * buf.d_params[k].cols() + j0;
 
   for (Index s = s1 - 1; s >= s0; --s) {
     if (poll.before(steps - 1 - s, split, sl)) return;
@@ -591,6 +606,11 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
     for (std::size_t q = 0; q < products.size(); ++q)
       if (!sums.own[q].empty())
         sums.own[q][sl.k].add(grad.saved[products[q].output], own_tile(tile, products[q]), products[q].blocks, j0);
+    for (std::size_t k = 0; k < layout.params.size(); ++k) {  // padding passes no gradient to them
+      const int width = layout.params[k].width;
+      for (Index w = 0; w < width; ++w) zero_padded(gate(grad.d_params[k], wide_tile(tile, width), w), padding, t);
+      sums.params[k][sl.k].add(grad.d_params[k], wide_tile(tile, width), width, j0);
+    }
     if (p.input_grad) {  // dx_t (rows, I) = d_gates (rows, G*H) . w_ih
       T* dx = a.dx + row * a.d.I;
       MatrixMap<T>(dx, tile.rows, a.d.I).setZero();
@@ -732,6 +752,7 @@ void bias_gradients(const BackwardArgs<T>& a, const BiasSums<T>& sums) {
   const std::vector<Product> products = products_of(a.cell->layout());
   for (std::size_t q = 0; q < products.size(); ++q)
     if (!sums.own[q].empty()) ColumnSums<T>::total(sums.own[q], a.db_hh + products[q].first * a.d.H);
+  for (std::size_t k = 0; k < sums.params.size(); ++k) ColumnSums<T>::total(sums.params[k], a.d_params[k]);
 }
 
 // With no rows or no units, the gradients are zero (or empty): no steps to take.
@@ -744,6 +765,8 @@ void zero_gradients(const BackwardArgs<T>& a) {
   if (a.db_ih) std::fill_n(a.db_ih, GH, T(0));
   if (a.db_hh) std::fill_n(a.db_hh, GH, T(0));
   for (std::size_t k = 0; k < a.cell->layout().states.size(); ++k) std::fill_n(a.d_state0[k], B * H, T(0));
+  const auto& params = a.cell->layout().params;
+  for (std::size_t k = 0; k < params.size(); ++k) std::fill_n(a.d_params[k], params[k].width * H, T(0));
 }
 
 template <typename T>
@@ -770,6 +793,7 @@ void backward(const BackwardArgs<T>& a) {
   }
   for (int k = 0; k < layout.gates; ++k)
     if (!covered[k]) buf.uncovered.push_back(k);
+  for (const Param& q : layout.params) buf.d_params.emplace_back(B, q.width * H);
   const Split split = choose_split(B, H, GH, steps);
   StopPoll poll(a.stop, B, GH, H, a.d.I);
   const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), /*backward=*/true);
@@ -779,6 +803,7 @@ void backward(const BackwardArgs<T>& a) {
   const bool dx_in_loop = projects_step_by_step(a, split);
   BiasSums<T> sums;
   sums.own.resize(products.size());
+  for (const Param& q : layout.params) sums.params.emplace_back(split.threads, ColumnSums<T>(q.width * H));
   for (int k = 0; k < split.threads; ++k) {
     if (a.db_ih || a.db_hh) sums.gates.emplace_back(GH);
     for (std::size_t q = 0; q < products.size(); ++q)

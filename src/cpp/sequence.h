@@ -15,6 +15,9 @@
 //           gradients (and otherwise the input gradient) are GEMMs over all steps (or a chunk
 //           of them) at once.
 //
+// Cell parameters (Layout::params, e.g. peepholes): given with the weights, handed to every step;
+// their gradients are each row's share (the cell's backward) summed like the bias gradients.
+//
 // Padding: step t of sequence b is valid where mask[t, b] is nonzero (a mask may have any
 // pattern), or with lengths where t < lengths[b]. Invalid steps keep the state, output zero and
 // pass no gradient to the weights. With reverse the steps run T-1 .. 0 and the mask is read at
@@ -37,6 +40,7 @@ struct Weights {
   const T* w_hh;  // (G*H, H)
   const T* b_ih;  // (G*H,) or nullptr
   const T* b_hh;  // (G*H,) or nullptr
+  std::array<const T*, kMaxParams> params{};  // (width*H,) each: the cell's own (Layout::params)
 };
 
 // Which steps are valid: a mask, lengths, or neither (every step).
@@ -110,6 +114,7 @@ struct BackwardArgs {
   T* dw_hh;                                      // (G*H, H) out
   T* db_ih;                                      // (G*H,) out or nullptr
   T* db_hh;                                      // (G*H,) out or nullptr
+  std::array<T*, kMaxParams> d_params{};         // (width*H,) each, out: the cell's parameters'
   Stop stop;
 };
 

@@ -38,6 +38,12 @@ template <typename T>
 ConstArrayView<T> gate(const T* gates, const Tile& t, Index k) {
   return ConstArrayView<T>(gates + k * t.H, t.rows, t.units, Eigen::OuterStride<>(t.gates_stride));
 }
+// Block k of a per-unit parameter vector p (at the tile's first unit): (1, units), to broadcast
+// over the tile's rows with .rowwise().
+template <typename T>
+Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>> param(const T* p, const Tile& t, Index k) {
+  return Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>(p + k * t.H, t.units);
+}
 // A state's part of the tile: (rows, units) with row stride H.
 template <typename T>
 ArrayView<T> state(T* p, const Tile& t) {

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastrnn.modes import ACTIVATION_ALIASES, ACTIVATIONS, GATES, MODES, RECURRENT_ACTIVATION, STATES
+from fastrnn.modes import ACTIVATION_ALIASES, ACTIVATIONS, GATES, MODES, PARAMS, RECURRENT_ACTIVATION, STATES
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -48,19 +48,21 @@ class ForwardArgs:
     training: bool
     activation: str  # the mode's own unless another was given
     recurrent_activation: str | None  # None for the modes without gates (rnn_*)
+    params: dict  # name -> (width*H,) as given, the mode's parameter vectors (PARAMS) in order
     recurrent_masks: np.ndarray | None = None  # (G, B, H) as given, C-contiguous
     input_masks: np.ndarray | None = None  # (G, B, I) as given, C-contiguous
 
 
 def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training,
                   mask=None, activation=None, recurrent_activation=None, recurrent_masks=None,
-                  input_masks=None) -> ForwardArgs:
+                  input_masks=None, params=None) -> ForwardArgs:
     """Check the arguments of ``rnn_forward`` and return them with their sizes.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H),
     b_ih, b_hh: (G*H,) or None, c0: (B, H) or None (LSTM only), lengths: (B,) or None,
     mask: (T, B) or None (not both with lengths), recurrent_masks: (G, B, H) or None,
-    input_masks: (G, B, I) or None, of x's dtype.
+    input_masks: (G, B, I) or None, of x's dtype, params: {name: (width*H,)} for the mode's
+    parameter vectors (``fastrnn.modes.PARAMS``), or None; one not given is zero.
     H is read from ``w_hh.shape[1]``. Raises TypeError / ValueError naming the argument.
     """
     G = check_mode(mode)
@@ -101,11 +103,37 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     else:
         recurrent_activation = check_activation("recurrent_activation", recurrent_activation,
                                                 RECURRENT_ACTIVATION)
+    params = check_params(mode, params, dtype, H)
     return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
                        w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths, mask=mask,
                        reverse=bool(reverse), training=bool(training), activation=activation,
                        recurrent_activation=recurrent_activation, recurrent_masks=recurrent_masks,
-                       input_masks=input_masks)
+                       input_masks=input_masks, params=params)
+
+
+def check_params(mode, params, dtype, H) -> dict:
+    """The mode's parameter vectors from ``params`` ({name: (width*H,) or None} or None), in the
+    order of ``PARAMS[mode]``, zeros for those not given; TypeError / ValueError naming the
+    parameter otherwise."""
+    wanted = PARAMS[mode]
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays by name or None, got {type(params).__name__}")
+    names = [name for name, _ in wanted]
+    unknown = [name for name in params if name not in names]
+    if unknown:
+        has = f"has only {', '.join(map(repr, names))}" if names else "has none"
+        raise ValueError(f"params: mode {mode!r} {has}, got {unknown[0]!r}")
+    checked = {}
+    for name, width in wanted:
+        if params.get(name) is None:  # zero, as a missing bias is
+            checked[name] = np.zeros(width * H, dtype=dtype)
+            continue
+        given = _check_array(f"params[{name!r}]", params[name], dtype)
+        _check_shape(f"params[{name!r}]", given, f"({width}*H,)", (width * H,))
+        checked[name] = given
+    return checked
 
 
 def check_activation(name, value, default) -> str:

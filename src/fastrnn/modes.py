@@ -25,6 +25,17 @@ Kernel layout (PyTorch's), ``G*H`` rows stacked gate by gate::
     c' = f * c + i * g
     h' = o * tanh(c')
 
+``lstm_peephole``, G = 4: the LSTM with peepholes (ONNX's LSTM with its ``P`` input), the
+cell state feeding the gates through per-unit weights, the cell's parameter ``peephole``
+``(3H,) = [p_i, p_f, p_o]``::
+
+    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi + p_i * c)
+    f = sigmoid(W_if x + b_if + W_hf h + b_hf + p_f * c)
+    g =    tanh(W_ig x + b_ig + W_hg h + b_hg)
+    c' = f * c + i * g
+    o = sigmoid(W_io x + b_io + W_ho h + b_ho + p_o * c')
+    h' = o * tanh(c')
+
 ``gru``, G = 3, gates in the order r, z, n, reset applied after the recurrent
 product (PyTorch's GRU, Keras's ``reset_after=True``)::
 
@@ -67,6 +78,12 @@ Keras layout (``get_weights``), the transpose of the above with Keras's gate ord
                [kernel (F, 3H), recurrent_kernel (H, 3H), bias (3H,)]      gates z, r, h
 
 Keras's LSTM order i, f, c, o is PyTorch's i, f, g, o; GRU's z, r, h becomes r, z, n.
+A peephole LSTM's ``peephole`` weight is ``(3, H)``, rows p_i, p_f, p_o: the kernels'
+``(3H,)`` vector reshaped (ONNX's ``P`` orders them p_i, p_o, p_f).
+
+Cell parameters: a cell may have per-unit parameter vectors of its own beside the weights
+(``PARAMS``), each ``(width*H,)``; ``rnn_forward`` takes them as ``params={name: array}`` and
+``rnn_backward`` returns their gradients under the same names.
 
 Each mode is a row of ``MODES``: the kernels' cell kind that runs it (``src/cpp/cells.h``),
 its activation, and how its weights map to Keras's. The number of gates ``G`` and the states a
@@ -95,6 +112,7 @@ MODES = {
     "rnn_tanh": Mode("rnn", "tanh", (0,), "single"),
     "rnn_relu": Mode("rnn", "relu", (0,), "single"),
     "lstm": Mode("lstm", "tanh", (0, 1, 2, 3), "single"),
+    "lstm_peephole": Mode("lstm_peephole", "tanh", (0, 1, 2, 3), "single"),
     "gru": Mode("gru", "tanh", (1, 0, 2), "double"),
     "gru_reset_before": Mode("gru_reset_before", "tanh", (1, 0, 2), "single"),
 }
@@ -117,6 +135,10 @@ GATES = {name: cell.gates for name, cell in _layouts.items()}
 
 #: The states each mode carries from step to step: ("h",), or ("h", "c") with a cell state.
 STATES = {name: tuple(cell.states) for name, cell in _layouts.items()}
+
+#: The parameter vectors of a mode's cell beyond the weights: ((name, width in blocks of H), ...),
+#: e.g. (("peephole", 3),) for ``lstm_peephole``; () for most.
+PARAMS = {name: tuple(cell.params) for name, cell in _layouts.items()}
 
 
 def _permute_blocks(a: np.ndarray, mode: str, axis: int) -> np.ndarray:

@@ -80,6 +80,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 activation: str | None = None, recurrent_activation: str | None = None,
                 recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
+                params: dict | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, KernelCache | None]:
     """Run a recurrent layer over a time-major batch with the C++ kernels.
 
@@ -87,17 +88,21 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     c0: (B, H) or None (LSTM), lengths: (B,) or None, mask: (T, B) bool/uint8 or None;
     activation, recurrent_activation: names from ``fastrnn.modes.ACTIVATIONS``, None for the
     mode's own; recurrent_masks: (G, B, H), input_masks: (G, B, I) or None, per gate block
-    multiplying h and x_t in that block's products (dropout masks). Returns ``(y, h_n, c_n, cache)`` with
+    multiplying h and x_t in that block's products (dropout masks); params: {name: (width*H,)}
+    the cell's parameter vectors (``modes.PARAMS``), e.g. ``{"peephole": p}`` for
+    ``lstm_peephole``. Returns ``(y, h_n, c_n, cache)`` with
     y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
-                         activation, recurrent_activation, recurrent_masks, input_masks)
+                         activation, recurrent_activation, recurrent_masks, input_masks, params)
     cell = _cell(args)
     arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
+    arrays["params"] = [_contiguous(p) for p in args.params.values()]  # in the cell's order
     states = [_contiguous(args.h0), _contiguous(args.c0)][:len(cell.states)]
     y, final, workspace = _core.forward(
         cell, arrays["x"], states, arrays["w_ih"], arrays["w_hh"], arrays["b_ih"], arrays["b_hh"],
-        args.lengths, args.reverse, args.training, args.mask, args.recurrent_masks, args.input_masks)
+        args.lengths, args.reverse, args.training, args.mask, args.recurrent_masks, args.input_masks,
+        arrays["params"])
     cache = KernelCache(args, cell, arrays, workspace) if args.training else None
     return y, final[0], final[1] if len(final) > 1 else None, cache
 
@@ -107,7 +112,8 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     """Backpropagate through time with the C++ kernels; uses up ``cache``.
 
     dy: (T, B, H) or None, dh_n, dc_n: (B, H) or None (None = zero). Returns a dict with the
-    gradients 'x', 'h0', 'c0' (LSTM), 'w_ih', 'w_hh', 'b_ih', 'b_hh' (None without that bias).
+    gradients 'x', 'h0', 'c0' (LSTM), 'w_ih', 'w_hh', 'b_ih', 'b_hh' (None without that bias), and
+    one per cell parameter under its name ('peephole').
     See ``fastrnn.reference.rnn_backward`` for the details.
     """
     check_cache(cache, KernelCache)
@@ -116,13 +122,14 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     a = cache.arrays
     states = cache.cell.states
     claim_cache(cache)
-    dx, d_initial, dw_ih, dw_hh, db_ih, db_hh = _core.backward(
+    dx, d_initial, dw_ih, dw_hh, db_ih, db_hh, d_params = _core.backward(
         cache.cell, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], args.lengths, args.reverse,
         cache.workspace, _contiguous(dy), [_contiguous(dh_n), _contiguous(dc_n)][:len(states)], args.mask,
-        args.recurrent_masks, args.input_masks)
+        args.recurrent_masks, args.input_masks, a["params"])
     grads = {"x": dx}
     grads.update({f"{name}0": d for name, d in zip(states, d_initial)})
     grads.update(w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)
+    grads.update(zip(args.params, d_params))
     return grads
 
 

@@ -16,10 +16,11 @@ With masks, gate block k's share reads its input times mask k (``_product``)::
     gi_k = (x_t * input_masks[k]) @ w_ih_k.T + b_ih_k      gh_k = (h * recurrent_masks[k]) @ w_hh_k.T + b_hh_k
 
 - ``forward(gi, gh, h, c, w, act, rec) -> (h_new, c_new, saved)``
-- ``backward(dh_new, dc_new, h, c, saved, w, act, rec) -> (dgi, dgh, dh, dc, own)``, where
-  ``dgi``/``dgh`` are the gradients of ``gi``/``gh`` and ``dh``/``dc`` the gradients of the
+- ``backward(dh_new, dc_new, h, c, saved, w, act, rec) -> (dgi, dgh, dh, dc, own, dp)``, where
+  ``dgi``/``dgh`` are the gradients of ``gi``/``gh``, ``dh``/``dc`` the gradients of the
   previous state along every path that does not go through ``gh`` (GRU's ``z * h``, LSTM's
-  ``f * c``).
+  ``f * c``), and ``dp`` each row's share of the gradients of the cell's parameters
+  ``w.params`` (a dict by name of (width*H,) vectors: the peephole LSTM's), {name: (B, width*H)}.
 
 A cell whose recurrent product takes something other than h (``gru_reset_before``: W_hn times
 r * h) makes that product itself from ``w`` (``_Recurrent``: W_hh, b_hh and the masks by gate blocks) and
@@ -35,7 +36,7 @@ The shared loop turns ``dgi``/``dgh`` into the gradients of x, the weights and t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -53,10 +54,11 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 activation: str | None = None, recurrent_activation: str | None = None,
                 recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
+                params: dict | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
-    mode: 'rnn_tanh', 'rnn_relu', 'lstm', 'gru' or 'gru_reset_before' (equations in
+    mode: 'rnn_tanh', 'rnn_relu', 'lstm', 'lstm_peephole', 'gru' or 'gru_reset_before' (equations in
     ``fastrnn.modes``).
     x: (T, B, I) input. h0: (B, H) initial state, None for zeros.
     w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None (no bias); PyTorch's layout
@@ -80,6 +82,8 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     ``h * recurrent_masks[k]`` at every step (the blocks in the order of ``fastrnn.modes``);
     input_masks: None, or (G, B, I), likewise ``x_t * input_masks[k]`` for block k's input
     product. Keras's per-gate dropout masks (``recurrent_dropout``), any values, of x's dtype.
+    params: the cell's parameter vectors by name (``fastrnn.modes.PARAMS``), each (width*H,):
+    ``{"peephole": (3H,)}`` for 'lstm_peephole' (p_i, p_f, p_o); one not given is zero.
 
     Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H), h_n: (B, H), c_n: (B, H) for LSTM
     and None otherwise. All arrays have x's dtype (float32 or float64) and are computed in it.
@@ -87,12 +91,12 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     unchanged until ``rnn_backward``. NaN and inf are not checked for: they propagate.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
-                         activation, recurrent_activation, recurrent_masks, input_masks)
+                         activation, recurrent_activation, recurrent_masks, input_masks, params)
     cell_forward, _ = _CELLS[MODES[mode].cell]
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     b_ih, b_hh = _bias(args, args.b_ih), _bias(args, args.b_hh)  # (G*H,) each
-    w = _Recurrent(w_hh, b_hh, args.H, args.recurrent_masks)
+    w = _Recurrent(w_hh, b_hh, args.H, args.recurrent_masks, args.params)
     h = _state(args, args.h0)  # (B, H)
     c = _state(args, args.c0) if "c" in STATES[mode] else None  # (B, H) or None
     valid = _valid_steps(args)  # (T, B, 1)
@@ -124,7 +128,8 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
 
     Returns a dict of gradients with the forward's dtype: 'x' (T, B, I), 'h0' (B, H),
     'c0' (B, H, LSTM only; the key is absent otherwise), 'w_ih' (G*H, I), 'w_hh' (G*H, H),
-    'b_ih', 'b_hh' (G*H,) or None where the forward had no such bias. 'h0'/'c0' are arrays
+    'b_ih', 'b_hh' (G*H,) or None where the forward had no such bias, and each of the cell's
+    parameters under its name ('peephole' (3H,) for 'lstm_peephole'). 'h0'/'c0' are arrays
     also when the forward's h0/c0 were None (zeros). NaN and inf propagate.
     """
     check_cache(cache, _ReferenceCache)
@@ -135,7 +140,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
     lstm = "c" in STATES[args.mode]  # a cell state
-    w = _Recurrent(w_hh, None, args.H, args.recurrent_masks)
+    w = _Recurrent(w_hh, None, args.H, args.recurrent_masks, args.params)
 
     dx = np.zeros(x.shape, dtype=args.dtype)  # (T, B, I)
     dw_ih = np.zeros(w_ih.shape, dtype=args.dtype)  # (G*H, I)
@@ -144,12 +149,13 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     db_hh = np.zeros(args.G * args.H, dtype=args.dtype)  # (G*H,)
     dh = _state(args, dh_n)  # (B, H) gradient of the state after the current step
     dc = _state(args, dc_n) if lstm else None  # (B, H) or None
+    dparams = {name: np.zeros_like(p) for name, p in args.params.items()}  # (width*H,) each
 
     for t in reversed(_processing_order(args)):
         h, c, cell_saved = cache.saved[t]  # the state before step t: (B, H), (B, H) or None
         valid = cache.valid[t]  # (B, 1)
         dh_new = dh if dy is None else dh + dy[t]  # (B, H)
-        dgi, dgh, dh_prev, dc_prev, own = cell_backward(dh_new, dc, h, c, cell_saved, w, act, rec)
+        dgi, dgh, dh_prev, dc_prev, own, dp = cell_backward(dh_new, dc, h, c, cell_saved, w, act, rec)
         # Padded steps copy the state through: no gradient reaches x or the weights there.
         dgi = np.where(valid, dgi, 0)  # (B, G*H)
         dgh = np.where(valid, dgh, 0)  # (B, G*H)
@@ -163,6 +169,8 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
             d = np.where(valid, d, 0)  # (B, H)
             dw_hh[w.rows(k)] += d.T @ w.masked(u, k)  # (H, H)
             db_hh[w.rows(k)] += d.sum(axis=0)  # (H,)
+        for name, rows in dp.items():  # (B, width*H) -> (width*H,)
+            dparams[name] += np.where(valid, rows, 0).sum(axis=0)
         dh = np.where(valid, dh_prev + dh_product, dh)  # (B, H)
         if lstm:
             dc = np.where(valid, dc_prev, dc)  # (B, H)
@@ -174,6 +182,7 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     grads["w_hh"] = dw_hh
     grads["b_ih"] = None if args.b_ih is None else db_ih
     grads["b_hh"] = None if args.b_hh is None else db_hh
+    grads.update(dparams)
     return grads
 
 
@@ -223,7 +232,7 @@ def _rnn_forward(gi, gh, h, c, w, act, rec):
 def _rnn_backward(dh_new, dc_new, h, c, saved, w, act, rec):
     a, h_new = saved  # (B, H) each
     da = act.grad(dh_new, a, h_new)  # (B, H)
-    return da, da, 0, None, ()
+    return da, da, 0, None, (), {}
 
 
 def _lstm_forward(gi, gh, h, c, w, act, rec):
@@ -246,7 +255,36 @@ def _lstm_backward(dh_new, dc_new, h, c, saved, w, act, rec):
                          rec.grad(dc * c, a_f, f),
                          act.grad(dc * i, a_g, g),
                          rec.grad(do, a_o, o)], axis=1)  # (B, 4H)
-    return da, da, 0, dc * f, ()
+    return da, da, 0, dc * f, (), {}
+
+
+def _peephole_lstm_forward(gi, gh, h, c, w, act, rec):
+    p_i, p_f, p_o = np.split(w.params["peephole"], 3)  # (H,) each
+    a_i, a_f, a_g, a_o = np.split(gi + gh, 4, axis=1)  # 4 x (B, H), without the peepholes
+    a_i = a_i + p_i * c  # (B, H)
+    a_f = a_f + p_f * c  # (B, H)
+    i = rec.f(a_i)  # (B, H) input gate
+    f = rec.f(a_f)  # (B, H) forget gate
+    g = act.f(a_g)  # (B, H) candidate
+    c_new = f * c + i * g  # (B, H)
+    a_o = a_o + p_o * c_new  # (B, H): the output gate sees the new cell state
+    o = rec.f(a_o)  # (B, H) output gate
+    act_c = act.f(c_new)  # (B, H)
+    h_new = o * act_c  # (B, H)
+    return h_new, c_new, (a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c)
+
+
+def _peephole_lstm_backward(dh_new, dc_new, h, c, saved, w, act, rec):
+    a_i, a_f, a_g, a_o, i, f, g, o, c_new, act_c = saved  # (B, H) each
+    p_i, p_f, p_o = np.split(w.params["peephole"], 3)  # (H,) each
+    da_o = rec.grad(dh_new * act_c, a_o, o)  # (B, H)
+    dc = dc_new + dh_new * o * act.df(c_new, act_c) + da_o * p_o  # (B, H) gradient of c'
+    da_i = rec.grad(dc * g, a_i, i)  # (B, H)
+    da_f = rec.grad(dc * c, a_f, f)  # (B, H)
+    da = np.concatenate([da_i, da_f, act.grad(dc * i, a_g, g), da_o], axis=1)  # (B, 4H)
+    dc_prev = dc * f + da_i * p_i + da_f * p_f  # (B, H)
+    dp = np.concatenate([da_i * c, da_f * c, da_o * c_new], axis=1)  # (B, 3H)
+    return da, da, 0, dc_prev, (), {"peephole": dp}
 
 
 def _gru_forward(gi, gh, h, c, w, act, rec):
@@ -268,7 +306,7 @@ def _gru_backward(dh_new, dc_new, h, c, saved, w, act, rec):
     da_z = rec.grad(dh_new * (h - n), a_z, z)  # (B, H)
     dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
     dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
-    return dgi, dgh, dh_new * z, None, ()
+    return dgi, dgh, dh_new * z, None, (), {}
 
 
 def _gru_reset_before_forward(gi, gh, h, c, w, act, rec):
@@ -293,12 +331,13 @@ def _gru_reset_before_backward(dh_new, dc_new, h, c, saved, w, act, rec):
     zero = np.zeros_like(da_n)  # (B, H)
     dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
     dgh = np.concatenate([da_r, da_z, zero], axis=1)  # (B, 3H) n's block of gh is not used
-    return dgi, dgh, dh_new * z + d_rh * r, None, ((2, rh, da_n),)
+    return dgi, dgh, dh_new * z + d_rh * r, None, ((2, rh, da_n),), {}
 
 
 _CELLS = {  # by the kernels' cell kind (fastrnn.modes.MODES)
     "rnn": (_rnn_forward, _rnn_backward),
     "lstm": (_lstm_forward, _lstm_backward),
+    "lstm_peephole": (_peephole_lstm_forward, _peephole_lstm_backward),
     "gru": (_gru_forward, _gru_backward),
     "gru_reset_before": (_gru_reset_before_forward, _gru_reset_before_backward),
 }
@@ -307,12 +346,13 @@ _CELLS = {  # by the kernels' cell kind (fastrnn.modes.MODES)
 @dataclass(frozen=True)
 class _Recurrent:
     """W_hh (G*H, H), b_hh (G*H,) or None and the recurrent masks (G, B, H) or None, by gate
-    blocks of H rows."""
+    blocks of H rows; and the cell's parameter vectors by name, (width*H,) each."""
 
     w_hh: np.ndarray
     b_hh: np.ndarray | None
     H: int
     masks: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
 
     def rows(self, k: int) -> slice:
         return slice(k * self.H, (k + 1) * self.H)

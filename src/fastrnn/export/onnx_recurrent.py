@@ -6,6 +6,8 @@ Each layer is ONNX's own ``RNN``/``LSTM``/``GRU`` operator, time-major, with wei
 from the kernel layout of ``fastrnn.modes`` (PyTorch's gate orders i, f, g, o and r, z, n)
 to ONNX's (i, o, f, c and z, r, h; bias ``[Wb, Rb]``); GRU's reset-after form is
 ``linear_before_reset=1``, its reset-before form (``reset_after=False``) ``linear_before_reset=0``. A layer holding two biases (converted from PyTorch) keeps both.
+An LSTM with peepholes gives the operator its ``P`` input: its peephole (3, H), rows p_i, p_f,
+p_o, in ONNX's order p_i, p_o, p_f.
 """
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ from fastrnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from fastrnn.layers.rnn import RNN
 from fastrnn.layers.wrappers import Bidirectional
 
-_ONNX_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}
+_ONNX_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "lstm_peephole": "LSTM", "gru": "GRU",
+            "gru_reset_before": "GRU"}
 # For each ONNX gate block, the kernel block it is: LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h.
-_ONNX_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2],
-                "gru_reset_before": [1, 0, 2]}
+_ONNX_BLOCKS = {"rnn_tanh": [0], "rnn_relu": [0], "lstm": [0, 3, 1, 2], "lstm_peephole": [0, 3, 1, 2],
+                "gru": [1, 0, 2], "gru_reset_before": [1, 0, 2]}
+# For each row of ONNX's P (p_i, p_o, p_f), the row of the peephole weight (p_i, p_f, p_o) it is.
+_ONNX_PEEPHOLES = [0, 2, 1]
 
 
 # The Keras activations ONNX's recurrent operators take: (ONNX name, alpha, beta), where alpha
@@ -79,6 +84,11 @@ def onnx_weights(layer):
     return W, R, np.concatenate([b_ih, b_hh])
 
 
+def onnx_peepholes(layer) -> np.ndarray:
+    """An LSTM's peephole (3, H) as a row of ONNX's P: (3H,), p_i, p_o, p_f."""
+    return np.asarray(layer.cell_params["peephole"], np.float32)[_ONNX_PEEPHOLES].reshape(-1)
+
+
 @dataclass
 class Run:
     """One recurrent layer run over a batch: y (T, B, H) the outputs of the steps read (at
@@ -130,6 +140,8 @@ def _rnn_op(b: Builder, group: list, x_c: str, lengths: str, initial: list):
         stacked.append(per_layer[0] if len(group) == 1 else b.op("Concat", *per_layer, axis=0))
     attrs = {"hidden_size": first.units, "direction": direction}
     attrs.update(_activation_attributes(first, len(group)))
+    if first.mode == "lstm_peephole":  # P follows initial_h and initial_c
+        stacked.append(b.weight(owners, "P", lambda: np.stack([onnx_peepholes(layer) for layer in group])))
     op = _ONNX_OP[first.mode]
     if op == "GRU":  # the reset after the recurrent product (1) or before it (0)
         attrs["linear_before_reset"] = int(first.mode == "gru")

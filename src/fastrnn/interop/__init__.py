@@ -157,6 +157,9 @@ def recurrent_stack(obj, what, merges=("concat",)):
         for k, layer in enumerate(directions):
             if not layer.built:
                 raise ValueError(f"{what}: {layer.who} is not built")
+            if layer.mode not in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
+                raise ValueError(f"{what}: {layer.who} is an LSTM with peepholes, which torch's "
+                                 "LSTM has not")
             if layer.go_backwards != (k == 1) or layer.stateful:
                 raise ValueError(f"{what}: {layer.who} reads backwards or is stateful, which a "
                                  "torch RNN does not")

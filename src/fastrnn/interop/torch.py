@@ -302,10 +302,12 @@ def _rnn_module(layers, dropout, trainable, batch_first):
     first = layers[0][0]
     for directions in layers:
         for layer in directions:
-            if layer.mode not in _RNN_CLASSES:  # gru_reset_before
+            if layer.mode == "gru_reset_before":
                 raise ValueError(f"to_torch: {layer.who} is GRU(reset_after=False), and torch's GRU "
                                  "applies the reset gate after the recurrent product only "
                                  "(reset_after=True)")
+            if layer.mode not in _RNN_CLASSES:
+                raise ValueError(f"to_torch: {layer.who} is an LSTM with peepholes, which torch's LSTM has not")
             if layer.activations() != _torch_activations(layer.mode):
                 raise ValueError(f"to_torch: {layer.who} has activations {layer.activations()}, and "
                                  f"torch's RNN modules have only {_torch_activations(layer.mode)}")

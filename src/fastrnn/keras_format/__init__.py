@@ -182,6 +182,18 @@ def load_weights(model, path) -> None:
 
 # -- writing ---------------------------------------------------------------------------------------
 
+def _check_keras_has(model) -> None:
+    """ValueError naming the first layer Keras could not load: an LSTM with peepholes."""
+    from fastrnn.layers import variables
+    from fastrnn.layers.recurrent import Recurrent
+    from fastrnn.modes import PARAMS
+
+    for layer in variables.walk([model]):
+        if isinstance(layer, Recurrent) and PARAMS[layer.mode]:
+            raise ValueError(f"{layer.who} has peepholes, which Keras's LSTM has not, so a Keras "
+                             "file cannot hold it; save the model as .npz instead")
+
+
 def _weights_bytes(model) -> bytes:
     """The HDF5 weights file of ``model`` (and of its optimizer, if compiled)."""
     h5py = _h5py()
@@ -228,6 +240,7 @@ def save_model(model, path, metadata=None) -> None:
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built, so it has no weights to save yet: a "
                          "Keras file holds a built model")
+    _check_keras_has(model)
     config_json = json.dumps(model_config(model))
     metadata_json = json.dumps(_metadata(metadata))
     weights = _weights_bytes(model)
@@ -248,5 +261,6 @@ def save_weights(model, path) -> None:
 
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built, so it has no weights to save yet")
+    _check_keras_has(model)
     weights = _weights_bytes(model)
     write_atomically(os.fspath(path), lambda f: f.write(weights))

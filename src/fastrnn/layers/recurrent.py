@@ -46,10 +46,10 @@ import numpy as np
 
 from fastrnn import constraints, ops, regularizers
 from fastrnn._args import check_activation
-from fastrnn._checks import check_flag, check_int, check_real
+from fastrnn._checks import check_flag, check_int, check_real, resolve
 from fastrnn.layers import initializers
 from fastrnn.layers.base import Layer, check_state_shapes, time_major_mask
-from fastrnn.modes import GATES, MODES, kernel_to_keras, keras_to_kernel
+from fastrnn.modes import GATES, MODES, PARAMS, STATES, kernel_to_keras, keras_to_kernel
 
 if TYPE_CHECKING:
     from fastrnn.constraints import Constraint
@@ -127,6 +127,7 @@ class Recurrent(Layer):
                              zero_output_for_mask)
         self.states = None  # [h (B, H), c (B, H) for LSTM] carried by a stateful layer
         self.w_ih = self.w_hh = self.b_ih = self.b_hh = None
+        self.cell_params = {}  # name -> (width, H): the cell's own vectors (modes.PARAMS), after the weights
         self.initial_state_grads = None  # gradients of an explicit initial_state
 
     # -- parameters ----------------------------------------------------------------------
@@ -142,6 +143,9 @@ class Recurrent(Layer):
 
     @property
     def params(self):
+        return self._weight_params() + list(self.cell_params.values())
+
+    def _weight_params(self):
         return [p for p in (self.w_ih, self.w_hh, self.b_ih, self.b_hh) if p is not None]
 
     def build(self, input_shape):
@@ -153,7 +157,12 @@ class Recurrent(Layer):
         recurrent = initializers.get(self.recurrent_initializer)((H, G * H), self.dtype)
         bias = self.initial_bias() if self.use_bias else None
         self.w_ih, self.w_hh, self.b_ih, self.b_hh = keras_to_kernel(self.mode, kernel, recurrent, bias)
+        self.cell_params = {name: self.initial_cell_param(name, (width, H)) for name, width in PARAMS[self.mode]}
         super().build(input_shape)
+
+    def initial_cell_param(self, name: str, shape: tuple) -> np.ndarray:
+        """A cell parameter (modes.PARAMS) at build: (width, H), C-contiguous."""
+        raise NotImplementedError(f"{self.who}: no initializer for the cell parameter {name!r}")
 
     def initial_bias(self) -> np.ndarray:
         """The Keras-layout bias at build: (G*H,) from bias_initializer."""
@@ -164,14 +173,15 @@ class Recurrent(Layer):
         shapes = [(F, G * H), (H, G * H)]
         if self.use_bias:
             shapes.append((2, G * H) if self.double_bias else (G * H,))
-        return shapes
+        return shapes + [(width, H) for _, width in PARAMS[self.mode]]
 
     def get_weights(self):
         """[kernel (F, G*H), recurrent_kernel (H, G*H), bias] in Keras's layout and gate order;
         [] before the layer is built."""
         if not self.built:
             return []
-        return kernel_to_keras(self.mode, self.w_ih, self.w_hh, self.b_ih, self.b_hh)
+        weights = kernel_to_keras(self.mode, self.w_ih, self.w_hh, self.b_ih, self.b_hh)
+        return weights + [p.copy() for p in self.cell_params.values()]
 
     def assign_weights(self, weights):
         for p, w in zip(self.params, self.params_from_keras(weights)):
@@ -183,29 +193,32 @@ class Recurrent(Layer):
         groups = [(0,), (1,)]
         if self.use_bias:
             groups.append((2, 3) if self.double_bias else (2,))  # GRU: b_ih and b_hh
-        return groups
+        first = len(self._weight_params())  # the cell's parameters follow, one weight each
+        return groups + [(first + k,) for k in range(len(self.cell_params))]
 
     def weight_regularizers(self):
         regs = [self.kernel_regularizer, self.recurrent_regularizer]
-        return regs + ([self.bias_regularizer] if self.use_bias else [])
+        return regs + ([self.bias_regularizer] if self.use_bias else []) + [None] * len(PARAMS[self.mode])
 
     def weight_constraints(self):
         cons = [self.kernel_constraint, self.recurrent_constraint]
-        return cons + ([self.bias_constraint] if self.use_bias else [])
+        return cons + ([self.bias_constraint] if self.use_bias else []) + [None] * len(PARAMS[self.mode])
 
     def params_from_keras(self, arrays):
-        """[kernel, recurrent_kernel, bias] (Keras's layout) -> [w_ih, w_hh, b_ih, (b_hh)]."""
+        """[kernel, recurrent_kernel, bias, cell parameters...] (Keras's layout) ->
+        [w_ih, w_hh, b_ih, (b_hh), cell parameters...]."""
+        n = 3 if self.use_bias else 2
         bias = arrays[2] if self.use_bias else None
         w_ih, w_hh, b_ih, b_hh = keras_to_kernel(self.mode, arrays[0], arrays[1], bias)
         if b_hh is None and self.b_hh is not None:
             b_hh = np.zeros_like(self.b_hh)  # a second (PyTorch) bias: Keras's one goes to b_ih
-        return [a for a in (w_ih, w_hh, b_ih, b_hh) if a is not None]
+        return [a for a in (w_ih, w_hh, b_ih, b_hh) if a is not None] + [np.asarray(a) for a in arrays[n:]]
 
     # -- states ----------------------------------------------------------------------------
 
     @property
     def state_count(self) -> int:
-        return 2 if self.mode == "lstm" else 1
+        return len(STATES[self.mode])
 
     def reset_states(self, states=None):
         """Forget the carried state (or set it: a list of (B, H) arrays, h then c for LSTM)."""
@@ -244,7 +257,7 @@ class Recurrent(Layer):
             if s.shape != (batch, self.units):
                 raise ValueError(f"{self.who}: each initial state must have shape "
                                  f"(batch, units) = {(batch, self.units)}, got {s.shape}")
-        return initial_state[0], (initial_state[1] if self.mode == "lstm" else None)
+        return initial_state[0], (initial_state[1] if self.state_count == 2 else None)
 
     # -- the time-major core (also used by Bidirectional) ------------------------------------
 
@@ -265,7 +278,7 @@ class Recurrent(Layer):
         h0, c0 = self._initial_states(B, initial_state)
         y, h_n, c_n, cache = ops.rnn_forward(
             self.mode, x_tm, h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-            c0=c0, mask=mask, reverse=self.go_backwards, training=training, **self.activations(),
+            c0=c0, mask=mask, reverse=self.go_backwards, training=training, **self.kernel_options(),
             recurrent_masks=None if recurrent is None else self.kernel_blocks(recurrent),
             input_masks=input_masks)
         if self.stateful:
@@ -308,6 +321,7 @@ class Recurrent(Layer):
                              for d in (dy_tm, dh_n, dc_n))
         g = ops.rnn_backward(cache, dy_tm, dh_n, dc_n)
         self.grads = [g[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh") if g[k] is not None]
+        self.grads += [g[name].reshape(p.shape) for name, p in self.cell_params.items()]
         self.initial_state_grads = [g["h0"]] + ([g["c0"]] if "c0" in g else [])
         dx = g["x"]  # (T, B, F)
         return dx if drop is None else dx * drop
@@ -334,7 +348,7 @@ class Recurrent(Layer):
         dh_n = dc_n = None
         if self.return_state:
             d_output, *d_states = list(d_output) + [None] * self.state_count
-            dh_n, dc_n = d_states[0], (d_states[1] if self.mode == "lstm" else None)
+            dh_n, dc_n = d_states[0], (d_states[1] if self.state_count == 2 else None)
         dy_tm, dh_last = self.keras_output_grad(d_output, mask_tm)
         if dh_last is not None:
             dh_n = dh_last if dh_n is None else dh_n + dh_last  # (B, H)
@@ -400,6 +414,14 @@ class Recurrent(Layer):
         if GATES[self.mode] > 1:
             names["recurrent_activation"] = self.recurrent_activation
         return names
+
+    def kernel_options(self) -> dict:
+        """``activations()`` and, for a cell with parameters of its own, ``params`` (each (width*H,),
+        a view of its (width, H) weight): what ``ops.rnn_forward`` takes beside the weights."""
+        options = self.activations()
+        if self.cell_params:
+            options["params"] = {name: p.reshape(-1) for name, p in self.cell_params.items()}
+        return options
 
     def compute_mask(self, inputs, mask=None):
         """The output's mask: the input's with return_sequences, else None; with return_state
@@ -526,7 +548,8 @@ class LSTM(Recurrent):
 
     x: (B, T, F) -> (B, T, H) with ``return_sequences``, else (B, H); with ``return_state``
     a list ``[output, h_n (B, H), c_n (B, H)]``. Weights (Keras layout): kernel (F, 4H),
-    recurrent_kernel (H, 4H), bias (4H,), gates i, f, c, o.
+    recurrent_kernel (H, 4H), bias (4H,), gates i, f, c, o; with ``use_peepholes`` a fourth,
+    peephole (3, H), rows p_i, p_f, p_o (mode ``lstm_peephole`` of ``fastrnn.modes``).
 
     Args:
         units: H, the size of the state and the output.
@@ -537,6 +560,11 @@ class LSTM(Recurrent):
         recurrent_activation: of the gates, likewise.
         unit_forget_bias: start the forget gate's bias at 1 (and the rest from
             ``bias_initializer``), as Keras does by default.
+        use_peepholes: fastrnn's extension (Keras has none): the cell state feeds the gates,
+            ``i = rec(... + p_i * c)``, ``f = rec(... + p_f * c)``, ``o = rec(... + p_o * c')``,
+            as ONNX's LSTM with its ``P`` input. Such a layer saves to ``.npz`` and exports to
+            ONNX, but not to ``.keras`` (Keras could not load it) nor to torch (which has none).
+        peephole_initializer: the peephole weight's initializer (zeros: the plain LSTM at first).
         use_bias: whether the layer has a bias.
         kernel_initializer: the kernel's initializer: a Keras name or a callable
             ``f(shape, dtype) -> array``.
@@ -575,7 +603,8 @@ class LSTM(Recurrent):
     mode = "lstm"
 
     def __init__(self, units: int, activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                 unit_forget_bias: bool = True, *,
+                 unit_forget_bias: bool = True, *, use_peepholes: bool = False,
+                 peephole_initializer: str | Callable = "zeros",
                  use_bias: bool = True, kernel_initializer: str | Callable = "glorot_uniform",
                  recurrent_initializer: str | Callable = "orthogonal",
                  bias_initializer: str | Callable = "zeros",
@@ -598,6 +627,11 @@ class LSTM(Recurrent):
         self.activation = activation_name("LSTM: activation", activation)
         self.recurrent_activation = activation_name("LSTM: recurrent_activation", recurrent_activation)
         self.unit_forget_bias = check_flag("LSTM: unit_forget_bias", unit_forget_bias)
+        self.use_peepholes = check_flag("LSTM: use_peepholes", use_peepholes)
+        if self.use_peepholes:
+            self.mode = "lstm_peephole"
+        self.peephole_initializer = peephole_initializer
+        resolve("LSTM: peephole_initializer", initializers.get, peephole_initializer)  # now, not at build
         super().__init__(units, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer,
@@ -622,10 +656,17 @@ class LSTM(Recurrent):
             bias = np.concatenate([bias[:H], np.ones(H, self.dtype), rest])  # gates i, f, c, o
         return bias
 
+    def initial_cell_param(self, name, shape):
+        return np.ascontiguousarray(initializers.get(self.peephole_initializer)(shape, self.dtype))
+
     def get_config(self):
-        return {**super().get_config(), "activation": self.activation,
-                "recurrent_activation": self.recurrent_activation,
-                "unit_forget_bias": self.unit_forget_bias}
+        config = {**super().get_config(), "activation": self.activation,
+                  "recurrent_activation": self.recurrent_activation,
+                  "unit_forget_bias": self.unit_forget_bias}
+        if self.use_peepholes:  # only then: a plain LSTM's config stays Keras's
+            config.update(use_peepholes=True,
+                          peephole_initializer=initializers.serialize(self.peephole_initializer, "zeros"))
+        return config
 
 
 class GRU(Recurrent):

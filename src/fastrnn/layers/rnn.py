@@ -112,7 +112,7 @@ class _Cell(Layer):
         layer = self.layer
         h0, c0 = (None, None) if states is None else layer._initial_states(x.shape[0], states)
         _, h, c, _ = ops.rnn_forward(layer.mode, x[None], h0, layer.w_ih, layer.w_hh, layer.b_ih,
-                                     layer.b_hh, c0=c0, training=False, **layer.activations())
+                                     layer.b_hh, c0=c0, training=False, **layer.kernel_options())
         return h, [h] + ([c] if c is not None else [])
 
     def backward(self, dy):
@@ -165,15 +165,17 @@ class LSTMCell(_Cell):
     """Keras's ``LSTMCell``; runs as ``LSTM``. States ``[h, c]``.
 
     The arguments are those of the layer it runs as (see its documentation): ``units``,
-    the activations, ``unit_forget_bias``, ``use_bias``, the initializers, regularizers and constraints,
+    the activations, ``unit_forget_bias``, ``use_peepholes`` and ``peephole_initializer``
+    (fastrnn's extension), ``use_bias``, the initializers, regularizers and constraints,
     ``dropout``, ``recurrent_dropout``, ``seed``, ``name``, ``dtype``, ``trainable``.
     """
 
     layer_class = LSTM
-    extra_args = ("recurrent_activation", "unit_forget_bias")
+    extra_args = ("recurrent_activation", "unit_forget_bias", "use_peepholes", "peephole_initializer")
 
     def __init__(self, units: int, *, activation: str = "tanh",
                  recurrent_activation: str = "sigmoid", unit_forget_bias: bool = True,
+                 use_peepholes: bool = False, peephole_initializer: str | Callable = "zeros",
                  use_bias: bool = True,
                  kernel_initializer: str | Callable = "glorot_uniform",
                  recurrent_initializer: str | Callable = "orthogonal",
@@ -188,7 +190,9 @@ class LSTMCell(_Cell):
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True):
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         unit_forget_bias=unit_forget_bias, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         unit_forget_bias=unit_forget_bias, use_peepholes=use_peepholes,
+                         peephole_initializer=peephole_initializer, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
                          recurrent_regularizer=recurrent_regularizer,

@@ -186,7 +186,7 @@ py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, co
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                        const py::object& lengths, bool reverse, bool training, const py::object& mask,
                        const py::object& recurrent_masks, const py::object& input_masks,
-                       const py::sequence& params) {
+                       const py::sequence& params, int64_t checkpoint_every, bool sequences) {
   fastrnn::ForwardArgs<T> a{};
   common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks, params);
   const Dims& d = a.d;
@@ -198,10 +198,15 @@ py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, co
     a.state_n[k] = s.mutable_data();
     states_n.append(s);
   }
-  auto y = empty<T>({d.T, d.B, d.H});
-  a.y = y.mutable_data();
+  py::object y = py::none();
+  if (sequences) {
+    auto ys = empty<T>({d.T, d.B, d.H});
+    a.y = ys.mutable_data();
+    y = ys;
+  }
+  if (checkpoint_every < 0) throw py::value_error("checkpoint_every must be 0 (none) or more");
   std::shared_ptr<Workspace> ws;
-  if (training) ws = std::make_shared<Workspace>(cell, d, sizeof(T));
+  if (training) ws = std::make_shared<Workspace>(cell, d, sizeof(T), checkpoint_every);
   a.ws = ws.get();
   SignalStop signals;
   a.stop = signals.stop();
@@ -277,13 +282,14 @@ bool is_dtype(const py::array& x, const py::dtype& dt) { return x.dtype().equal(
 py::tuple forward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py::array& x, const py::sequence& states0,
                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                   const py::object& lengths, bool reverse, bool training, const py::object& mask,
-                  const py::object& recurrent_masks, const py::object& input_masks, const py::sequence& params) {
+                  const py::object& recurrent_masks, const py::object& input_masks, const py::sequence& params,
+                  int64_t checkpoint_every, bool sequences) {
   if (is_dtype(x, py::dtype::of<float>()))
     return forward_impl<float>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
-                               recurrent_masks, input_masks, params);
+                               recurrent_masks, input_masks, params, checkpoint_every, sequences);
   if (is_dtype(x, py::dtype::of<double>()))
     return forward_impl<double>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
-                                recurrent_masks, input_masks, params);
+                                recurrent_masks, input_masks, params, checkpoint_every, sequences);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -315,12 +321,12 @@ py::dtype dtype_of(const Workspace& ws) {
   return ws.value_bytes() == sizeof(float) ? py::dtype::of<float>() : py::dtype::of<double>();
 }
 
-// Array k of the workspace as an ndarray (T, B, width): a view that keeps `self` alive, or a copy.
+// Array k of the workspace as an ndarray (steps, B, width): a view that keeps `self` alive, or a copy.
 py::array workspace_array(const py::object& self, const Workspace& ws, size_t k, bool copy) {
   const Workspace::Array& arr = ws.arrays()[k];
   const Dims& d = ws.dims();
   const auto vb = static_cast<py::ssize_t>(ws.value_bytes());
-  const Shape shape{d.T, d.B, arr.width}, strides{d.B * arr.width * vb, arr.width * vb, vb};
+  const Shape shape{arr.steps, d.B, arr.width}, strides{d.B * arr.width * vb, arr.width * vb, vb};
   if (copy) return py::array(dtype_of(ws), shape, strides, arr.data.data());
   return py::array(dtype_of(ws), shape, strides, arr.data.data(), self);
 }
@@ -338,26 +344,26 @@ py::tuple workspace_state(const Workspace& ws) {
   const Dims& d = ws.dims();
   return py::make_tuple(cell.kind(), activation_name(cell.activation()),
                         activation_name(cell.recurrent_activation()), py::dtype(dtype_of(ws)), d.T, d.B, d.I,
-                        d.H, arrays);
+                        d.H, arrays, ws.every());
 }
 
 std::shared_ptr<Workspace> workspace_from_state(const py::tuple& state) {
-  if (state.size() != 9) throw py::value_error("not a workspace's state");
+  if (state.size() != 10) throw py::value_error("not a workspace's state");
   auto cell = make_cell(state[0].cast<std::string>(), state[1].cast<std::string>(), state[2].cast<std::string>());
   const py::dtype dtype = state[3].cast<py::dtype>();
   const Dims d{state[4].cast<int64_t>(), state[5].cast<int64_t>(), state[6].cast<int64_t>(),
                state[7].cast<int64_t>()};
-  auto ws = std::make_shared<Workspace>(cell, d, dtype.itemsize());
+  auto ws = std::make_shared<Workspace>(cell, d, dtype.itemsize(), state[9].cast<int64_t>());
   const py::list arrays = state[8].cast<py::list>();
   if (arrays.size() != ws->arrays().size() || !(dtype.equal(py::dtype::of<float>()) || dtype.equal(py::dtype::of<double>())))
     throw py::value_error("not a workspace's state");
   for (size_t k = 0; k < arrays.size(); ++k) {
     const Workspace::Array& arr = ws->arrays()[k];
-    const Shape shape{d.T, d.B, arr.width};
+    const Shape shape{arr.steps, d.B, arr.width};
     const void* src = dtype.equal(py::dtype::of<float>())
                           ? static_cast<const void*>(data_of<float>(arrays[k], "workspace array", shape))
                           : static_cast<const void*>(data_of<double>(arrays[k], "workspace array", shape));
-    std::memcpy(arr.data.data(), src, static_cast<size_t>(d.T * d.B * arr.width) * dtype.itemsize());
+    std::memcpy(arr.data.data(), src, static_cast<size_t>(arr.steps * d.B * arr.width) * dtype.itemsize());
   }
   return ws;
 }
@@ -492,6 +498,13 @@ PYBIND11_MODULE(_bindings, m) {
              return out;
            })
       .def_property_readonly("cell", [](const Workspace& ws) { return std::const_pointer_cast<Cell>(ws.cell()); })
+      .def_property_readonly("checkpoint_every", &Workspace::every, "as given to forward (0: none)")
+      .def_property_readonly("steps", &Workspace::steps, "the steps its per-step arrays hold: T, or a segment's")
+      .def_property_readonly("nbytes", [](const Workspace& ws) {
+        std::size_t n = 0;
+        for (const auto& a : ws.arrays()) n += static_cast<std::size_t>(a.steps * ws.dims().B * a.width) * ws.value_bytes();
+        return n;
+      }, "bytes of its arrays")
       .def(py::pickle(&workspace_state, &workspace_from_state));
 
   py::class_<Kernels>(m, "Kernels", "One instruction-set level's kernels, from its module's `level` capsule.")
@@ -499,11 +512,13 @@ PYBIND11_MODULE(_bindings, m) {
       .def("forward", &forward, py::arg("cell"), py::arg("x"), py::arg("states"), py::arg("w_ih"), py::arg("w_hh"),
            py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
            py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(), py::arg("input_masks") = py::none(),
-           py::arg("params") = py::list(),
-           "Forward unroll -> (y, final states, Workspace or None). Arrays must be C-contiguous, of x's dtype; "
-           "states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None; "
+           py::arg("params") = py::list(), py::arg("checkpoint_every") = 0, py::arg("sequences") = true,
+           "Forward unroll -> (y or None, final states, Workspace or None). Arrays must be C-contiguous, of x's "
+           "dtype; states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None; "
            "recurrent_masks: (G, B, H), input_masks: (G, B, I), or None: gate block k's products read "
-           "their input times mask k; params: one (width*H,) array for each of the cell's params.")
+           "their input times mask k; params: one (width*H,) array for each of the cell's params; "
+           "checkpoint_every: 0 keeps every step for BPTT, n > 0 a checkpoint every n steps (rounded up to "
+           "whole units of steps, Workspace.steps), the rest recomputed; sequences: False returns no y.")
       .def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
            py::arg("d_states"), py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(),

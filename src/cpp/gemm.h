@@ -30,6 +30,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <type_traits>
 
 #include "memory.h"
@@ -264,10 +265,66 @@ struct GradientProduct {
   T* dw;
 };
 
+// Products over many rows are blocked the same way whatever their number of rows, so that a
+// row's result, or a weight gradient's sum, never depends on how the rows were cut into calls
+// or shares of threads (see step_unit, workspace.h): calls and shares start on multiples of
+// kRowAlign rows, within which Eigen's kernel takes its rows in groups; the depth and the
+// blocks are chosen for kRowBlock rows.
+constexpr Index kRowAlign = 16;
+constexpr Index kRowBlock = 256;
+
+// Eigen's blocking (kc, mc, nc) for a product of depth k, m rows of the left operand and n
+// columns of the right, nc made a multiple of kRowAlign.
+template <typename T>
+std::array<Index, 3> fixed_blocking(Index k, Index m, Index n) {
+  Index kc = k, mc = m, nc = n;
+  Eigen::internal::computeProductBlockingSizes<T, T>(kc, mc, nc, Index(1));
+  return {std::max<Index>(kc, 1), std::max<Index>(mc, 1), std::max<Index>(nc / kRowAlign * kRowAlign, kRowAlign)};
+}
+
+// C (N, M) += A (N, K) * L^T on the calling thread, for L (M, K) with LhsOrder as
+// PackedWeights', A and C row-major with row strides lda, ldc. Blocked for kRowBlock rows,
+// whatever N is: a row's result depends only on where it is in the call modulo kRowAlign, and
+// on whether it is among the call's last ones (Eigen's kernel takes the rows left over from
+// its groups one at a time).
+template <typename T, int LhsOrder>
+void multiply_rows(Index N, const T* a, Index lda, const T* w, Index ldw, Index M, Index K, T* c, Index ldc) {
+  using namespace Eigen::internal;
+  using Traits = gebp_traits<T, T>;
+  using LhsMapper = const_blas_data_mapper<T, Index, LhsOrder>;
+  using RhsMapper = const_blas_data_mapper<T, Index, Eigen::ColMajor>;
+  using ResMapper = blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+  if (N == 0 || M == 0 || K == 0) return;
+  const auto [kc, mc, nc] = fixed_blocking<T>(K, M, kRowBlock);
+  Buffer<T> packed_w(static_cast<size_t>(kc * mc)), packed_a(static_cast<size_t>(kc * nc));
+  gemm_pack_lhs<T, Index, LhsMapper, Traits::mr, Traits::LhsProgress, typename Traits::LhsPacket4Packing, LhsOrder>
+      pack_w;
+  gemm_pack_rhs<T, Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_a;
+  gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
+  const LhsMapper lhs(w, ldw);
+  const RhsMapper rhs(a, lda);
+  const ResMapper res(c, ldc);
+  for (Index j0 = 0; j0 < N; j0 += nc) {
+    const Index cols = std::min(nc, N - j0);
+    for (Index k0 = 0; k0 < K; k0 += kc) {
+      const Index depth = std::min(kc, K - k0);
+      pack_a(packed_a.data(), rhs.getSubMapper(k0, j0), depth, cols);
+      for (Index i0 = 0; i0 < M; i0 += mc) {
+        const Index m = std::min(mc, M - i0);
+        pack_w(packed_w.data(), lhs.getSubMapper(i0, k0), depth, m);
+        gebp(res.getSubMapper(i0, j0), packed_w.data(), packed_a.data(), m, depth, cols, T(1));
+      }
+    }
+  }
+}
+
 // Every product over the same rows and n columns of d. Consecutive products with the same d
-// share its packing.
+// share its packing. The rows go in units of `unit` rows (the last may be shorter), each added
+// to dw in turn, from the last unit back when `descending`: so the sums over the rows of calls
+// made unit by unit, in the same order, are the sums of one call over them all.
 template <typename T, std::size_t P>
-void add_gradient_products(Index rows, Index n, const GradientProduct<T> (&products)[P]) {
+void add_gradient_products(Index rows, Index n, const GradientProduct<T> (&products)[P], Index unit,
+                           bool descending) {
   using namespace Eigen::internal;
   using Traits = gebp_traits<T, T>;
   using LhsMapper = const_blas_data_mapper<T, Index, Eigen::ColMajor>;
@@ -276,32 +333,35 @@ void add_gradient_products(Index rows, Index n, const GradientProduct<T> (&produ
   Index widest = 0;
   for (const auto& p : products) widest = std::max(widest, p.width);
   if (rows == 0 || n == 0 || widest == 0) return;  // nothing to add (and Eigen's blocking would divide by zero)
-  Index kc = rows, mc = widest, nc = n;
-  computeProductBlockingSizes<T, T>(kc, mc, nc, Index(1));
-  kc = std::max<Index>(kc, 1), mc = std::max<Index>(mc, 1), nc = std::max<Index>(nc, 1);
+  unit = std::max<Index>(unit, 1);
+  const auto [kc, mc, nc] = fixed_blocking<T>(unit, widest, kRowBlock);
   Buffer<T> packed_x(static_cast<size_t>(kc * mc)), packed_d(static_cast<size_t>(kc * nc));
   gemm_pack_lhs<T, Index, LhsMapper, Traits::mr, Traits::LhsProgress, typename Traits::LhsPacket4Packing,
                 Eigen::ColMajor>
       pack_x;
   gemm_pack_rhs<T, Index, RhsMapper, Traits::nr, Eigen::RowMajor> pack_d;
   gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
-  for (Index j0 = 0; j0 < n; j0 += nc) {
-    const Index cols = std::min(nc, n - j0);
-    for (Index k0 = 0; k0 < rows; k0 += kc) {
-      const Index depth = std::min(kc, rows - k0);
-      const T* packed = nullptr;  // the d that packed_d holds
-      Index packed_ld = 0;
-      for (const auto& p : products) {
-        if (p.width == 0) continue;
-        if (p.d != packed || p.ld_d != packed_ld)
-          pack_d(packed_d.data(), RhsMapper(p.d, p.ld_d).getSubMapper(k0, j0), depth, cols);
-        packed = p.d, packed_ld = p.ld_d;
-        const LhsMapper x(p.x, p.width);
-        const ResMapper dw(p.dw, p.width);
-        for (Index i0 = 0; i0 < p.width; i0 += mc) {
-          const Index m = std::min(mc, p.width - i0);
-          pack_x(packed_x.data(), x.getSubMapper(i0, k0), depth, m);
-          gebp(dw.getSubMapper(i0, j0), packed_x.data(), packed_d.data(), m, depth, cols, T(1));
+  const Index units = (rows + unit - 1) / unit;
+  for (Index u = 0; u < units; ++u) {
+    const Index u0 = (descending ? units - 1 - u : u) * unit, u1 = std::min(rows, u0 + unit);
+    for (Index j0 = 0; j0 < n; j0 += nc) {
+      const Index cols = std::min(nc, n - j0);
+      for (Index k0 = u0; k0 < u1; k0 += kc) {
+        const Index depth = std::min(kc, u1 - k0);
+        const T* packed = nullptr;  // the d that packed_d holds
+        Index packed_ld = 0;
+        for (const auto& p : products) {
+          if (p.width == 0) continue;
+          if (p.d != packed || p.ld_d != packed_ld)
+            pack_d(packed_d.data(), RhsMapper(p.d, p.ld_d).getSubMapper(k0, j0), depth, cols);
+          packed = p.d, packed_ld = p.ld_d;
+          const LhsMapper x(p.x, p.width);
+          const ResMapper dw(p.dw, p.width);
+          for (Index i0 = 0; i0 < p.width; i0 += mc) {
+            const Index m = std::min(mc, p.width - i0);
+            pack_x(packed_x.data(), x.getSubMapper(i0, k0), depth, m);
+            gebp(dw.getSubMapper(i0, j0), packed_x.data(), packed_d.data(), m, depth, cols, T(1));
+          }
         }
       }
     }

@@ -247,11 +247,12 @@ struct ForwardBuffers {
 template <typename T>
 T* saved_row(const ForwardArgs<T>& a, ForwardBuffers<T>& buf, int k, Index row, Index b0) {
   const Index width = a.cell->layout().saved[k].width * a.d.H;
-  if (a.ws) return a.ws->template saved<T>(k) + row * width;
+  if (a.ws) return a.ws->template saved<T>(k) + row * width;  // row: the workspace's
   return buf.saved[k].size() ? buf.saved[k].data() + b0 * width : nullptr;
 }
 
-// Steps [s0, s1) of the slice; `gates` holds the input projections from time t_first on.
+// Steps [s0, s1) of the slice; `gates` holds the input projections from time t_first on, and
+// the workspace (training) the steps from time t_first on.
 // With `input`, each step's projection is made here instead, just before the recurrent products
 // add to it: into `gates` (the workspace, when training) or, with gates null, into the slice's
 // part of buf.step_gates.
@@ -274,6 +275,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
     if (poll.before(s, split, sl)) return;
     const Index t = a.reverse ? steps - 1 - s : s;
     const Index row = t * B + b0;  // the slice's first row at step t, in (T*B, ...) buffers
+    const Index ws_row = (t - t_first) * B + b0;  // ... and in the workspace's
     const int now = s % 2;
     T* g_t = gates ? gates + ((t - t_first) * B + b0) * GH + j0 : buf.step_gates.data() + b0 * GH + j0;
     if (p.input) {
@@ -284,10 +286,10 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
     for (int k = 0; k < states; ++k) {
       step.state[k] = buf.states[k][now].data() + first;
       step.next[k] = buf.states[k][1 - now].data() + first;
-      if (a.ws) state(a.ws->template state_prev<T>(k) + row * H + j0, tile) = state(step.state[k], tile);
+      if (a.ws) state(a.ws->template state_prev<T>(k) + ws_row * H + j0, tile) = state(step.state[k], tile);
     }
     for (int k = 0; k < saved; ++k) {
-      T* r = saved_row(a, buf, k, row, b0);
+      T* r = saved_row(a, buf, k, ws_row, b0);
       step.saved[k] = r ? r + j0 : nullptr;
     }
     std::size_t q = 0;
@@ -297,7 +299,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
       if (std::any_of(products.begin(), products.end(), [](const Product& r) { return r.input != kState; }))
         step_barrier(split, sl);
       for (const Product& r : products) {
-        const T* in = r.input == kState ? buf.states[0][now].data() + b0 * H : saved_row(a, buf, r.input, row, b0);
+        const T* in = r.input == kState ? buf.states[0][now].data() + b0 * H : saved_row(a, buf, r.input, ws_row, b0);
         T* out = r.output == kGates ? g_t + r.first * H : step.saved[r.output];
         const Index ld_out = r.output == kGates ? GH : r.blocks * H;
         if (r.output != kGates) {
@@ -316,14 +318,16 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
     }
     for (int k = 0; k < states; ++k)  // padding keeps the state ...
       keep_padded(state(step.next[k], tile), state(step.state[k], tile), padding, t);
-    auto y = state(a.y + row * H + j0, tile);
-    y = state(step.next[0], tile);
-    zero_padded(y, padding, t);  // ... and outputs zero
-    step_barrier(split, sl);     // the next step's products read every unit of the state
+    if (a.y) {
+      auto y = state(a.y + row * H + j0, tile);
+      y = state(step.next[0], tile);
+      zero_padded(y, padding, t);  // ... and outputs zero
+    }
+    step_barrier(split, sl);  // the next step's products read every unit of the state
   }
   if (s1 < steps) return;  // more chunks to come
   for (int k = 0; k < states; ++k)
-    state(a.state_n[k] + first, tile) = state(buf.states[k][steps % 2].data() + first, tile);
+    if (a.state_n[k]) state(a.state_n[k] + first, tile) = state(buf.states[k][steps % 2].data() + first, tile);
 }
 
 // The biases that are simply added to the input projection: b_ih, and b_hh where it enters the
@@ -352,25 +356,34 @@ std::vector<Row<T>> own_biases(const ForwardArgs<T>& a) {
   return biases;
 }
 
+// Rows [0, rows) shared out between threads for a product over them of about `work`
+// multiply-adds: share(r0, r1) on each thread's rows, cut on multiples of kRowAlign.
+template <typename Share>
+void share_rows(Index rows, double work, Share share) {
+  const int threads = static_cast<int>(std::clamp<double>(work / kMinWork, 1, Eigen::nbThreads()));
+  auto cut = [&](int k) { return k == threads ? rows : rows * k / threads / kRowAlign * kRowAlign; };
+  run_shares(threads, [&](int k) { share(cut(k), cut(k + 1)); });
+}
+
 // Input projections of steps [t0, t1) (all batch rows) into `gates`: (t1 - t0) * B rows of
-// G*H, started from the biases (added once, not per step) so that the GEMM accumulates onto
-// them instead of onto a zeroed buffer.
+// G*H, started from the biases (added once, not per step) so that the product accumulates onto
+// them instead of onto a zeroed buffer. Row by row the same however the steps are cut.
 // With input masks, block by block, each from x times its mask.
 template <typename T>
 void project_inputs(const ForwardArgs<T>& a, const Row<T>& bias, Index t0, Index t1, T* gates) {
   const Index B = a.d.B, I = a.d.I, H = a.d.H, G = a.cell->layout().gates, GH = G * H, rows = (t1 - t0) * B;
-  MatrixMap<T> out(gates, rows, GH);
-  out.rowwise() = bias;
-  const ConstMatrixMap<T> x(a.x + t0 * B * I, rows, I), w_ih(a.w.w_ih, GH, I);
-  if (!a.masks.input) {
-    out.noalias() += x * w_ih.transpose();
-    return;
-  }
-  Matrix<T> xm(rows, I);  // x times block k's mask
-  for (Index k = 0; k < G; ++k) {
-    mask_rows(x.data(), I, rows, I, a.masks.input + k * B * I, B, 0, xm.data(), I);
-    out.middleCols(k * H, H).noalias() += xm * w_ih.middleRows(k * H, H).transpose();
-  }
+  MatrixMap<T>(gates, rows, GH).rowwise() = bias;
+  const T* x = a.x + t0 * B * I;
+  share_rows(rows, double(rows) * GH * I, [&](Index r0, Index r1) {
+    if (!a.masks.input)
+      return multiply_rows<T, Eigen::RowMajor>(r1 - r0, x + r0 * I, I, a.w.w_ih, I, GH, I, gates + r0 * GH, GH);
+    Matrix<T> xm(r1 - r0, I);  // x times block k's mask
+    for (Index k = 0; k < G; ++k) {
+      mask_rows(x + r0 * I, I, r1 - r0, I, a.masks.input + k * B * I, B, r0, xm.data(), I);
+      multiply_rows<T, Eigen::RowMajor>(r1 - r0, xm.data(), I, a.w.w_ih + k * H * I, I, H, I,
+                                        gates + r0 * GH + k * H, GH);
+    }
+  });
 }
 
 // Steps go in chunks of at most about 4 MB of gates, which can stay in cache (the L2s and the
@@ -404,17 +417,40 @@ Chunks chunks_of(Index steps, Index B, Index GH, std::size_t bytes, bool backwar
   return {steps, backward && one ? 1 : count};
 }
 
+// Training's steps in segments of `length` steps from time 0, whole units (step_unit) but the
+// last; at least one segment, with no steps when T is 0. All the steps are one segment, unless
+// the workspace keeps checkpoints (a segment at a time) or backward cuts them into chunks.
+struct Segments {
+  Index T, length;
+  Index count() const { return T > 0 && length > 0 ? (T + length - 1) / length : 1; }
+  Index t0(Index j) const { return std::min(T, j * length); }  // segment j: times [t0, t1)
+  Index t1(Index j) const { return std::min(T, (j + 1) * length); }
+  // Its steps [s0, s1): with reverse, step s is time T - 1 - s.
+  Index s0(Index j, bool reverse) const { return reverse ? T - t1(j) : t0(j); }
+  Index s1(Index j, bool reverse) const { return reverse ? T - t0(j) : t1(j); }
+  // The i-th segment in step order.
+  Index in_step_order(Index i, bool reverse) const { return reverse ? count() - 1 - i : i; }
+};
+
+Segments training_segments(const Dims& d, const Workspace& ws) {
+  return {d.T, ws.checkpointed() ? ws.steps() : d.T};
+}
+
+// only: with checkpoints, the one segment (in time order) to recompute, from a.state0 at its
+// start, into the workspace, with no outputs; -1 runs every step.
 template <typename T>
-void forward(const ForwardArgs<T>& a) {
+void forward(const ForwardArgs<T>& a, Index only = -1) {
   const Layout& layout = a.cell->layout();
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, GH = layout.gates * H;
   if (B == 0 || H == 0) return;  // every output is empty: no steps to take
 
+  const Segments segments = a.ws ? training_segments(a.d, *a.ws) : Segments{steps, steps};
+  const Index first_step = only < 0 ? 0 : segments.s0(only, a.reverse);
   ForwardBuffers<T> buf;
   buf.states.resize(layout.states.size());
   for (std::size_t k = 0; k < buf.states.size(); ++k) {
     for (auto& s : buf.states[k]) s.resize(B, H);
-    init_state(buf.states[k][0], a.state0[k]);
+    init_state(buf.states[k][first_step % 2], a.state0[k]);  // a step reads the buffer of its parity
   }
   buf.saved.resize(layout.saved.size());
   for (std::size_t k = 0; k < layout.saved.size(); ++k)
@@ -423,12 +459,14 @@ void forward(const ForwardArgs<T>& a) {
   buf.own_bias = own_biases(a);
   const Split split = choose_split(B, H, GH, steps);
   StopPoll poll(a.stop, B, GH, H, a.d.I);
+  // Training packs as for all its steps, so that a segment's products are those of the steps in
+  // one run (how a product is made depends on the steps it is packed for).
   auto unroll = [&](T* gates, Index t_first, Index s0, Index s1, bool step_by_step) {
     run_slices(
         split, B, H,
         [&](const Slice& sl) {
           return products_for<T>(layout, a.d, a.w.w_hh, step_by_step ? a.w.w_ih : nullptr, true,
-                                 a.masks.recurrent != nullptr, sl, s1 - s0);
+                                 a.masks.recurrent != nullptr, sl, a.ws ? steps : s1 - s0);
         },
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
           forward_slice<T>(a, gates, t_first, s0, s1, buf, p, sl, used, poll);
@@ -440,23 +478,36 @@ void forward(const ForwardArgs<T>& a) {
   // its rows step by step, with w_ih packed once, into gates still in its cache when the
   // recurrent product and the cell read them: into the workspace when training, into one step's
   // buffer for inference. bench/NOTES.md, "Inputs projected step by step".
-  T* kept_gates = a.ws ? a.ws->template gates<T>() : nullptr;
-  if (projects_step_by_step(a, split)) {
-    if (!a.ws) buf.step_gates.resize(B, GH);
-    return unroll(kept_gates, 0, 0, steps, true);
+  // Otherwise the projection is a product over many rows: for training over a segment's steps
+  // (all of them, without checkpoints) into the workspace, which keeps its gates for BPTT; for
+  // inference over a chunk of steps into a chunk's buffer, reused chunk after chunk and call
+  // after call.
+  const bool step_by_step = projects_step_by_step(a, split);
+  if (a.ws) {
+    const Workspace& ws = *a.ws;
+    for (Index i = 0; i < segments.count(); ++i) {  // in step order
+      const Index j = segments.in_step_order(i, a.reverse);
+      if (only >= 0 && j != only) continue;
+      const Index s0 = segments.s0(j, a.reverse), s1 = segments.s1(j, a.reverse), t0 = segments.t0(j);
+      if (ws.checkpointed() && only < 0)
+        for (std::size_t k = 0; k < buf.states.size(); ++k)
+          std::copy_n(buf.states[k][s0 % 2].data(), B * H, ws.checkpoint<T>(static_cast<int>(k), j));
+      if (!step_by_step) project_inputs<T>(a, buf.bias, t0, segments.t1(j), ws.gates<T>());
+      unroll(ws.gates<T>(), t0, s0, s1, step_by_step);
+    }
+    return;
   }
-  // Otherwise the projection is a GEMM: over all steps into the workspace, where training keeps
-  // every step's gates for BPTT, or over a chunk of steps into a chunk's buffer, reused chunk
-  // after chunk and call after call.
-  const Chunks chunks = a.ws ? Chunks{steps, 1} : chunks_of(steps, B, GH, sizeof(T), /*backward=*/false);
-  Buffer<T> chunk_gates;
-  if (!a.ws) chunk_gates = Buffer<T>(static_cast<size_t>(chunks.largest() * B * GH));
+  if (step_by_step) {
+    buf.step_gates.resize(B, GH);
+    return unroll(nullptr, 0, 0, steps, true);
+  }
+  const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), /*backward=*/false);
+  Buffer<T> chunk_gates(static_cast<size_t>(chunks.largest() * B * GH));
   for (Index k = 0; k < chunks.count; ++k) {  // one, with no steps, for the final state
     const Index s0 = chunks.begin(k), s1 = chunks.begin(k + 1);
     const Index t0 = chunks.first_time(k, a.reverse);
-    T* gates = a.ws ? kept_gates + t0 * B * GH : chunk_gates.data();
-    project_inputs<T>(a, buf.bias, t0, t0 + (s1 - s0), gates);
-    unroll(gates, t0, s0, s1, false);
+    project_inputs<T>(a, buf.bias, t0, t0 + (s1 - s0), chunk_gates.data());
+    unroll(chunk_gates.data(), t0, s0, s1, false);
   }
 }
 
@@ -527,11 +578,11 @@ struct BackwardBuffers {
   std::vector<Index> uncovered;             // gate blocks in no product
 };
 
-// Steps [s0, s1), from the last back.
+// Steps [s0, s1), from the last back; the workspace holds the steps from time ws_t0 on.
 // With biases, each step's gate gradients are added to the slice's sums.
 template <typename T>
-void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffers<T>& buf, SliceProducts<T>& p,
-                    BiasSums<T>& sums, const Slice& sl, const Split& split, StopPoll& poll) {
+void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, Index ws_t0, BackwardBuffers<T>& buf,
+                    SliceProducts<T>& p, BiasSums<T>& sums, const Slice& sl, const Split& split, StopPoll& poll) {
   const Layout& layout = a.cell->layout();
   const Workspace& ws = *a.ws;
   const Index steps = a.d.T, B = a.d.B, H = a.d.H, G = layout.gates, GH = G * H;
@@ -552,11 +603,11 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
   for (Index s = s1 - 1; s >= s0; --s) {
     if (poll.before(steps - 1 - s, split, sl)) return;
     const Index t = a.reverse ? steps - 1 - s : s;
-    const Index row = t * B + b0;
+    const Index row = t * B + b0, ws_row = (t - ws_t0) * B + b0;  // in (T*B, ...) buffers, in the workspace's
     const int now = (steps - 1 - s) % 2;
     T* dh_prev = buf.d[0][1 - now].data() + first;
     T* dh_total = buf.dh_total.data() + first;
-    T* g_t = ws.gates<T>() + row * GH + j0;
+    T* g_t = ws.gates<T>() + ws_row * GH + j0;
     state(dh_total, tile) = state(buf.d[0][now].data() + first, tile);
     if (a.dy) {
       state(dh_total, tile) += state(a.dy + row * H + j0, tile);
@@ -565,11 +616,11 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
     }
     grad.gates = g_t;
     for (int k = 0; k < states; ++k) {
-      grad.state[k] = ws.state_prev<T>(k) + row * H + j0;
+      grad.state[k] = ws.state_prev<T>(k) + ws_row * H + j0;
       grad.d_next[k] = k == 0 ? dh_total : buf.d[k][now].data() + first;
       grad.d_state[k] = buf.d[k][1 - now].data() + first;
     }
-    for (int k = 0; k < saved; ++k) grad.saved[k] = ws.saved<T>(k) + row * layout.saved[k].width * H + j0;
+    for (int k = 0; k < saved; ++k) grad.saved[k] = ws.saved<T>(k) + ws_row * layout.saved[k].width * H + j0;
 
     std::size_t end = products.size();  // one past the stage's last product
     for (int stage = static_cast<int>(layout.stages.size()) - 1; stage >= 0; --stage) {
@@ -587,7 +638,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
       for (std::size_t q = begin; q < end; ++q) {
         const Product& r = products[q];
         const bool own = r.output != kGates;
-        const T* d = own ? ws.saved<T>(r.output) + row * r.blocks * H : ws.gates<T>() + row * GH + r.first * H;
+        const T* d = own ? ws.saved<T>(r.output) + ws_row * r.blocks * H : ws.gates<T>() + ws_row * GH + r.first * H;
         const Index ld_d = own ? r.blocks * H : GH;
         T* out = r.input == kState ? dh_prev : buf.d_saved[r.input].data() + first;
         if (!a.masks.recurrent) p.backward[q][0]->accumulate(d, ld_d, out, H);
@@ -614,7 +665,7 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, BackwardBuffer
     if (p.input_grad) {  // dx_t (rows, I) = d_gates (rows, G*H) . w_ih
       T* dx = a.dx + row * a.d.I;
       MatrixMap<T>(dx, tile.rows, a.d.I).setZero();
-      p.input_grad->accumulate(ws.gates<T>() + row * GH, GH, dx, a.d.I);
+      p.input_grad->accumulate(ws.gates<T>() + ws_row * GH, GH, dx, a.d.I);
     }
     // Padding passes the state gradients through exactly: set after the products, so that not
     // even a zero row times an inf in w_hh can touch them.
@@ -649,8 +700,10 @@ std::vector<ColumnRange> column_ranges(const Layout& layout, Index H) {
 }
 
 // The weight gradients, and `with_dx` the input gradient, from rows [first, first + rows) of
-// the (T*B, ...) buffers (a chunk of steps), as products over all those rows at once. The weight
-// gradients are set from the first chunk and added to from the others (`add`).
+// the (T*B, ...) buffers (a segment of steps), which are the workspace's from row ws_first, as
+// products over all those rows at once. The weight gradients are set from the first segment
+// and added to from the others (`add`), unit by unit in the order of BPTT's steps: the sums do
+// not depend on the segments.
 //   dx rows [r0, r1):          d_gates[r0:r1] . w_ih                    (rows, I)
 //   rows [g0, g1) of dw_ih:    d_gates[:, g0:g1]^T . x                  (n, I)
 //   ... of dw_hh:              d[:, g0:g1]^T . in                       (n, H)
@@ -663,27 +716,26 @@ std::vector<ColumnRange> column_ranges(const Layout& layout, Index H) {
 // this size keeping its threads in step (bench/NOTES.md, "Weight gradients shared out by gate
 // columns").
 template <typename T>
-void gradient_products(const BackwardArgs<T>& a, Index first, Index rows, bool add, bool with_dx) {
+void gradient_products(const BackwardArgs<T>& a, Index first, Index ws_first, Index rows, bool add, bool with_dx) {
   const Layout& layout = a.cell->layout();
   const Workspace& ws = *a.ws;
-  const Index I = a.d.I, H = a.d.H, GH = layout.gates * H;
+  const Index I = a.d.I, H = a.d.H, GH = layout.gates * H, unit = step_unit(a.d.B) * a.d.B;
   const T* x = a.x + first * I;
-  const T* d_gates = ws.gates<T>() + first * GH;
+  const T* d_gates = ws.gates<T>() + ws_first * GH;
   const std::vector<Product> products = products_of(layout);
   const std::vector<ColumnRange> ranges = column_ranges(layout, H);
 
   const ConstMatrixMap<T> w_ih(a.w.w_ih, GH, I);
-  auto input_rows = [&](Index r0, Index r1) {
-    const ConstMatrixMap<T> d(d_gates + r0 * GH, r1 - r0, GH);
+  auto input_rows = [&](Index r0, Index r1) {  // dx (rows, I) = d (rows, G*H) . w_ih, row by row
+    const T* d = d_gates + r0 * GH;
     MatrixMap<T> dx(a.dx + (first + r0) * I, r1 - r0, I);
-    if (!a.masks.input) {
-      dx.noalias() = d * w_ih;
-      return;
-    }
-    dx.setZero();  // with masks, the sum over blocks of (d_k . w_ih_k) * mask_k
-    Matrix<T> part(r1 - r0, I);
+    dx.setZero();
+    if (!a.masks.input)
+      return multiply_rows<T, Eigen::ColMajor>(r1 - r0, d, GH, a.w.w_ih, I, I, GH, dx.data(), I);
+    Matrix<T> part(r1 - r0, I);  // with masks, the sum over blocks of (d_k . w_ih_k) * mask_k
     for (Index k = 0; k < layout.gates; ++k) {
-      part.noalias() = d.middleCols(k * H, H) * w_ih.middleRows(k * H, H);
+      part.setZero();
+      multiply_rows<T, Eigen::ColMajor>(r1 - r0, d + k * H, GH, a.w.w_ih + k * H * I, I, I, H, part.data(), I);
       add_mask_rows(part.data(), I, r1 - r0, I, a.masks.input + k * a.d.B * I, a.d.B, r0, dx.data(), I);
     }
   };
@@ -698,19 +750,21 @@ void gradient_products(const BackwardArgs<T>& a, Index first, Index rows, bool a
       x_in = xm.data();
     }
     const GradientProduct<T> input_side{d_gates + c0, GH, x_in, I, a.dw_ih + c0 * I};
-    if (range.product < 0) return add_gradient_products<T>(rows, c1 - c0, {input_side});
+    const bool descending = !a.reverse;  // BPTT's order
+    if (range.product < 0) return add_gradient_products<T>(rows, c1 - c0, {input_side}, unit, descending);
     const Product& r = products[range.product];
-    const T* in = r.input == kState ? ws.state_prev<T>(0) + first * H : ws.saved<T>(r.input) + first * H;
+    const T* in = r.input == kState ? ws.state_prev<T>(0) + ws_first * H : ws.saved<T>(r.input) + ws_first * H;
     if (a.masks.recurrent) {
       hm.resize(rows, H);
       mask_rows(in, H, rows, H, a.masks.recurrent + block * a.d.B * H, a.d.B, 0, hm.data(), H);
       in = hm.data();
     }
     if (r.output == kGates)
-      return add_gradient_products<T>(rows, c1 - c0, {input_side, {d_gates + c0, GH, in, H, a.dw_hh + c0 * H}});
+      return add_gradient_products<T>(rows, c1 - c0, {input_side, {d_gates + c0, GH, in, H, a.dw_hh + c0 * H}},
+                                      unit, descending);
     const Index width = r.blocks * H;
-    const T* own = ws.saved<T>(r.output) + first * width + (c0 - range.c0);
-    add_gradient_products<T>(rows, c1 - c0, {input_side, {own, width, in, H, a.dw_hh + c0 * H}});
+    const T* own = ws.saved<T>(r.output) + ws_first * width + (c0 - range.c0);
+    add_gradient_products<T>(rows, c1 - c0, {input_side, {own, width, in, H, a.dw_hh + c0 * H}}, unit, descending);
   };
   auto gate_columns = [&](Index g0, Index g1) {
     if (!add) {
@@ -734,9 +788,10 @@ void gradient_products(const BackwardArgs<T>& a, Index first, Index rows, bool a
   const int threads = static_cast<int>(std::clamp<double>(work / kMinWork, 1, Eigen::nbThreads()));
   // Column cuts on multiples of 16.
   auto column = [&](int k) { return k == threads ? GH : std::min(GH, (GH * k / threads + 15) / 16 * 16); };
+  auto row = [&](int k) { return k == threads ? rows : rows * k / threads / kRowAlign * kRowAlign; };
   run_shares(threads, [&](int k) {  // thread k's columns of dw and rows of dx
     gate_columns(column(k), column(k + 1));
-    if (with_dx) input_rows(rows * k / threads, rows * (k + 1) / threads);
+    if (with_dx) input_rows(row(k), row(k + 1));
   });
 }
 
@@ -769,6 +824,25 @@ void zero_gradients(const BackwardArgs<T>& a) {
   for (std::size_t k = 0; k < params.size(); ++k) std::fill_n(a.d_params[k], params[k].width * H, T(0));
 }
 
+// The segments BPTT takes in turn: the workspace's with checkpoints, else one, or beyond
+// kTrainingChunkingBytes of gates, chunks (see chunks_of) rounded to whole units.
+Segments backward_segments(const Dims& d, Index GH, std::size_t bytes, const Workspace& ws) {
+  if (ws.checkpointed()) return training_segments(d, ws);
+  const Chunks chunks = chunks_of(d.T, d.B, GH, bytes, /*backward=*/true);
+  if (chunks.count == 1) return {d.T, d.T};
+  const Index unit = step_unit(d.B);
+  return {d.T, (chunks.largest() + unit - 1) / unit * unit};
+}
+
+// Segment j's forward again, from its checkpoint, into the workspace.
+template <typename T>
+void recompute(const BackwardArgs<T>& a, Index j) {
+  ForwardArgs<T> f{a.cell, a.d, a.x, {}, a.w, a.padding, a.reverse, a.masks, nullptr, {}, a.ws, a.stop};
+  for (std::size_t k = 0; k < a.cell->layout().states.size(); ++k)
+    f.state0[k] = a.ws->template checkpoint<T>(static_cast<int>(k), j);
+  forward<T>(f, j);
+}
+
 template <typename T>
 void backward(const BackwardArgs<T>& a) {
   const Layout& layout = a.cell->layout();
@@ -796,7 +870,8 @@ void backward(const BackwardArgs<T>& a) {
   for (const Param& q : layout.params) buf.d_params.emplace_back(B, q.width * H);
   const Split split = choose_split(B, H, GH, steps);
   StopPoll poll(a.stop, B, GH, H, a.d.I);
-  const Chunks chunks = chunks_of(steps, B, GH, sizeof(T), /*backward=*/true);
+  const Workspace& ws = *a.ws;
+  const Segments segments = backward_segments(a.d, GH, sizeof(T), ws);
   // Where forward projected the inputs step by step, each step's input gradient is likewise
   // taken in the time loop, from gate gradients just made and still in cache, instead of by a
   // GEMM that reads them all back afterwards (bench/NOTES.md, "Input gradient in the time loop").
@@ -809,20 +884,23 @@ void backward(const BackwardArgs<T>& a) {
     for (std::size_t q = 0; q < products.size(); ++q)
       if (a.db_hh && products[q].output != kGates) sums.own[q].emplace_back(products[q].blocks * H);
   }
-  for (Index k = chunks.count - 1; k >= 0; --k) {  // from the last back (one, with no steps, for dh0)
-    const Index s0 = chunks.begin(k), s1 = chunks.begin(k + 1);
+  const Index last = segments.count() - 1;
+  for (Index i = last; i >= 0; --i) {  // in step order from the last back (one, with no steps, for dh0)
+    const Index j = segments.in_step_order(i, a.reverse);
+    const Index s0 = segments.s0(j, a.reverse), s1 = segments.s1(j, a.reverse), t0 = segments.t0(j);
+    const Index ws_t0 = ws.checkpointed() ? t0 : 0;
+    if (ws.checkpointed() && i != last) recompute(a, j);  // the forward left the last one in the workspace
     run_slices(
         split, B, H,
         [&](const Slice& sl) {
           return products_for<T>(layout, a.d, a.w.w_hh, dx_in_loop ? a.w.w_ih : nullptr, false,
-                                 a.masks.recurrent != nullptr, sl, s1 - s0);
+                                 a.masks.recurrent != nullptr, sl, steps);
         },
         [&](const Slice& sl, SliceProducts<T>& p, const Split& used) {
-          backward_slice<T>(a, s0, s1, buf, p, sums, sl, used, poll);
+          backward_slice<T>(a, s0, s1, ws_t0, buf, p, sums, sl, used, poll);
         });
     poll.throw_if_stopped();
-    const Index t0 = chunks.first_time(k, a.reverse);
-    gradient_products<T>(a, t0 * B, (s1 - s0) * B, /*add=*/s1 < steps, !dx_in_loop);
+    gradient_products<T>(a, t0 * B, (t0 - ws_t0) * B, (s1 - s0) * B, /*add=*/i != last, !dx_in_loop);
   }
   bias_gradients(a, sums);
 }

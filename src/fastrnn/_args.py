@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastrnn._checks import check_int
 from fastrnn.modes import ACTIVATION_ALIASES, ACTIVATIONS, GATES, MODES, PARAMS, RECURRENT_ACTIVATION, STATES
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -51,18 +52,22 @@ class ForwardArgs:
     params: dict  # name -> (width*H,) as given, the mode's parameter vectors (PARAMS) in order
     recurrent_masks: np.ndarray | None = None  # (G, B, H) as given, C-contiguous
     input_masks: np.ndarray | None = None  # (G, B, I) as given, C-contiguous
+    checkpoint_every: int | None = None  # None: chosen by the memory limit; 0: every step kept
+    return_sequences: bool = True  # False: no y, and backward takes no dy
 
 
 def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training,
                   mask=None, activation=None, recurrent_activation=None, recurrent_masks=None,
-                  input_masks=None, params=None) -> ForwardArgs:
+                  input_masks=None, params=None, checkpoint_every=None,
+                  return_sequences=True) -> ForwardArgs:
     """Check the arguments of ``rnn_forward`` and return them with their sizes.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H),
     b_ih, b_hh: (G*H,) or None, c0: (B, H) or None (LSTM only), lengths: (B,) or None,
     mask: (T, B) or None (not both with lengths), recurrent_masks: (G, B, H) or None,
     input_masks: (G, B, I) or None, of x's dtype, params: {name: (width*H,)} for the mode's
-    parameter vectors (``fastrnn.modes.PARAMS``), or None; one not given is zero.
+    parameter vectors (``fastrnn.modes.PARAMS``), or None; one not given is zero;
+    checkpoint_every: None or an int >= 0; return_sequences: a bool.
     H is read from ``w_hh.shape[1]``. Raises TypeError / ValueError naming the argument.
     """
     G = check_mode(mode)
@@ -104,11 +109,14 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
         recurrent_activation = check_activation("recurrent_activation", recurrent_activation,
                                                 RECURRENT_ACTIVATION)
     params = check_params(mode, params, dtype, H)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, low=0, allow_none=True)
+    check_bool("return_sequences", return_sequences)
     return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
                        w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths, mask=mask,
                        reverse=bool(reverse), training=bool(training), activation=activation,
                        recurrent_activation=recurrent_activation, recurrent_masks=recurrent_masks,
-                       input_masks=input_masks, params=params)
+                       input_masks=input_masks, params=params, checkpoint_every=checkpoint_every,
+                       return_sequences=bool(return_sequences))
 
 
 def check_params(mode, params, dtype, H) -> dict:
@@ -158,6 +166,9 @@ def check_backward(args: ForwardArgs, dy, dh_n, dc_n) -> tuple:
     None means zero. All must have the forward's dtype. Returns ``(dy, dh_n, dc_n)``.
     """
     T, B, H = args.T, args.B, args.H
+    if dy is not None and not args.return_sequences:
+        raise ValueError("dy must be None: the forward was called with return_sequences=False, "
+                         "so it has no outputs y to take gradients of")
     dy = _check_optional("dy", dy, args.dtype, "(T, B, H)", (T, B, H))
     dh_n = _check_optional("dh_n", dh_n, args.dtype, "(B, H)", (B, H))
     _check_cell_state("dc_n", dc_n, args.mode)

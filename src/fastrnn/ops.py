@@ -29,18 +29,21 @@ thread to finish. The thread count changes between kernel calls, never during on
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from fastrnn import _core, _cpus
-from fastrnn._args import MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, claim_cache
+from fastrnn._args import (MAX_THREADS, OneBackward, check_backward, check_cache, check_forward, check_mode,
+                           claim_cache)
 from fastrnn.modes import MODES, RECURRENT_ACTIVATION
 
 __all__ = ["rnn_forward", "rnn_backward", "matmul", "set_num_threads", "get_num_threads", "threads_source",
            "build_info",
-           "cached_bytes", "empty_cache", "set_cache_limit", "get_cache_limit"]
+           "cached_bytes", "empty_cache", "set_cache_limit", "get_cache_limit",
+           "set_bptt_memory_limit", "get_bptt_memory_limit", "checkpoint_steps"]
 
 
 MAX_CACHE_LIMIT = 2**63 - 1
@@ -80,8 +83,9 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 activation: str | None = None, recurrent_activation: str | None = None,
                 recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
-                params: dict | None = None,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, KernelCache | None]:
+                params: dict | None = None, checkpoint_every: int | None = None,
+                return_sequences: bool = True,
+                ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, KernelCache | None]:
     """Run a recurrent layer over a time-major batch with the C++ kernels.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H), b_ih, b_hh: (G*H,) or None,
@@ -90,19 +94,35 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     mode's own; recurrent_masks: (G, B, H), input_masks: (G, B, I) or None, per gate block
     multiplying h and x_t in that block's products (dropout masks); params: {name: (width*H,)}
     the cell's parameter vectors (``modes.PARAMS``), e.g. ``{"peephole": p}`` for
-    ``lstm_peephole``. Returns ``(y, h_n, c_n, cache)`` with
-    y: (T, B, H), h_n, c_n: (B, H). See ``fastrnn.reference.rnn_forward`` for the details.
+    ``lstm_peephole``.
+
+    checkpoint_every: how training keeps what BPTT needs. 0 keeps every step's gates and
+    states; n > 0 keeps only the states every n steps (rounded up to whole units of about 256
+    rows, ``cache.workspace.steps``) and one segment of steps, and ``rnn_backward`` recomputes
+    each segment from its checkpoint: memory O(T/n + n) steps instead of O(T), for about one
+    more forward's time, with gradients equal bit for bit. None (the default) keeps every step
+    unless that would take more than ``get_bptt_memory_limit()`` bytes, and checkpoints every
+    ``checkpoint_steps(...)`` steps (about the square root of T) otherwise.
+    return_sequences: False returns y as None and keeps no (T, B, H) outputs (``rnn_backward``
+    then takes dy=None).
+
+    Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H) or None, h_n, c_n: (B, H).
+    See ``fastrnn.reference.rnn_forward`` for the details.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
-                         activation, recurrent_activation, recurrent_masks, input_masks, params)
+                         activation, recurrent_activation, recurrent_masks, input_masks, params,
+                         checkpoint_every, return_sequences)
     cell = _cell(args)
+    every = args.checkpoint_every
+    if every is None:
+        every = _checkpoint_steps(cell, args.T, args.B, args.H, args.dtype.itemsize) if args.training else 0
     arrays = {name: _contiguous(getattr(args, name)) for name in ("x", "w_ih", "w_hh", "b_ih", "b_hh")}
     arrays["params"] = [_contiguous(p) for p in args.params.values()]  # in the cell's order
     states = [_contiguous(args.h0), _contiguous(args.c0)][:len(cell.states)]
     y, final, workspace = _core.forward(
         cell, arrays["x"], states, arrays["w_ih"], arrays["w_hh"], arrays["b_ih"], arrays["b_hh"],
         args.lengths, args.reverse, args.training, args.mask, args.recurrent_masks, args.input_masks,
-        arrays["params"])
+        arrays["params"], min(every, args.T), args.return_sequences)
     cache = KernelCache(args, cell, arrays, workspace) if args.training else None
     return y, final[0], final[1] if len(final) > 1 else None, cache
 
@@ -131,6 +151,43 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     grads.update(w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)
     grads.update(zip(args.params, d_params))
     return grads
+
+
+_bptt_memory_limit = 2 ** 31
+
+
+def set_bptt_memory_limit(nbytes: int) -> None:
+    """The most bytes a training forward keeps for BPTT before it keeps checkpoints instead
+    (``rnn_forward(..., checkpoint_every=None)``, the layers' default). Default 2 GiB; per call
+    and direction."""
+    global _bptt_memory_limit
+    if isinstance(nbytes, (bool, np.bool_)) or not isinstance(nbytes, (int, np.integer)):
+        raise TypeError(f"nbytes must be an int, got {type(nbytes).__name__}")
+    if nbytes < 0:
+        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    _bptt_memory_limit = int(nbytes)
+
+
+def get_bptt_memory_limit() -> int:
+    """The limit ``set_bptt_memory_limit`` set, in bytes."""
+    return _bptt_memory_limit
+
+
+def checkpoint_steps(mode: str, T: int, B: int, H: int, dtype=np.float32) -> int:
+    """What ``checkpoint_every=None`` chooses for a training forward of T steps, batch B and H
+    units: 0 (every step kept) when that fits in ``get_bptt_memory_limit()`` bytes, else the
+    segment length n that makes the least memory, n = sqrt(T * c / s) for c and s the bytes of
+    one checkpoint and of one step's arrays (about sqrt(T / 3) for LSTM)."""
+    check_mode(mode)
+    return _checkpoint_steps(_core.Cell(MODES[mode].cell), T, B, H, np.dtype(dtype).itemsize)
+
+
+def _checkpoint_steps(cell, T, B, H, itemsize):
+    step = B * H * sum(width for _, width in cell.workspace) * itemsize  # bytes of one kept step
+    if T * step <= _bptt_memory_limit:
+        return 0
+    checkpoint = B * H * len(cell.states) * itemsize
+    return max(1, math.ceil(math.sqrt(T * checkpoint / step)))
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

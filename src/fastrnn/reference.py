@@ -54,8 +54,9 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 mask: np.ndarray | None = None, reverse: bool = False, training: bool = True,
                 activation: str | None = None, recurrent_activation: str | None = None,
                 recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
-                params: dict | None = None,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
+                params: dict | None = None, checkpoint_every: int | None = None,
+                return_sequences: bool = True,
+                ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
     mode: 'rnn_tanh', 'rnn_relu', 'lstm', 'lstm_peephole', 'gru' or 'gru_reset_before' (equations in
@@ -84,14 +85,19 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     product. Keras's per-gate dropout masks (``recurrent_dropout``), any values, of x's dtype.
     params: the cell's parameter vectors by name (``fastrnn.modes.PARAMS``), each (width*H,):
     ``{"peephole": (3H,)}`` for 'lstm_peephole' (p_i, p_f, p_o); one not given is zero.
+    checkpoint_every: None or an int >= 0, how the kernels keep what BPTT needs
+    (``fastrnn.ops.rnn_forward``); checked here, and the reference keeps every step whatever it
+    is, since the gradients are the same. return_sequences: False returns y as None, and
+    ``rnn_backward`` then takes dy=None.
 
-    Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H), h_n: (B, H), c_n: (B, H) for LSTM
+    Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H) or None, h_n: (B, H), c_n: (B, H) for LSTM
     and None otherwise. All arrays have x's dtype (float32 or float64) and are computed in it.
     Inputs are never written to; the cache refers to x and the weights, so leave them
     unchanged until ``rnn_backward``. NaN and inf are not checked for: they propagate.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
-                         activation, recurrent_activation, recurrent_masks, input_masks, params)
+                         activation, recurrent_activation, recurrent_masks, input_masks, params,
+                         checkpoint_every, return_sequences)
     cell_forward, _ = _CELLS[MODES[mode].cell]
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
@@ -115,7 +121,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
             c = np.where(valid[t], c_new, c)  # (B, H)
 
     cache = _ReferenceCache(args, valid, saved) if training else None
-    return y, h, c, cache
+    return y if args.return_sequences else None, h, c, cache
 
 
 def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray | None = None,

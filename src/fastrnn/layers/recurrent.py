@@ -87,6 +87,7 @@ class Recurrent(Layer):
                  recurrent_dropout: float = 0.0, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, zero_output_for_mask: bool = False,
+                 checkpoint_every: int | None = None,
                  input_dim: int | None = None, input_length: int | None = None,
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True, input_shape: tuple | None = None,
@@ -123,6 +124,7 @@ class Recurrent(Layer):
         self.bias_constraint = self.resolve("bias_constraint", constraints.get, bias_constraint)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
+        self.checkpoint_every = check_int(f"{self.who}: checkpoint_every", checkpoint_every, low=0, allow_none=True)
         set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
                              zero_output_for_mask)
         self.states = None  # [h (B, H), c (B, H) for LSTM] carried by a stateful layer
@@ -261,12 +263,12 @@ class Recurrent(Layer):
 
     # -- the time-major core (also used by Bidirectional) ------------------------------------
 
-    def run(self, x_tm, mask=None, training=False, initial_state=None):
+    def run(self, x_tm, mask=None, training=False, initial_state=None, sequences=True):
         """Run the kernel over time-major input; ``Bidirectional`` calls this directly.
 
         x_tm: (T, B, F); mask: (T, B) bool, True at real steps, or None. The direction is
         ``go_backwards``. Returns y: (T, B, H) with every output at its own time position and
-        zeros at masked steps, h_n: (B, H), c_n: (B, H) or None.
+        zeros at masked steps (None without ``sequences``), h_n: (B, H), c_n: (B, H) or None.
         """
         T, B, F = x_tm.shape
         drop, recurrent = self.dropout_masks(B, F) if training else (None, None)
@@ -280,7 +282,7 @@ class Recurrent(Layer):
             self.mode, x_tm, h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
             c0=c0, mask=mask, reverse=self.go_backwards, training=training, **self.kernel_options(),
             recurrent_masks=None if recurrent is None else self.kernel_blocks(recurrent),
-            input_masks=input_masks)
+            input_masks=input_masks, checkpoint_every=self.checkpoint_every, return_sequences=sequences)
         if self.stateful:
             self.states = [h_n.copy()] + ([c_n.copy()] if c_n is not None else [])
         self._cache = (cache, drop, mask) if training else None
@@ -335,7 +337,7 @@ class Recurrent(Layer):
         B, T, _ = x.shape
         mask_tm = time_major_mask(mask, B, T, self.who)  # (T, B) or None
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
-        y, h_n, c_n = self.run(x_tm, mask_tm, training, initial_state)
+        y, h_n, c_n = self.run(x_tm, mask_tm, training, initial_state, sequences=self.return_sequences)
         output = self.keras_output(y, h_n, mask_tm)
         if self.return_state:
             return [output, h_n] + ([c_n] if c_n is not None else [])
@@ -452,6 +454,8 @@ class Recurrent(Layer):
             return_state=self.return_state, go_backwards=self.go_backwards,
             stateful=self.stateful, unroll=self.unroll,
             zero_output_for_mask=self.zero_output_for_mask)
+        if self.checkpoint_every is not None:  # fastrnn's own: absent from Keras's configs
+            config["checkpoint_every"] = self.checkpoint_every
         return config
 
 
@@ -493,6 +497,11 @@ class SimpleRNN(Recurrent):
             until ``reset_states()`` (no gradient flows into the carried state).
         unroll: accepted for Keras scripts; the kernels choose how to loop.
         zero_output_for_mask: output zeros at masked steps instead of the last real output.
+        checkpoint_every: how training keeps what backpropagation needs (fastrnn's own, not
+            Keras's): 0 every step; n > 0 a checkpoint of the state every n steps, the rest
+            recomputed in the backward pass (less memory, about one more forward's time, the
+            same gradients); None (the default) checkpoints only beyond
+            ``fastrnn.ops.get_bptt_memory_limit()`` bytes. See ``fastrnn.ops.rnn_forward``.
         input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
         input_length: see ``input_dim``.
 
@@ -515,6 +524,7 @@ class SimpleRNN(Recurrent):
                  recurrent_dropout: float = 0.0, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, zero_output_for_mask: bool = False,
+                 checkpoint_every: int | None = None,
                  input_dim: int | None = None, input_length: int | None = None,
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True, input_shape: tuple | None = None,
@@ -534,6 +544,7 @@ class SimpleRNN(Recurrent):
                          recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful,
                          unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+                         checkpoint_every=checkpoint_every,
                          input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
                          trainable=trainable, input_shape=input_shape, batch_size=batch_size,
                          batch_input_shape=batch_input_shape, seed=seed,
@@ -592,6 +603,11 @@ class LSTM(Recurrent):
             until ``reset_states()`` (no gradient flows into the carried state).
         unroll: accepted for Keras scripts; the kernels choose how to loop.
         zero_output_for_mask: output zeros at masked steps instead of the last real output.
+        checkpoint_every: how training keeps what backpropagation needs (fastrnn's own, not
+            Keras's): 0 every step; n > 0 a checkpoint of the state every n steps, the rest
+            recomputed in the backward pass (less memory, about one more forward's time, the
+            same gradients); None (the default) checkpoints only beyond
+            ``fastrnn.ops.get_bptt_memory_limit()`` bytes. See ``fastrnn.ops.rnn_forward``.
         input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
         input_length: see ``input_dim``.
 
@@ -618,6 +634,7 @@ class LSTM(Recurrent):
                  recurrent_dropout: float = 0.0, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, zero_output_for_mask: bool = False,
+                 checkpoint_every: int | None = None,
                  input_dim: int | None = None, input_length: int | None = None,
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True, input_shape: tuple | None = None,
@@ -643,6 +660,7 @@ class LSTM(Recurrent):
                          recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful,
                          unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+                         checkpoint_every=checkpoint_every,
                          input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
                          trainable=trainable, input_shape=input_shape, batch_size=batch_size,
                          batch_input_shape=batch_input_shape, seed=seed,
@@ -716,6 +734,11 @@ class GRU(Recurrent):
             until ``reset_states()`` (no gradient flows into the carried state).
         unroll: accepted for Keras scripts; the kernels choose how to loop.
         zero_output_for_mask: output zeros at masked steps instead of the last real output.
+        checkpoint_every: how training keeps what backpropagation needs (fastrnn's own, not
+            Keras's): 0 every step; n > 0 a checkpoint of the state every n steps, the rest
+            recomputed in the backward pass (less memory, about one more forward's time, the
+            same gradients); None (the default) checkpoints only beyond
+            ``fastrnn.ops.get_bptt_memory_limit()`` bytes. See ``fastrnn.ops.rnn_forward``.
         input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
         input_length: see ``input_dim``.
 
@@ -741,6 +764,7 @@ class GRU(Recurrent):
                  recurrent_dropout: float = 0.0, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, zero_output_for_mask: bool = False,
+                 checkpoint_every: int | None = None,
                  input_dim: int | None = None, input_length: int | None = None,
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True, input_shape: tuple | None = None,
@@ -762,6 +786,7 @@ class GRU(Recurrent):
                          recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful,
                          unroll=unroll, zero_output_for_mask=zero_output_for_mask,
+                         checkpoint_every=checkpoint_every,
                          input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
                          trainable=trainable, input_shape=input_shape, batch_size=batch_size,
                          batch_input_shape=batch_input_shape, seed=seed,

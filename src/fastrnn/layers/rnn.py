@@ -461,8 +461,9 @@ class RNN(_CellList):
         per_cell = self._per_cell(initial_state)
         seq = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         states = []
-        for layer, init in zip(self._layers, per_cell):
-            seq, h_n, c_n = layer.run(seq, mask_tm, training, init)  # seq: (T, B, H_i)
+        for i, (layer, init) in enumerate(zip(self._layers, per_cell)):
+            sequences = self.return_sequences or i < len(self._layers) - 1  # the last's only if returned
+            seq, h_n, c_n = layer.run(seq, mask_tm, training, init, sequences)  # seq: (T, B, H_i) or None
             states.append([h_n] + ([c_n] if c_n is not None else []))
         output = self._layers[-1].keras_output(seq, states[-1][0], mask_tm, self.return_sequences)
         self._cache = (mask_tm,) if training else None

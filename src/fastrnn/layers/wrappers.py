@@ -198,8 +198,8 @@ class Bidirectional(Layer):
         state_f, state_b = self._split_initial_state(initial_state)
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, F)
         # y: (T, B, H) at their own time positions, zero at masked steps; h and c: (B, H)
-        y_f, h_f, c_f = self.forward_layer.run(x_tm, mask_tm, training, state_f)
-        y_b, h_b, c_b = self.backward_layer.run(x_tm, mask_tm, training, state_b)
+        y_f, h_f, c_f = self.forward_layer.run(x_tm, mask_tm, training, state_f, self.return_sequences)
+        y_b, h_b, c_b = self.backward_layer.run(x_tm, mask_tm, training, state_b, self.return_sequences)
         if self.return_sequences:
             a, b = y_f, y_b
         else:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -206,6 +207,54 @@ def test_run_prints_the_table_and_writes_well_formed_json(tmp_path, capsys):
     assert report["gemm_ceiling_gflops"] == max(g["gflops"] for g in report["gemm"])
 
 
+def test_load_times_every_case_beside_competing_processes_and_on_one_thread(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code, out, _ = run_cli(capsys, "--shapes", TINY, "--modes", "gru", "--impls", "fastrnn", "reference",
+                           "--load", "1", "--json", str(path), "--budget", "0.001", "--threads", "2",
+                           "--quiet", "--no-memory")
+    assert code == 0
+    assert "Beside a competing load of 1 process(es)" in out and "default / 1 thread" in out
+    report = json.loads(path.read_text())
+    assert report["settings"]["load"] == 1
+    for row in report["results"]:
+        loaded = row["loaded"]
+        assert loaded["processes"] == 1
+        assert set(loaded["times"]) == {"fastrnn", "fastrnn, 1 thread"}  # the reference is timed idle only
+        assert loaded["over_idle"] > 0 and loaded["over_one_thread"] > 0
+
+
+def test_a_run_without_load_times_nothing_beside_one():
+    settings = grid.Settings(modes=("gru",), shapes={"tiny": (6, 3, 4, 5)}, tasks=("infer",), impls=("fastrnn",),
+                             budget_s=0.001, gemm_sizes=(8,), memory=False)
+    report = grid.run_benchmark(settings)
+    assert "loaded" not in report["results"][0]
+    assert "competing load" not in bench_report.format_report(report)
+
+
+def test_the_competing_load_computes_only_while_active_and_ends_with_its_block():
+    from fastrnn.bench.load import CompetingLoad
+
+    def children_seconds(active: bool) -> float:
+        """CPU time of two load processes over a block of 0.6 s, active or not (start-up included)."""
+        before = os.times()
+        with CompetingLoad(2, seed=5) as competing:
+            processes = list(competing._processes)
+            assert len(processes) == 2 and all(p.poll() is None for p in processes)
+            if active:
+                with competing.active():
+                    time.sleep(0.6)
+            else:
+                time.sleep(0.6)
+        after = os.times()
+        assert all(p.poll() is not None for p in processes)
+        return (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+    # Busy about 80 % of the time (bursts of 1-8 ms, sleeps of 0.5-2 ms), on 2 cores or fewer.
+    assert children_seconds(True) - children_seconds(False) > 0.5
+    with CompetingLoad(0) as none, none.active():
+        assert none._processes == []
+
+
 def test_gemm_ceiling_is_the_fastest_library_at_each_size():
     probe = machine.gemm_probe(64, np.float32, budget_s=0.001)
     assert set(probe["by_library"]) == {"numpy", "fastrnn"}  # torch only when asked for
@@ -279,6 +328,8 @@ def test_bad_shape_argument_is_rejected_with_its_name(bad, capsys):
     (["--budget", "inf"], "argument --budget: expected a finite number >= 0, got inf"),
     (["--budget", "nan"], "argument --budget: expected a finite number >= 0, got nan"),
     (["--budget", "soon"], "argument --budget: expected a number, got 'soon'"),
+    (["--load", "-1"], "argument --load: expected a number from 0 to 64, got -1"),
+    (["--load", "two"], "argument --load: expected a whole number, got 'two'"),
 ])
 def test_bad_numbers_are_usage_errors_naming_the_option(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exit_info:  # a tiny run, should the numbers be taken

@@ -44,6 +44,17 @@ def shape_argument(text: str) -> tuple:
     return text, shape
 
 
+def load_count(text: str) -> int:
+    """argparse type: a whole number of processes, 0 to 64."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 64, got {n}")
+    return n
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` sub-command to the ``fastrnn`` command line."""
     parser = subparsers.add_parser(
@@ -69,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"also time T = {SCALING_T} at B = {SCALING_FIXED_B} and B = {SCALING_B} at "
                              f"T = {SCALING_FIXED_T} (I = H = {SCALING_IH})")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    parser.add_argument("--load", type=load_count, default=0, metavar="N",
+                        help="also time every case beside N competing processes (bursts of 1-8 ms of "
+                             "computation, sleeps of 0.5-2 ms), fastrnn on one thread too (default 0)")
     parser.add_argument("--json", metavar="PATH", type=writable_path, help="write the full results and machine facts as JSON")
     parser.add_argument("--plot", metavar="PATH", type=writable_path, help="write a bar chart: PNG, or SVG or PDF by the suffix (needs matplotlib)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -108,6 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         gemm_sizes=QUICK_GEMM_SIZES if args.quick else GEMM_SIZES,
         memory=not args.no_memory,
         scaling=args.scaling,
+        load=args.load,
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from fastrnn.bench import baselines
 from fastrnn.bench.cases import DEFAULT_MODES, SHAPES, TASKS, make_case, scaling_series, task_flops
+from fastrnn.bench.load import CompetingLoad
 from fastrnn.bench.machine import cpu_seconds, gemm_probe, machine_info, other_load, thread_count
 from fastrnn.bench.memory import memory_probe
 from fastrnn.bench.report import collect_notes
@@ -45,6 +46,7 @@ class Settings:
     gemm_sizes: tuple = GEMM_SIZES
     memory: bool = True
     scaling: bool = False
+    load: int = 0  # competing processes to time each case beside too (fastrnn.bench.load)
 
     def as_dict(self) -> dict:
         """The settings as plain values, for the report."""
@@ -52,7 +54,7 @@ class Settings:
                 "tasks": list(self.tasks), "impls": list(self.impls), "dtype": self.dtype.name,
                 "threads": self.threads, "budget_s": self.budget_s,
                 "reference_limit_s": self.reference_limit_s, "gemm_sizes": list(self.gemm_sizes),
-                "memory": self.memory, "scaling": self.scaling}
+                "memory": self.memory, "scaling": self.scaling, "load": self.load}
 
 
 # ----------------------------------------------------------------------------------------
@@ -68,15 +70,15 @@ def run_benchmark(settings: Settings, progress=lambda message: None) -> dict:
     start, cpu_start = time.perf_counter(), cpu_seconds()
     machine = machine_info(settings.threads, settings.dtype)  # first: the load average before the run
     with_torch = "torch" in settings.impls or "onnxruntime" in settings.impls
-    with thread_count(settings.threads, with_torch) as notes:
-        report = _run(settings, progress, machine)
+    with thread_count(settings.threads, with_torch) as notes, CompetingLoad(settings.load) as load:
+        report = _run(settings, progress, machine, load)
     report["elapsed_s"] = time.perf_counter() - start
     machine["other_processes_cpu_share"] = other_load(cpu_start, cpu_seconds(), report["elapsed_s"])
     report["notes"] = collect_notes(report["results"], machine, notes)
     return report
 
 
-def _run(settings: Settings, progress, machine: dict) -> dict:
+def _run(settings: Settings, progress, machine: dict, load: CompetingLoad) -> dict:
     gemm = [gemm_probe(n, settings.dtype, settings.budget_s, with_torch="torch" in settings.impls)
             for n in settings.gemm_sizes]
     ceiling = max(g["gflops"] for g in gemm)
@@ -86,22 +88,25 @@ def _run(settings: Settings, progress, machine: dict) -> dict:
         "machine": machine,
         "gemm": gemm,
         "gemm_ceiling_gflops": ceiling,
-        "results": _grid(settings, progress, ceiling * 1e9),
+        "results": _grid(settings, progress, ceiling * 1e9, load),
         "memory": _memory(settings, progress),
         "scaling": scaling_study(settings, progress) if settings.scaling else [],
         "flops": {"forward": "2*T*B*G*H*(I+H)", "train": "3 * forward"},
     }
 
 
-def _grid(settings: Settings, progress, gemm_rate: float) -> list[dict]:
+def _grid(settings: Settings, progress, gemm_rate: float, load: CompetingLoad | None = None) -> list[dict]:
     """A row for every (mode, shape, task), in that order."""
     rows = []
     for mode in settings.modes:
         for shape_name in settings.shapes:
             for task in settings.tasks:
-                row = bench_case(mode, shape_name, task, settings, gemm_rate)
+                row = bench_case(mode, shape_name, task, settings, gemm_rate, load)
                 rows.append(row)
                 times = ", ".join(f"{impl} {t['median_ms']:.2f} ms" for impl, t in row["times"].items())
+                if row.get("loaded"):
+                    times += "; under load " + ", ".join(
+                        f"{impl} {t['median_ms']:.2f} ms" for impl, t in row["loaded"]["times"].items())
                 progress(f"{mode} {shape_name} {task}: {times}")
     return rows
 
@@ -121,8 +126,13 @@ def _memory(settings: Settings, progress) -> list[dict]:
 # One case of the grid.
 
 
-def bench_case(mode: str, shape_name: str, task: str, settings: Settings, gemm_rate: float) -> dict:
-    """Time every implementation on one (mode, shape, task); returns the row for the table/JSON."""
+def bench_case(mode: str, shape_name: str, task: str, settings: Settings, gemm_rate: float,
+               load: CompetingLoad | None = None) -> dict:
+    """Time every implementation on one (mode, shape, task); returns the row for the table/JSON.
+
+    With a load of processes (``settings.load``), the case is timed again beside it, with fastrnn
+    on one kernel thread too: ``row["loaded"]``.
+    """
     shape = settings.shapes[shape_name]
     case = make_case(mode, shape, settings.dtype)
     flops = task_flops(mode, task, *shape)
@@ -137,9 +147,44 @@ def bench_case(mode: str, shape_name: str, task: str, settings: Settings, gemm_r
         except baselines.Unavailable as exc:
             row["skipped"][impl] = str(exc)
     _add_timings(row, measure_side_by_side(runners, settings.budget_s), settings.dtype)
+    if load is not None and load.n > 0:
+        row["loaded"] = _loaded_timings(row, runners, settings, load)
     del runners
     _add_ratio(row, gemm_rate)
     return row
+
+
+def _loaded_timings(row: dict, runners: dict, settings: Settings, load: CompetingLoad) -> dict:
+    """The case's times beside the load, fastrnn's on one kernel thread among them, and fastrnn's
+    time there over its idle time and over its time on one thread."""
+    runners = {impl: run for impl, run in runners.items() if impl != "reference"}
+    if "fastrnn" in runners and settings.threads > 1:
+        runners["fastrnn, 1 thread"] = _on_one_thread(runners["fastrnn"])
+    with load.active():
+        measured = measure_side_by_side(runners, settings.budget_s)
+    times = {impl: timing.as_dict() for impl, (timing, _) in measured.items()}
+    loaded = {"processes": load.n, "times": times, "over_idle": None, "over_one_thread": None}
+    if "fastrnn" in times:
+        ms = times["fastrnn"]["median_ms"]
+        loaded["over_idle"] = ms / row["times"]["fastrnn"]["median_ms"]
+        one = times.get("fastrnn, 1 thread", times["fastrnn"])["median_ms"]
+        loaded["over_one_thread"] = ms / one
+    return loaded
+
+
+def _on_one_thread(run):
+    """``run`` with the kernels on one thread for the call."""
+    from fastrnn import ops
+
+    def call():
+        before = ops.get_num_threads()
+        ops.set_num_threads(1)
+        try:
+            return run()
+        finally:
+            ops.set_num_threads(before)
+
+    return call
 
 
 def _add_timings(row: dict, measured: dict, dtype) -> None:

@@ -80,7 +80,7 @@ def format_report(report: dict) -> str:
     settings, machine = report["settings"], report["machine"]
     lines = [f"fastrnn bench: {machine['cpu_model']}, {settings['threads']} thread(s), {settings['dtype']}, "
              f"median of repeated runs (budget {settings['budget_s']:g} s per case)", ""]
-    lines += _results_lines(report) + _gemm_lines(report)
+    lines += _results_lines(report) + _load_lines(report) + _gemm_lines(report)
     if report["memory"]:
         lines += ["", "Peak memory of one train call (fastrnn.ops, fresh process, resident-set growth):",
                   format_memory(report["memory"])]
@@ -101,6 +101,38 @@ def _results_lines(report: dict) -> list[str]:
             "ratio = fastrnn / fastest other implementation (< 1: fastrnn is faster); "
             "GFLOP/s and % GEMM are fastrnn's.",
             "* skipped (see notes)   ! output differs from fastrnn's", ""]
+
+
+def format_load(rows: list[dict], impls: tuple) -> str:
+    """Each case idle and beside the load, per implementation, fastrnn on one thread there, and
+    fastrnn's loaded time over its idle time and over its time on one thread."""
+    names = [i for i in impls if i != "reference"]
+    one = any("fastrnn, 1 thread" in row["loaded"]["times"] for row in rows)
+    header = (["cell  shape  task"] + [f"{_COLUMNS.get(i, i + ' ms').split()[0]} idle / loaded ms" for i in names]
+              + (["fastrnn 1 thread ms"] if one else []) + ["loaded / idle", "default / 1 thread"])
+    body = []
+    for row in rows:
+        loaded = row["loaded"]["times"]
+        cells = [f"{row['mode']:<8} {row['shape']:<7} {row['task']}"]
+        for impl in names:
+            idle = row["times"].get(impl, {}).get("median_ms")
+            cells.append(f"{_ms(idle)} / {_ms(loaded.get(impl, {}).get('median_ms'))}")
+        if one:
+            cells.append(_ms(loaded.get("fastrnn, 1 thread", {}).get("median_ms")))
+        for key in ("over_idle", "over_one_thread"):
+            value = row["loaded"][key]
+            cells.append("-" if value is None else f"{value:.2f}")
+        body.append(cells)
+    return _render(header, body)
+
+
+def _load_lines(report: dict) -> list[str]:
+    rows = [row for row in report["results"] if row.get("loaded")]
+    if not rows:
+        return []
+    n = rows[0]["loaded"]["processes"]
+    return [f"Beside a competing load of {n} process(es) (bursts of 1-8 ms of computation, sleeps of "
+            f"0.5-2 ms; fastrnn.bench.load):", format_load(rows, tuple(report["settings"]["impls"])), ""]
 
 
 def _gemm_lines(report: dict) -> list[str]:

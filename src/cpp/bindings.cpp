@@ -29,6 +29,7 @@ using fastrnn::Cell;
 using fastrnn::Dims;
 using fastrnn::Level;
 using fastrnn::Workspace;
+using fastrnn::Zoneout;
 
 namespace {
 
@@ -123,8 +124,10 @@ template <typename T, typename Args>
 void common_args(Args& a, const std::shared_ptr<Cell>& cell, const py::array& x, const py::array& w_ih,
                  const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
                  const py::object& mask, bool reverse, const py::object& recurrent_masks,
-                 const py::object& input_masks, const py::sequence& params) {
+                 const py::object& input_masks, const py::sequence& params, const Zoneout& zoneout) {
   a.cell = cell.get();
+  if (!(zoneout.rate >= 0 && zoneout.rate < 1)) throw py::value_error("zoneout must be in [0, 1)");
+  a.zoneout = zoneout;
   a.d = dims_of(x, w_hh);
   const Dims& d = a.d;
   const py::ssize_t GH = cell->layout().gates * d.H;
@@ -186,9 +189,10 @@ py::tuple forward_impl(const Level& level, const std::shared_ptr<Cell>& cell, co
                        const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                        const py::object& lengths, bool reverse, bool training, const py::object& mask,
                        const py::object& recurrent_masks, const py::object& input_masks,
-                       const py::sequence& params, int64_t checkpoint_every, bool sequences) {
+                       const py::sequence& params, int64_t checkpoint_every, bool sequences, const Zoneout& zoneout) {
   fastrnn::ForwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks, params);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks, params,
+                 zoneout);
   const Dims& d = a.d;
   const std::vector<const T*> s0 = states_of<T>(states0, "initial states", *cell, d);
   py::list states_n;
@@ -226,9 +230,10 @@ py::tuple backward_impl(const Level& level, const std::shared_ptr<Cell>& cell, c
                         const py::object& lengths, bool reverse, const std::shared_ptr<Workspace>& ws,
                         const py::object& dy, const py::sequence& d_states_n, const py::object& mask,
                         const py::object& recurrent_masks, const py::object& input_masks,
-                        const py::sequence& params) {
+                        const py::sequence& params, const Zoneout& zoneout) {
   fastrnn::BackwardArgs<T> a{};
-  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks, params);
+  common_args<T>(a, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, mask, reverse, recurrent_masks, input_masks, params,
+                 zoneout);
   const Dims& d = a.d;
   const Dims& wd = ws->dims();
   if (!ws->cell()->same_as(*cell) || wd.T != d.T || wd.B != d.B || wd.H != d.H || ws->value_bytes() != sizeof(T))
@@ -283,13 +288,14 @@ py::tuple forward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py:
                   const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
                   const py::object& lengths, bool reverse, bool training, const py::object& mask,
                   const py::object& recurrent_masks, const py::object& input_masks, const py::sequence& params,
-                  int64_t checkpoint_every, bool sequences) {
+                  int64_t checkpoint_every, bool sequences, double zoneout, uint64_t zoneout_seed) {
+  const Zoneout z{zoneout, zoneout_seed};
   if (is_dtype(x, py::dtype::of<float>()))
     return forward_impl<float>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
-                               recurrent_masks, input_masks, params, checkpoint_every, sequences);
+                               recurrent_masks, input_masks, params, checkpoint_every, sequences, z);
   if (is_dtype(x, py::dtype::of<double>()))
     return forward_impl<double>(*k.level, cell, x, states0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, training, mask,
-                                recurrent_masks, input_masks, params, checkpoint_every, sequences);
+                                recurrent_masks, input_masks, params, checkpoint_every, sequences, z);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -297,13 +303,15 @@ py::tuple backward(const Kernels& k, const std::shared_ptr<Cell>& cell, const py
                    const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, const py::object& lengths,
                    bool reverse, const std::shared_ptr<Workspace>& workspace, const py::object& dy,
                    const py::sequence& d_states_n, const py::object& mask, const py::object& recurrent_masks,
-                   const py::object& input_masks, const py::sequence& params) {
+                   const py::object& input_masks, const py::sequence& params, double zoneout,
+                   uint64_t zoneout_seed) {
+  const Zoneout z{zoneout, zoneout_seed};
   if (is_dtype(x, py::dtype::of<float>()))
     return backward_impl<float>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask,
-                                recurrent_masks, input_masks, params);
+                                recurrent_masks, input_masks, params, z);
   if (is_dtype(x, py::dtype::of<double>()))
     return backward_impl<double>(*k.level, cell, x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, workspace, dy, d_states_n, mask,
-                                 recurrent_masks, input_masks, params);
+                                 recurrent_masks, input_masks, params, z);
   throw py::value_error("x must have dtype float32 or float64");
 }
 
@@ -513,18 +521,21 @@ PYBIND11_MODULE(_bindings, m) {
            py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("training"),
            py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(), py::arg("input_masks") = py::none(),
            py::arg("params") = py::list(), py::arg("checkpoint_every") = 0, py::arg("sequences") = true,
+           py::arg("zoneout") = 0.0, py::arg("zoneout_seed") = 0,
            "Forward unroll -> (y or None, final states, Workspace or None). Arrays must be C-contiguous, of x's "
            "dtype; states: one (B, H) array or None for each of the cell's states; mask: (T, B) uint8 or None; "
            "recurrent_masks: (G, B, H), input_masks: (G, B, I), or None: gate block k's products read "
            "their input times mask k; params: one (width*H,) array for each of the cell's params; "
            "checkpoint_every: 0 keeps every step for BPTT, n > 0 a checkpoint every n steps (rounded up to "
-           "whole units of steps, Workspace.steps), the rest recomputed; sequences: False returns no y.")
+           "whole units of steps, Workspace.steps), the rest recomputed; sequences: False returns no y; "
+           "zoneout in [0, 1): of h, drawn from zoneout_seed when training, its expectation otherwise.")
       .def("backward", &backward, py::arg("cell"), py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
            py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("workspace"), py::arg("dy"),
            py::arg("d_states"), py::arg("mask") = py::none(), py::arg("recurrent_masks") = py::none(),
-           py::arg("input_masks") = py::none(), py::arg("params") = py::list(),
+           py::arg("input_masks") = py::none(), py::arg("params") = py::list(), py::arg("zoneout") = 0.0,
+           py::arg("zoneout_seed") = 0,
            "BPTT -> (dx, initial state gradients, dw_ih, dw_hh, db_ih or None, db_hh or None, [d param, ...]). "
-           "Overwrites the workspace's gates (and the products' own arrays).")
+           "Overwrites the workspace's gates (and the products' own arrays). zoneout, zoneout_seed: the forward's.")
       .def("cell_kinds", [](const Kernels& k) { return k.level->cell_kinds(); })
       .def("activations", [](const Kernels& k) { return k.level->activations(); })
       .def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a"), py::arg("transpose_b"),

@@ -316,6 +316,7 @@ void forward_slice(const ForwardArgs<T>& a, T* gates, Index t_first, Index s0, I
       }
       a.cell->forward(static_cast<int>(stage), step);
     }
+    if (a.zoneout.on()) zone_out(a.zoneout, a.ws != nullptr, t, B, b0, j0, tile, step.state[0], step.next[0]);
     for (int k = 0; k < states; ++k)  // padding keeps the state ...
       keep_padded(state(step.next[k], tile), state(step.state[k], tile), padding, t);
     if (a.y) {
@@ -576,6 +577,7 @@ struct BackwardBuffers {
   Matrix<T> masked;                         // (B, H) one block's share of a masked product's gradient
   std::vector<Matrix<T>> d_params;          // (B, width*H) per parameter: one step's rows' shares
   std::vector<Index> uncovered;             // gate blocks in no product
+  Matrix<T> zoned;                          // (B, H) with zoneout: h's share of dh where kept
 };
 
 // Steps [s0, s1), from the last back; the workspace holds the steps from time ws_t0 on.
@@ -614,6 +616,8 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, Index ws_t0, B
       // a padded output is a constant
       keep_padded(state(dh_total, tile), state(buf.d[0][now].data() + first, tile), padding, t);
     }
+    T* zoned = buf.zoned.size() ? buf.zoned.data() + first : nullptr;  // h's share where kept
+    if (zoned) zone_out_grad(a.zoneout, t, B, b0, j0, tile, dh_total, zoned);
     grad.gates = g_t;
     for (int k = 0; k < states; ++k) {
       grad.state[k] = ws.state_prev<T>(k) + ws_row * H + j0;
@@ -667,9 +671,11 @@ void backward_slice(const BackwardArgs<T>& a, Index s0, Index s1, Index ws_t0, B
       MatrixMap<T>(dx, tile.rows, a.d.I).setZero();
       p.input_grad->accumulate(ws.gates<T>() + ws_row * GH, GH, dx, a.d.I);
     }
+    if (zoned) state(dh_prev, tile) += state(static_cast<const T*>(zoned), tile);
     // Padding passes the state gradients through exactly: set after the products, so that not
-    // even a zero row times an inf in w_hh can touch them.
-    keep_padded(state(dh_prev, tile), state(dh_total, tile), padding, t);
+    // even a zero row times an inf in w_hh can touch them. (At a padded step the gradient the
+    // step received is dh_total's before zoneout.)
+    keep_padded(state(dh_prev, tile), state(static_cast<const T*>(buf.d[0][now].data() + first), tile), padding, t);
     for (int k = 1; k < states; ++k) keep_padded(state(grad.d_state[k], tile), state(grad.d_next[k], tile), padding, t);
   }
   if (s0 > 0) return;  // more chunks to come
@@ -837,7 +843,7 @@ Segments backward_segments(const Dims& d, Index GH, std::size_t bytes, const Wor
 // Segment j's forward again, from its checkpoint, into the workspace.
 template <typename T>
 void recompute(const BackwardArgs<T>& a, Index j) {
-  ForwardArgs<T> f{a.cell, a.d, a.x, {}, a.w, a.padding, a.reverse, a.masks, nullptr, {}, a.ws, a.stop};
+  ForwardArgs<T> f{a.cell, a.d, a.x, {}, a.w, a.padding, a.reverse, a.masks, nullptr, {}, a.ws, a.stop, a.zoneout};
   for (std::size_t k = 0; k < a.cell->layout().states.size(); ++k)
     f.state0[k] = a.ws->template checkpoint<T>(static_cast<int>(k), j);
   forward<T>(f, j);
@@ -860,6 +866,7 @@ void backward(const BackwardArgs<T>& a) {
   for (auto& s : buf.scratch) s.resize(B, H);
   buf.d_saved.resize(layout.saved.size());
   if (a.masks.recurrent) buf.masked.resize(B, H);
+  if (a.zoneout.on()) buf.zoned.resize(B, H);
   std::vector<bool> covered(layout.gates, false);
   for (const Product& r : products) {
     if (r.input != kState) buf.d_saved[r.input].resize(B, H);

@@ -31,6 +31,7 @@
 
 #include "cell.h"
 #include "workspace.h"
+#include "zoneout.h"
 
 namespace fastrnn {
 
@@ -94,6 +95,7 @@ struct ForwardArgs {
   std::array<T*, kMaxStates> state_n{};       // (B, H) each, out
   const Workspace* ws;                        // filled for BPTT when training; nullptr for inference
   Stop stop;
+  Zoneout zoneout{};                          // of h: draws when training, the expectation otherwise
 };
 
 template <typename T>
@@ -116,6 +118,7 @@ struct BackwardArgs {
   T* db_hh;                                      // (G*H,) out or nullptr
   std::array<T*, kMaxParams> d_params{};         // (width*H,) each, out: the cell's parameters'
   Stop stop;
+  Zoneout zoneout{};                             // the forward's
 };
 
 template <typename T>

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastrnn._checks import check_int
+from fastrnn._checks import check_int, check_real
 from fastrnn.modes import ACTIVATION_ALIASES, ACTIVATIONS, GATES, MODES, PARAMS, RECURRENT_ACTIVATION, STATES
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -54,12 +54,14 @@ class ForwardArgs:
     input_masks: np.ndarray | None = None  # (G, B, I) as given, C-contiguous
     checkpoint_every: int | None = None  # None: chosen by the memory limit; 0: every step kept
     return_sequences: bool = True  # False: no y, and backward takes no dy
+    zoneout: float = 0.0  # in [0, 1): h keeps its value with this probability (modes.py)
+    zoneout_seed: int = 0  # in [0, 2**64): the seed of zoneout's draws
 
 
 def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training,
                   mask=None, activation=None, recurrent_activation=None, recurrent_masks=None,
                   input_masks=None, params=None, checkpoint_every=None,
-                  return_sequences=True) -> ForwardArgs:
+                  return_sequences=True, zoneout=0.0, zoneout_seed=0) -> ForwardArgs:
     """Check the arguments of ``rnn_forward`` and return them with their sizes.
 
     x: (T, B, I), h0: (B, H) or None, w_ih: (G*H, I), w_hh: (G*H, H),
@@ -67,7 +69,8 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     mask: (T, B) or None (not both with lengths), recurrent_masks: (G, B, H) or None,
     input_masks: (G, B, I) or None, of x's dtype, params: {name: (width*H,)} for the mode's
     parameter vectors (``fastrnn.modes.PARAMS``), or None; one not given is zero;
-    checkpoint_every: None or an int >= 0; return_sequences: a bool.
+    checkpoint_every: None or an int >= 0; return_sequences: a bool; zoneout: a real in [0, 1),
+    zoneout_seed: an int in [0, 2**64).
     H is read from ``w_hh.shape[1]``. Raises TypeError / ValueError naming the argument.
     """
     G = check_mode(mode)
@@ -111,12 +114,16 @@ def check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, tra
     params = check_params(mode, params, dtype, H)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, low=0, allow_none=True)
     check_bool("return_sequences", return_sequences)
+    zoneout = check_real("zoneout", zoneout, low=0.0, high=1.0, high_open=True)
+    zoneout_seed = check_int("zoneout_seed", zoneout_seed, low=0)
+    if zoneout_seed >= 2**64:
+        raise ValueError(f"zoneout_seed must be < 2**64, got {zoneout_seed}")
     return ForwardArgs(mode=mode, G=G, dtype=dtype, T=T, B=B, I=I, H=H, x=x, h0=h0, c0=c0,
                        w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths, mask=mask,
                        reverse=bool(reverse), training=bool(training), activation=activation,
                        recurrent_activation=recurrent_activation, recurrent_masks=recurrent_masks,
                        input_masks=input_masks, params=params, checkpoint_every=checkpoint_every,
-                       return_sequences=bool(return_sequences))
+                       return_sequences=bool(return_sequences), zoneout=zoneout, zoneout_seed=zoneout_seed)
 
 
 def check_params(mode, params, dtype, H) -> dict:

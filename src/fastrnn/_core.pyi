@@ -54,13 +54,13 @@ def forward(cell: Cell, x: np.ndarray, states: list[np.ndarray | None], w_ih: np
             b_ih: np.ndarray | None, b_hh: np.ndarray | None, lengths: np.ndarray | None, reverse: bool,
             training: bool, mask: np.ndarray | None = None, recurrent_masks: np.ndarray | None = None,
             input_masks: np.ndarray | None = None, params: list[np.ndarray] = ...,
-            checkpoint_every: int = 0, sequences: bool = True,
+            checkpoint_every: int = 0, sequences: bool = True, zoneout: float = 0.0, zoneout_seed: int = 0,
             ) -> tuple[np.ndarray | None, list[np.ndarray], Workspace | None]: ...
 def backward(cell: Cell, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None,
              b_hh: np.ndarray | None, lengths: np.ndarray | None, reverse: bool, workspace: Workspace,
              dy: np.ndarray | None, d_states: list[np.ndarray | None], mask: np.ndarray | None = None,
              recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
-             params: list[np.ndarray] = ...
+             params: list[np.ndarray] = ..., zoneout: float = 0.0, zoneout_seed: int = 0,
              ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray, np.ndarray | None,
                         np.ndarray | None, list[np.ndarray]]: ...
 def matmul(a: np.ndarray, b: np.ndarray, transpose_a: bool, transpose_b: bool) -> np.ndarray: ...

@@ -52,6 +52,18 @@ recurrent product (Keras's ``reset_after=False``)::
     n =    tanh(W_in x + b_in + W_hn (r * h) + b_hn)
     h' = (1 - z) * n + z * h
 
+Zoneout, in every mode (haste's, ``zoneout=z``): the state h keeps its previous value unit by
+unit with probability z, drawn afresh at every step; the cell state c is never zoned out. In
+training, with ``keep = zoneout_keep(seed, t, b, j) < z`` per time t, row b and unit j::
+
+    h' = h             where keep
+    h' = cell's h'     elsewhere
+
+and at inference its expectation, ``h' = z * h + (1 - z) * cell's h'``. The draws are a
+counter-based hash of (seed, t, b, j) (``zoneout_uniform``), the same in the kernels and the
+reference and on any number of threads, so that BPTT, and a checkpointed BPTT's recomputed
+forward, draw them again instead of keeping them.
+
 Padding and masks, in every mode. A step t of sequence b is real where ``mask[t, b]`` is
 nonzero, or with ``lengths`` where ``t < lengths[b]`` (PyTorch's packed sequences); a mask may
 have any pattern: padding before the real steps, after them, holes, rows with no real step.
@@ -186,3 +198,30 @@ def kernel_to_keras(mode: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndar
     else:
         bias = _permute_blocks(b_ih + b_hh, mode, 0)
     return [kernel, recurrent, bias]
+
+
+# ----------------------------------------------------------------------------------------
+# Zoneout's draws: splitmix64 (Steele, Lea and Flood 2014) of a counter, as in src/cpp/random.h.
+
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(z):
+    """z: uint64 values, mixed; arithmetic modulo 2**64."""
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(_GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def zoneout_uniform(seed: int, t: int, B: int, H: int) -> np.ndarray:
+    """The draws of time t: (B, H) float64 in [0, 1), of ``splitmix64(splitmix64(seed) + n)``
+    for n = (t*B + b)*H + j, top 53 bits."""
+    base = _splitmix64(int(seed))
+    n = (np.uint64(t) * np.uint64(B) + np.arange(B, dtype=np.uint64)[:, None]) * np.uint64(H) \
+        + np.arange(H, dtype=np.uint64)[None, :]
+    with np.errstate(over="ignore"):
+        z = _splitmix64(base + n)
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53

@@ -84,7 +84,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 activation: str | None = None, recurrent_activation: str | None = None,
                 recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
                 params: dict | None = None, checkpoint_every: int | None = None,
-                return_sequences: bool = True,
+                return_sequences: bool = True, zoneout: float = 0.0, zoneout_seed: int = 0,
                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, KernelCache | None]:
     """Run a recurrent layer over a time-major batch with the C++ kernels.
 
@@ -105,13 +105,15 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     ``checkpoint_steps(...)`` steps (about the square root of T) otherwise.
     return_sequences: False returns y as None and keeps no (T, B, H) outputs (``rnn_backward``
     then takes dy=None).
+    zoneout: in [0, 1), haste's zoneout of h, drawn per step from ``zoneout_seed`` (an int in
+    [0, 2**64)) with ``training``, its expectation without (``fastrnn.modes``).
 
     Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H) or None, h_n, c_n: (B, H).
     See ``fastrnn.reference.rnn_forward`` for the details.
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
                          activation, recurrent_activation, recurrent_masks, input_masks, params,
-                         checkpoint_every, return_sequences)
+                         checkpoint_every, return_sequences, zoneout, zoneout_seed)
     cell = _cell(args)
     every = args.checkpoint_every
     if every is None:
@@ -122,7 +124,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     y, final, workspace = _core.forward(
         cell, arrays["x"], states, arrays["w_ih"], arrays["w_hh"], arrays["b_ih"], arrays["b_hh"],
         args.lengths, args.reverse, args.training, args.mask, args.recurrent_masks, args.input_masks,
-        arrays["params"], min(every, args.T), args.return_sequences)
+        arrays["params"], min(every, args.T), args.return_sequences, args.zoneout, args.zoneout_seed)
     cache = KernelCache(args, cell, arrays, workspace) if args.training else None
     return y, final[0], final[1] if len(final) > 1 else None, cache
 
@@ -145,7 +147,7 @@ def rnn_backward(cache: KernelCache, dy: np.ndarray | None, dh_n: np.ndarray | N
     dx, d_initial, dw_ih, dw_hh, db_ih, db_hh, d_params = _core.backward(
         cache.cell, a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], args.lengths, args.reverse,
         cache.workspace, _contiguous(dy), [_contiguous(dh_n), _contiguous(dc_n)][:len(states)], args.mask,
-        args.recurrent_masks, args.input_masks, a["params"])
+        args.recurrent_masks, args.input_masks, a["params"], args.zoneout, args.zoneout_seed)
     grads = {"x": dx}
     grads.update({f"{name}0": d for name, d in zip(states, d_initial)})
     grads.update(w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)

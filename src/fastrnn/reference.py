@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fastrnn._args import ForwardArgs, OneBackward, check_backward, check_cache, check_forward, claim_cache
-from fastrnn.modes import MODES, STATES
+from fastrnn.modes import MODES, STATES, zoneout_uniform
 
 __all__ = ["rnn_forward", "rnn_backward"]
 
@@ -55,7 +55,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
                 activation: str | None = None, recurrent_activation: str | None = None,
                 recurrent_masks: np.ndarray | None = None, input_masks: np.ndarray | None = None,
                 params: dict | None = None, checkpoint_every: int | None = None,
-                return_sequences: bool = True,
+                return_sequences: bool = True, zoneout: float = 0.0, zoneout_seed: int = 0,
                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, _ReferenceCache | None]:
     """Run a recurrent layer over a time-major batch.
 
@@ -89,6 +89,9 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     (``fastrnn.ops.rnn_forward``); checked here, and the reference keeps every step whatever it
     is, since the gradients are the same. return_sequences: False returns y as None, and
     ``rnn_backward`` then takes dy=None.
+    zoneout: in [0, 1), the probability that each unit of h keeps its previous value at a step,
+    drawn per step from ``zoneout_seed`` (an int in [0, 2**64)) with training, its expectation
+    without (haste's zoneout; the equations in ``fastrnn.modes``). c is never zoned out.
 
     Returns ``(y, h_n, c_n, cache)`` with y: (T, B, H) or None, h_n: (B, H), c_n: (B, H) for LSTM
     and None otherwise. All arrays have x's dtype (float32 or float64) and are computed in it.
@@ -97,7 +100,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
     """
     args = check_forward(mode, x, h0, w_ih, w_hh, b_ih, b_hh, c0, lengths, reverse, training, mask,
                          activation, recurrent_activation, recurrent_masks, input_masks, params,
-                         checkpoint_every, return_sequences)
+                         checkpoint_every, return_sequences, zoneout, zoneout_seed)
     cell_forward, _ = _CELLS[MODES[mode].cell]
     act, rec = _activations(args)
     x, w_ih, w_hh = args.x, args.w_ih, args.w_hh
@@ -113,6 +116,7 @@ def rnn_forward(mode: str, x: np.ndarray, h0: np.ndarray | None, w_ih: np.ndarra
         gi = _product(x[t], w_ih, b_ih, args.input_masks)  # (B, G*H)
         gh = _product(h, w_hh, b_hh, args.recurrent_masks)  # (B, G*H)
         h_new, c_new, cell_saved = cell_forward(gi, gh, h, c, w, act, rec)  # (B, H), (B, H) or None
+        h_new = _zone_out(args, t, h, h_new)  # (B, H)
         if training:
             saved[t] = (h, c, cell_saved)
         y[t] = np.where(valid[t], h_new, 0)  # (B, H); padding outputs zeros
@@ -161,7 +165,9 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
         h, c, cell_saved = cache.saved[t]  # the state before step t: (B, H), (B, H) or None
         valid = cache.valid[t]  # (B, 1)
         dh_new = dh if dy is None else dh + dy[t]  # (B, H)
+        dh_new, dh_kept = _zone_out_grad(args, t, dh_new)  # to the cell's h', to h where kept
         dgi, dgh, dh_prev, dc_prev, own, dp = cell_backward(dh_new, dc, h, c, cell_saved, w, act, rec)
+        dh_prev = dh_prev + dh_kept
         # Padded steps copy the state through: no gradient reaches x or the weights there.
         dgi = np.where(valid, dgi, 0)  # (B, G*H)
         dgh = np.where(valid, dgh, 0)  # (B, G*H)
@@ -190,6 +196,29 @@ def rnn_backward(cache: _ReferenceCache, dy: np.ndarray | None, dh_n: np.ndarray
     grads["b_hh"] = None if args.b_hh is None else db_hh
     grads.update(dparams)
     return grads
+
+
+def _zone_out(args: ForwardArgs, t: int, h: np.ndarray, h_new: np.ndarray) -> np.ndarray:
+    """h, h_new: (B, H) -> the step's h after zoneout (modes.py)."""
+    if args.zoneout == 0:
+        return h_new
+    z = args.zoneout
+    if args.training:
+        return np.where(_kept(args, t), h, h_new)
+    return args.dtype.type(z) * h + args.dtype.type(1 - z) * h_new
+
+
+def _zone_out_grad(args: ForwardArgs, t: int, dh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """dh: (B, H) the zoned h's gradient -> (the cell's h' share, h's share), each (B, H)."""
+    if args.zoneout == 0:
+        return dh, np.zeros_like(dh)
+    kept = _kept(args, t)
+    return np.where(kept, 0, dh), np.where(kept, dh, 0)
+
+
+def _kept(args: ForwardArgs, t: int) -> np.ndarray:
+    """(B, H) bool: the units of h that keep their value at time t."""
+    return zoneout_uniform(args.zoneout_seed, t, args.B, args.H) < args.zoneout
 
 
 class _ReferenceCache(OneBackward):

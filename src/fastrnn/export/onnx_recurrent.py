@@ -44,6 +44,9 @@ def check_cell(layer) -> None:
     given: a kernel cell of another kind, or an activation ONNX's operators do not have."""
     if layer.mode not in _ONNX_OP:
         raise ValueError(f"{layer.who}: its cell {layer.mode!r} has no ONNX form here")
+    if getattr(layer, "zoneout", 0):
+        raise ValueError(f"{layer.who}: zoneout={layer.zoneout} has no form in ONNX's recurrent "
+                         "operators (at inference it mixes each step's state with the previous one)")
     for argument, name in layer.activations().items():
         if name not in _ONNX_ACTIVATIONS:
             raise ValueError(f"{layer.who}: {argument} {name!r} has no form in ONNX's recurrent "

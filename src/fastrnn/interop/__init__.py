@@ -160,6 +160,9 @@ def recurrent_stack(obj, what, merges=("concat",)):
             if layer.mode not in ("rnn_tanh", "rnn_relu", "lstm", "gru"):
                 raise ValueError(f"{what}: {layer.who} is an LSTM with peepholes, which torch's "
                                  "LSTM has not")
+            if layer.zoneout > 0:
+                raise ValueError(f"{what}: {layer.who} has zoneout={layer.zoneout}, which torch's "
+                                 "RNN modules do not have")
             if layer.go_backwards != (k == 1) or layer.stateful:
                 raise ValueError(f"{what}: {layer.who} reads backwards or is stateful, which a "
                                  "torch RNN does not")

@@ -314,6 +314,9 @@ def _rnn_module(layers, dropout, trainable, batch_first):
             if layer.recurrent_dropout > 0:
                 raise ValueError(f"to_torch: {layer.who} has recurrent_dropout="
                                  f"{layer.recurrent_dropout}, which torch's RNN modules do not have")
+            if layer.zoneout > 0:
+                raise ValueError(f"to_torch: {layer.who} has zoneout={layer.zoneout}, which torch's "
+                                 "RNN modules do not have")
     kind = _RNN_CLASSES[first.mode]
     kwargs = dict(num_layers=len(layers), bias=first.use_bias, batch_first=batch_first,
                   dropout=float(dropout), bidirectional=len(layers[0]) == 2,

@@ -183,7 +183,8 @@ def load_weights(model, path) -> None:
 # -- writing ---------------------------------------------------------------------------------------
 
 def _check_keras_has(model) -> None:
-    """ValueError naming the first layer Keras could not load: an LSTM with peepholes."""
+    """ValueError naming the first layer Keras could not load: an LSTM with peepholes, a layer
+    with zoneout."""
     from fastrnn.layers import variables
     from fastrnn.layers.recurrent import Recurrent
     from fastrnn.modes import PARAMS
@@ -192,6 +193,9 @@ def _check_keras_has(model) -> None:
         if isinstance(layer, Recurrent) and PARAMS[layer.mode]:
             raise ValueError(f"{layer.who} has peepholes, which Keras's LSTM has not, so a Keras "
                              "file cannot hold it; save the model as .npz instead")
+        if isinstance(layer, Recurrent) and layer.zoneout > 0:
+            raise ValueError(f"{layer.who} has zoneout={layer.zoneout}, which Keras's layers have "
+                             "not, so a Keras file cannot hold it; save the model as .npz instead")
 
 
 def _weights_bytes(model) -> bytes:

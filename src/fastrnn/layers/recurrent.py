@@ -88,6 +88,7 @@ class Recurrent(Layer):
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, zero_output_for_mask: bool = False,
                  checkpoint_every: int | None = None,
+                 zoneout: float = 0.0,
                  input_dim: int | None = None, input_length: int | None = None,
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True, input_shape: tuple | None = None,
@@ -125,6 +126,7 @@ class Recurrent(Layer):
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.checkpoint_every = check_int(f"{self.who}: checkpoint_every", checkpoint_every, low=0, allow_none=True)
+        self.zoneout = check_real(f"{self.who}: zoneout", zoneout, low=0.0, high=1.0, high_open=True)
         set_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll,
                              zero_output_for_mask)
         self.states = None  # [h (B, H), c (B, H) for LSTM] carried by a stateful layer
@@ -282,11 +284,17 @@ class Recurrent(Layer):
             self.mode, x_tm, h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
             c0=c0, mask=mask, reverse=self.go_backwards, training=training, **self.kernel_options(),
             recurrent_masks=None if recurrent is None else self.kernel_blocks(recurrent),
-            input_masks=input_masks, checkpoint_every=self.checkpoint_every, return_sequences=sequences)
+            input_masks=input_masks, checkpoint_every=self.checkpoint_every, return_sequences=sequences,
+            zoneout=self.zoneout, zoneout_seed=self._zoneout_seed() if training else 0)
         if self.stateful:
             self.states = [h_n.copy()] + ([c_n.copy()] if c_n is not None else [])
         self._cache = (cache, drop, mask) if training else None
         return y, h_n, c_n
+
+    def _zoneout_seed(self) -> int:
+        """A fresh seed of zoneout's draws for a training call, from ``rng`` (none without zoneout,
+        so that the dropout masks' draws stay Keras's)."""
+        return int(self.rng.integers(0, 2**63)) if self.zoneout > 0 else 0
 
     def dropout_masks(self, B: int, F: int):
         """The dropout masks of one training call, drawn from ``rng`` as Keras's cells draw
@@ -456,6 +464,8 @@ class Recurrent(Layer):
             zero_output_for_mask=self.zero_output_for_mask)
         if self.checkpoint_every is not None:  # fastrnn's own: absent from Keras's configs
             config["checkpoint_every"] = self.checkpoint_every
+        if self.zoneout:
+            config["zoneout"] = self.zoneout
         return config
 
 
@@ -608,6 +618,9 @@ class LSTM(Recurrent):
             recomputed in the backward pass (less memory, about one more forward's time, the
             same gradients); None (the default) checkpoints only beyond
             ``fastrnn.ops.get_bptt_memory_limit()`` bytes. See ``fastrnn.ops.rnn_forward``.
+        zoneout: haste's zoneout (fastrnn's own, not Keras's): in training each unit of h keeps
+            its previous value with this probability, drawn afresh at every step; at inference
+            h is its expectation. The cell state is never zoned out. In [0, 1).
         input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
         input_length: see ``input_dim``.
 
@@ -635,6 +648,7 @@ class LSTM(Recurrent):
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, zero_output_for_mask: bool = False,
                  checkpoint_every: int | None = None,
+                 zoneout: float = 0.0,
                  input_dim: int | None = None, input_length: int | None = None,
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True, input_shape: tuple | None = None,
@@ -661,6 +675,7 @@ class LSTM(Recurrent):
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful,
                          unroll=unroll, zero_output_for_mask=zero_output_for_mask,
                          checkpoint_every=checkpoint_every,
+                         zoneout=zoneout,
                          input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
                          trainable=trainable, input_shape=input_shape, batch_size=batch_size,
                          batch_input_shape=batch_input_shape, seed=seed,
@@ -739,6 +754,9 @@ class GRU(Recurrent):
             recomputed in the backward pass (less memory, about one more forward's time, the
             same gradients); None (the default) checkpoints only beyond
             ``fastrnn.ops.get_bptt_memory_limit()`` bytes. See ``fastrnn.ops.rnn_forward``.
+        zoneout: haste's zoneout (fastrnn's own, not Keras's): in training each unit of h keeps
+            its previous value with this probability, drawn afresh at every step; at inference
+            h is its expectation. The cell state is never zoned out. In [0, 1).
         input_dim: Keras 2's way of giving ``input_shape=(input_length, input_dim)``.
         input_length: see ``input_dim``.
 
@@ -765,6 +783,7 @@ class GRU(Recurrent):
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, zero_output_for_mask: bool = False,
                  checkpoint_every: int | None = None,
+                 zoneout: float = 0.0,
                  input_dim: int | None = None, input_length: int | None = None,
                  name: str | None = None, dtype: str | np.dtype = "float32",
                  trainable: bool = True, input_shape: tuple | None = None,
@@ -787,6 +806,7 @@ class GRU(Recurrent):
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful,
                          unroll=unroll, zero_output_for_mask=zero_output_for_mask,
                          checkpoint_every=checkpoint_every,
+                         zoneout=zoneout,
                          input_dim=input_dim, input_length=input_length, name=name, dtype=dtype,
                          trainable=trainable, input_shape=input_shape, batch_size=batch_size,
                          batch_input_shape=batch_input_shape, seed=seed,

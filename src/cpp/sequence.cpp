@@ -357,13 +357,21 @@ std::vector<Row<T>> own_biases(const ForwardArgs<T>& a) {
   return biases;
 }
 
+// The threads for a product of about `work` multiply-adds.
+int threads_for(double work) { return static_cast<int>(std::clamp<double>(work / kMinWork, 1, Eigen::nbThreads())); }
+
+// The first row of share k of `threads` over `rows` rows, on a multiple of kRowAlign (rows for
+// k == threads).
+Index row_cut(Index rows, int k, int threads) {
+  return k == threads ? rows : rows * k / threads / kRowAlign * kRowAlign;
+}
+
 // Rows [0, rows) shared out between threads for a product over them of about `work`
-// multiply-adds: share(r0, r1) on each thread's rows, cut on multiples of kRowAlign.
+// multiply-adds: share(r0, r1) on each thread's rows.
 template <typename Share>
 void share_rows(Index rows, double work, Share share) {
-  const int threads = static_cast<int>(std::clamp<double>(work / kMinWork, 1, Eigen::nbThreads()));
-  auto cut = [&](int k) { return k == threads ? rows : rows * k / threads / kRowAlign * kRowAlign; };
-  run_shares(threads, [&](int k) { share(cut(k), cut(k + 1)); });
+  const int threads = threads_for(work);
+  run_shares(threads, [&](int k) { share(row_cut(rows, k, threads), row_cut(rows, k + 1, threads)); });
 }
 
 // Input projections of steps [t0, t1) (all batch rows) into `gates`: (t1 - t0) * B rows of
@@ -791,13 +799,12 @@ void gradient_products(const BackwardArgs<T>& a, Index first, Index ws_first, In
   };
 
   const double work = double(rows) * GH * ((with_dx ? 2 : 1) * I + H);  // multiply-adds
-  const int threads = static_cast<int>(std::clamp<double>(work / kMinWork, 1, Eigen::nbThreads()));
+  const int threads = threads_for(work);
   // Column cuts on multiples of 16.
   auto column = [&](int k) { return k == threads ? GH : std::min(GH, (GH * k / threads + 15) / 16 * 16); };
-  auto row = [&](int k) { return k == threads ? rows : rows * k / threads / kRowAlign * kRowAlign; };
   run_shares(threads, [&](int k) {  // thread k's columns of dw and rows of dx
     gate_columns(column(k), column(k + 1));
-    if (with_dx) input_rows(row(k), row(k + 1));
+    if (with_dx) input_rows(row_cut(rows, k, threads), row_cut(rows, k + 1, threads));
   });
 }
 

@@ -739,7 +739,6 @@ void gradient_products(const BackwardArgs<T>& a, Index first, Index ws_first, In
   const std::vector<Product> products = products_of(layout);
   const std::vector<ColumnRange> ranges = column_ranges(layout, H);
 
-  const ConstMatrixMap<T> w_ih(a.w.w_ih, GH, I);
   auto input_rows = [&](Index r0, Index r1) {  // dx (rows, I) = d (rows, G*H) . w_ih, row by row
     const T* d = d_gates + r0 * GH;
     MatrixMap<T> dx(a.dx + (first + r0) * I, r1 - r0, I);
